@@ -1,0 +1,27 @@
+//! hellofs: `hellofs [-f] [-d] [-o opts] MOUNTPOINT` mounts a file system whose only
+//! file, /hello, says hello.
+
+mod fs;
+
+use puffs::PuffsUserMount;
+
+fn main() {
+    let args = puffs::cli::Args::parse("hellofs", "A read-only file system with one file, /hello.", &[]);
+    puffs::init_logging(args.debug);
+    let source = args.source.clone().unwrap_or_else(|| "hellofs".into());
+    if let Err(e) = run(&args, &source) {
+        eprintln!("hellofs: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &puffs::cli::Args, source: &str) -> Result<(), puffs::Error> {
+    let mut pu = PuffsUserMount::new(fs::Hello::new(), "hellofs", source)?
+        .options(&args.options)
+        .read_only(true);
+    if !args.foreground {
+        pu.daemon()?;
+    }
+    pu.mount(&args.mountpoint)?;
+    pu.mainloop()
+}

@@ -1,0 +1,225 @@
+//! Value types that ops take and return: attributes, attribute changes, entries,
+//! open results, locks and the statvfs answer. Plain data, no kernel types.
+
+use std::ffi::OsString;
+use std::time::{Duration, SystemTime};
+
+/// The type of a node, as `st_mode & S_IFMT` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileType {
+    Fifo,
+    CharDevice,
+    Directory,
+    BlockDevice,
+    RegularFile,
+    Symlink,
+    Socket,
+}
+
+impl FileType {
+    /// The type bits of a `mode_t` (`S_IFREG` and so on), or None for an invalid type.
+    pub fn from_mode(mode: u32) -> Option<FileType> {
+        Some(match mode & libc::S_IFMT as u32 {
+            m if m == libc::S_IFIFO as u32 => FileType::Fifo,
+            m if m == libc::S_IFCHR as u32 => FileType::CharDevice,
+            m if m == libc::S_IFDIR as u32 => FileType::Directory,
+            m if m == libc::S_IFBLK as u32 => FileType::BlockDevice,
+            m if m == libc::S_IFREG as u32 => FileType::RegularFile,
+            m if m == libc::S_IFLNK as u32 => FileType::Symlink,
+            m if m == libc::S_IFSOCK as u32 => FileType::Socket,
+            _ => return None,
+        })
+    }
+
+    /// The `S_IF*` bits of this type.
+    pub fn mode_bits(self) -> u32 {
+        (match self {
+            FileType::Fifo => libc::S_IFIFO,
+            FileType::CharDevice => libc::S_IFCHR,
+            FileType::Directory => libc::S_IFDIR,
+            FileType::BlockDevice => libc::S_IFBLK,
+            FileType::RegularFile => libc::S_IFREG,
+            FileType::Symlink => libc::S_IFLNK,
+            FileType::Socket => libc::S_IFSOCK,
+        }) as u32
+    }
+}
+
+/// A node's attributes (`struct stat`). There is no inode number: `st_ino` is always the
+/// node's kernel inode number (`Node::ino`), which the framework fills in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub size: u64,
+    /// 512-byte blocks allocated.
+    pub blocks: u64,
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub kind: FileType,
+    /// Permission bits including set-uid, set-gid and sticky (`mode & 07777`).
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub blksize: u32,
+}
+
+impl Attr {
+    /// Attributes of a new node of `kind` with permission bits `perm`, owned by root,
+    /// all times set to now.
+    pub fn new(kind: FileType, perm: u16) -> Attr {
+        let now = SystemTime::now();
+        Attr {
+            size: 0,
+            blocks: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            kind,
+            perm,
+            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+        }
+    }
+
+    /// `st_mode`: type bits and permission bits.
+    pub fn mode(&self) -> u32 {
+        self.kind.mode_bits() | u32::from(self.perm)
+    }
+}
+
+/// A time to set with setattr: a given instant or "now" (`UTIME_NOW`). `UTIME_OMIT` is
+/// the absence of a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetTime {
+    Now,
+    At(SystemTime),
+}
+
+impl SetTime {
+    /// The instant this stands for, with "now" read once by the caller.
+    pub fn resolve(self, now: SystemTime) -> SystemTime {
+        match self {
+            SetTime::Now => now,
+            SetTime::At(t) => t,
+        }
+    }
+}
+
+/// What a setattr request changes; each field that is None stays as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<SetTime>,
+    pub mtime: Option<SetTime>,
+    pub ctime: Option<SystemTime>,
+    /// The file handle when the change comes through an open file (ftruncate, fchmod).
+    pub fh: Option<u64>,
+}
+
+/// The reply to lookup, create, mkdir, mknod, symlink and link: the node (found or
+/// new) and its attributes. `key` names the node in the file system's terms (its own
+/// inode number, a backing (st_dev, st_ino), ...): when a node with that key is already
+/// known the framework reuses it and drops `data`, so hard links share one node.
+#[derive(Debug)]
+pub struct Entry<K, N> {
+    pub key: K,
+    pub data: N,
+    pub attr: Attr,
+    /// How long the kernel may cache the name (None: the mount's entry timeout).
+    pub entry_ttl: Option<Duration>,
+    /// How long the kernel may cache the attributes (None: the mount's attr timeout).
+    pub attr_ttl: Option<Duration>,
+}
+
+impl<K, N> Entry<K, N> {
+    pub fn new(key: K, data: N, attr: Attr) -> Self {
+        Entry {
+            key,
+            data,
+            attr,
+            entry_ttl: None,
+            attr_ttl: None,
+        }
+    }
+}
+
+/// The reply to open, opendir and create: the fs's file handle and how the kernel
+/// should treat the open file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Opened {
+    pub fh: u64,
+    /// Bypass the page cache for this open file (FOPEN_DIRECT_IO).
+    pub direct_io: bool,
+    /// Keep cached pages from an earlier open (FOPEN_KEEP_CACHE).
+    pub keep_cache: bool,
+    /// The file is not seekable (FOPEN_NONSEEKABLE).
+    pub nonseekable: bool,
+}
+
+impl Opened {
+    pub fn fh(fh: u64) -> Self {
+        Opened {
+            fh,
+            ..Opened::default()
+        }
+    }
+}
+
+/// A POSIX record lock (getlk / setlk), byte range `start..=end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lock {
+    pub start: u64,
+    pub end: u64,
+    /// F_RDLCK, F_WRLCK or F_UNLCK.
+    pub typ: i32,
+    pub pid: u32,
+    /// The lock owner the kernel gives (one per open file description / process).
+    pub owner: u64,
+}
+
+/// The answer to statvfs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Statvfs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namemax: u32,
+    pub frsize: u32,
+}
+
+impl Default for Statvfs {
+    fn default() -> Self {
+        Statvfs {
+            blocks: 0,
+            bfree: 0,
+            bavail: 0,
+            files: 0,
+            ffree: 0,
+            bsize: 4096,
+            namemax: 255,
+            frsize: 4096,
+        }
+    }
+}
+
+/// One directory entry for readdir. `ino` is the `d_ino` user space sees: the node's
+/// inode number when the kernel knows the node (`Cx::node_by_key`), else any nonzero
+/// number (a hint only). `offset` is the cookie of the *next* entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub ino: u64,
+    pub offset: u64,
+    pub kind: FileType,
+    pub name: OsString,
+}

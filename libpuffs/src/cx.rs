@@ -1,0 +1,93 @@
+//! The call context every op receives (puffs_cc plus puffs_cred): who is calling, and
+//! a handle on the running mount: its node table, timers, fd readiness, spawning
+//! other continuations, and exit.
+
+use std::cell::Ref;
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::cc::{JoinHandle, YieldNow};
+use crate::event::Interest;
+use crate::node::{Node, NodeTable};
+use crate::ops::{Cred, Ops};
+use crate::reactor::{FdReady, Sleep};
+use crate::usermount::{Runtime, State};
+
+pub struct Cx<F: Ops> {
+    cred: Cred,
+    rt: Rc<Runtime<F>>,
+}
+
+impl<F: Ops> Cx<F> {
+    pub(crate) fn new(cred: Cred, rt: Rc<Runtime<F>>) -> Self {
+        Cx { cred, rt }
+    }
+
+    /// The caller's credentials.
+    pub fn cred(&self) -> &Cred {
+        &self.cred
+    }
+
+    /// The node the kernel knows as `ino`.
+    pub fn node(&self, ino: u64) -> Option<Rc<Node<F>>> {
+        self.rt.nodes.borrow().get(ino).cloned()
+    }
+
+    /// The live node with the file system's key `key`, if the kernel knows one.
+    pub fn node_by_key(&self, key: &F::Key) -> Option<Rc<Node<F>>> {
+        self.rt.nodes.borrow().by_key(key).cloned()
+    }
+
+    /// The whole node table, for walking it. Do not hold it across an `.await`.
+    pub fn nodes(&self) -> Ref<'_, NodeTable<F>> {
+        self.rt.nodes.borrow()
+    }
+
+    /// The mount's state (running, or unmounting during the last ops).
+    pub fn state(&self) -> State {
+        self.rt.state.get()
+    }
+
+    /// The mount's type name and source ("mntfromname").
+    pub fn names(&self) -> (&str, &str) {
+        (&self.rt.typename, &self.rt.source)
+    }
+
+    /// Sleeps without blocking the loop: other requests go on meanwhile.
+    pub fn sleep(&self, d: Duration) -> Sleep {
+        Sleep::new(Rc::clone(&self.rt.reactor), Instant::now() + d)
+    }
+
+    /// Waits until `fd` is readable (framebuf channels, sockets, pipes).
+    pub fn readable(&self, fd: RawFd) -> impl Future<Output = io::Result<()>> {
+        FdReady::new(Rc::clone(&self.rt.reactor), fd, Interest::READABLE)
+    }
+
+    /// Waits until `fd` is writable.
+    pub fn writable(&self, fd: RawFd) -> impl Future<Output = io::Result<()>> {
+        FdReady::new(Rc::clone(&self.rt.reactor), fd, Interest::WRITABLE)
+    }
+
+    /// Runs `fut` as a continuation of its own; await the handle for its output.
+    pub fn spawn<T: 'static>(&self, fut: impl Future<Output = T> + 'static) -> JoinHandle<T> {
+        JoinHandle::spawn(&self.rt.exec, fut)
+    }
+
+    /// Lets other continuations run before this one goes on.
+    pub fn yield_now(&self) -> impl Future<Output = ()> {
+        YieldNow::new()
+    }
+
+    /// Asks the mainloop to unmount and return (puffs_exit).
+    pub fn exit(&self) {
+        self.rt.request_exit();
+    }
+
+    /// The file system value itself.
+    pub fn fs(&self) -> &F {
+        &self.rt.fs
+    }
+}

@@ -1,0 +1,105 @@
+//! Buffers that readdir and readdirplus fill. They count bytes the way the kernel's
+//! reply buffer does, so an op stops exactly when the reply would overflow.
+
+use std::ffi::OsStr;
+
+use crate::attr::{DirEntry, FileType};
+use crate::ops::{EntryOf, Ops};
+
+/// Size of `struct fuse_dirent` before the name.
+const DIRENT_HEADER: usize = 24;
+/// Size of `struct fuse_entry_out` that precedes each dirent in readdirplus.
+const ENTRY_OUT: usize = 128;
+
+fn padded(len: usize) -> usize {
+    (len + 7) & !7
+}
+
+/// Entries for one readdir reply.
+#[derive(Debug)]
+pub struct DirBuf {
+    entries: Vec<DirEntry>,
+    room: usize,
+}
+
+impl DirBuf {
+    /// A buffer for a reply of at most `size` bytes.
+    pub fn new(size: usize) -> Self {
+        DirBuf {
+            entries: Vec::new(),
+            room: size,
+        }
+    }
+
+    /// Adds an entry (`offset`: the cookie of the entry after it). Returns false, and
+    /// adds nothing, when the reply is full: stop there.
+    pub fn add(&mut self, ino: u64, offset: u64, kind: FileType, name: &OsStr) -> bool {
+        let need = padded(DIRENT_HEADER + name.len());
+        if need > self.room {
+            return false;
+        }
+        self.room -= need;
+        self.entries.push(DirEntry {
+            ino,
+            offset,
+            kind,
+            name: name.to_owned(),
+        });
+        true
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn into_entries(self) -> Vec<DirEntry> {
+        self.entries
+    }
+}
+
+/// One readdirplus entry: a name with its node entry (None for "." and "..", which the
+/// kernel does not count as lookups).
+pub struct DirPlusEntry<F: Ops> {
+    pub name: std::ffi::OsString,
+    pub offset: u64,
+    pub entry: EntryOf<F>,
+}
+
+/// Entries for one readdirplus reply.
+pub struct DirPlusBuf<F: Ops> {
+    entries: Vec<DirPlusEntry<F>>,
+    room: usize,
+}
+
+impl<F: Ops> DirPlusBuf<F> {
+    pub fn new(size: usize) -> Self {
+        DirPlusBuf {
+            entries: Vec::new(),
+            room: size,
+        }
+    }
+
+    /// Adds an entry with its node and attributes. Returns false, and adds nothing, when
+    /// the reply is full. Entries that are added count as lookups of their nodes.
+    pub fn add(&mut self, name: &OsStr, offset: u64, entry: EntryOf<F>) -> bool {
+        let need = padded(ENTRY_OUT + DIRENT_HEADER + name.len());
+        if need > self.room {
+            return false;
+        }
+        self.room -= need;
+        self.entries.push(DirPlusEntry {
+            name: name.to_owned(),
+            offset,
+            entry,
+        });
+        true
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn into_entries(self) -> Vec<DirPlusEntry<F>> {
+        self.entries
+    }
+}

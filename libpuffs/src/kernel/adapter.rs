@@ -1,0 +1,467 @@
+//! The fuser `Filesystem` the reader thread calls. It owns no file system state: it
+//! refuses ops outside the opmask with ENOSYS right here, copies each request's
+//! arguments into a frame, and queues it for the mainloop.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyLock, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request as FReq,
+    TimeOrNow, WriteFlags,
+};
+
+use super::request::{Inbox, KOp, Request};
+use crate::attr::{Attr, Lock, SetAttr, SetTime, Statvfs};
+use crate::ops::{Cred, Op, OpMask, RenameFlags};
+
+/// What the INIT handshake asks of the kernel.
+pub(crate) struct InitParams {
+    pub max_write: u32,
+    pub writeback_cache: bool,
+}
+
+pub(crate) struct Adapter {
+    inbox: Arc<Inbox>,
+    mask: OpMask,
+    /// The statvfs answer for file systems that do not implement statvfs.
+    statvfs: Statvfs,
+    /// The root's attributes for file systems that do not implement getattr.
+    root_attr: Attr,
+    init: InitParams,
+}
+
+impl Adapter {
+    pub(crate) fn new(inbox: Arc<Inbox>, mask: OpMask, statvfs: Statvfs, root_attr: Attr, init: InitParams) -> Self {
+        Adapter {
+            inbox,
+            mask,
+            statvfs,
+            root_attr,
+            init,
+        }
+    }
+
+    /// Queues `op` for the loop, or answers ENOSYS when the fs does not implement it.
+    fn queue(&self, req: &FReq, op: KOp) {
+        if !self.mask.contains(op.op()) {
+            refuse(op);
+            return;
+        }
+        let cred = Cred {
+            uid: req.uid(),
+            gid: req.gid(),
+            pid: req.pid(),
+        };
+        self.inbox.push(Request::Op(cred, op));
+    }
+
+    /// The capabilities we serve, from an explicit list (never whatever the kernel
+    /// offers: some bits, like FUSE_OVER_IO_URING, need support we do not have).
+    fn wanted_capabilities(&self) -> InitFlags {
+        let mut want = InitFlags::FUSE_ASYNC_READ
+            | InitFlags::FUSE_BIG_WRITES
+            | InitFlags::FUSE_MAX_PAGES
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            | InitFlags::FUSE_AUTO_INVAL_DATA
+            | InitFlags::FUSE_ASYNC_DIO
+            // An fs without open/opendir is stateless: ENOSYS then means "no handle".
+            | InitFlags::FUSE_NO_OPEN_SUPPORT
+            | InitFlags::FUSE_NO_OPENDIR_SUPPORT;
+        if self.mask.contains(Op::Readdirplus) {
+            want |= InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
+        }
+        if self.mask.contains(Op::Setlk) {
+            want |= InitFlags::FUSE_POSIX_LOCKS;
+        }
+        if self.init.writeback_cache {
+            want |= InitFlags::FUSE_WRITEBACK_CACHE;
+        }
+        want
+    }
+}
+
+/// Answers an op the file system does not implement, on the reader thread.
+fn refuse(op: KOp) {
+    let e = Errno::ENOSYS;
+    match op {
+        KOp::Statfs { reply } => reply.error(e),
+        KOp::Lookup { reply, .. }
+        | KOp::Mknod { reply, .. }
+        | KOp::Mkdir { reply, .. }
+        | KOp::Symlink { reply, .. }
+        | KOp::Link { reply, .. } => reply.error(e),
+        KOp::Getattr { reply, .. } | KOp::Setattr { reply, .. } => reply.error(e),
+        // Nothing was opened by the fs, so nothing is left to release.
+        KOp::Release { reply, .. } | KOp::Releasedir { reply, .. } => reply.ok(),
+        KOp::Access { reply, .. }
+        | KOp::Unlink { reply, .. }
+        | KOp::Rmdir { reply, .. }
+        | KOp::Rename { reply, .. }
+        | KOp::Flush { reply, .. }
+        | KOp::Fsync { reply, .. }
+        | KOp::Fsyncdir { reply, .. }
+        | KOp::Setxattr { reply, .. }
+        | KOp::Removexattr { reply, .. }
+        | KOp::Fallocate { reply, .. }
+        | KOp::Setlk { reply, .. } => reply.error(e),
+        KOp::Readlink { reply, .. } | KOp::Read { reply, .. } => reply.error(e),
+        KOp::Open { reply, .. } | KOp::Opendir { reply, .. } => reply.error(e),
+        KOp::Create { reply, .. } => reply.error(e),
+        KOp::Write { reply, .. } | KOp::CopyFileRange { reply, .. } => reply.error(e),
+        KOp::Readdir { reply, .. } => reply.error(e),
+        KOp::Readdirplus { reply, .. } => reply.error(e),
+        KOp::Getxattr { reply, .. } | KOp::Listxattr { reply, .. } => reply.error(e),
+        KOp::Lseek { reply, .. } => reply.error(e),
+        KOp::Getlk { reply, .. } => reply.error(e),
+    }
+}
+
+fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
+    t.map(|t| match t {
+        TimeOrNow::Now => SetTime::Now,
+        TimeOrNow::SpecificTime(t) => SetTime::At(t),
+    })
+}
+
+fn rename_flags(f: fuser::RenameFlags) -> RenameFlags {
+    RenameFlags {
+        noreplace: f.contains(fuser::RenameFlags::RENAME_NOREPLACE),
+        exchange: f.contains(fuser::RenameFlags::RENAME_EXCHANGE),
+        whiteout: f.contains(fuser::RenameFlags::RENAME_WHITEOUT),
+    }
+}
+
+impl Filesystem for Adapter {
+    fn init(&mut self, _req: &FReq, config: &mut KernelConfig) -> io::Result<()> {
+        let want = self.wanted_capabilities() & config.capabilities();
+        if let Err(missing) = config.add_capabilities(want) {
+            log::warn!("kernel refused capabilities {missing:?}");
+        }
+        if let Err(max) = config.set_max_write(self.init.max_write) {
+            let _ = config.set_max_write(max);
+        }
+        let _ = config.set_max_background(64);
+        log::debug!("INIT: capabilities {:?}", config.capabilities() & want);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        self.inbox.push(Request::Destroyed);
+    }
+
+    fn lookup(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.to_owned();
+        self.queue(req, KOp::Lookup { parent: parent.0, name, reply });
+    }
+
+    fn forget(&self, _req: &FReq, ino: INodeNo, nlookup: u64) {
+        self.inbox.push(Request::Forget(vec![(ino.0, nlookup)]));
+    }
+
+    fn getattr(&self, req: &FReq, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        if !self.mask.contains(Op::Getattr) && ino.0 == crate::node::ROOT_INO {
+            reply.attr(&Duration::from_secs(1), &super::convert::file_attr(&self.root_attr, ino.0));
+            return;
+        }
+        self.queue(req, KOp::Getattr { ino: ino.0, fh: fh.map(|f| f.0), reply });
+    }
+
+    fn setattr(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: set_time(atime),
+            mtime: set_time(mtime),
+            ctime,
+            fh: fh.map(|f| f.0),
+        };
+        self.queue(req, KOp::Setattr { ino: ino.0, set, reply });
+    }
+
+    fn readlink(&self, req: &FReq, ino: INodeNo, reply: ReplyData) {
+        self.queue(req, KOp::Readlink { ino: ino.0, reply });
+    }
+
+    fn mknod(&self, req: &FReq, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let name = name.to_owned();
+        self.queue(req, KOp::Mknod { parent: parent.0, name, mode, umask, rdev, reply });
+    }
+
+    fn mkdir(&self, req: &FReq, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let name = name.to_owned();
+        self.queue(req, KOp::Mkdir { parent: parent.0, name, mode, umask, reply });
+    }
+
+    fn unlink(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.queue(req, KOp::Unlink { parent: parent.0, name, reply });
+    }
+
+    fn rmdir(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.queue(req, KOp::Rmdir { parent: parent.0, name, reply });
+    }
+
+    fn symlink(&self, req: &FReq, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let (name, target) = (link_name.to_owned(), target.to_owned());
+        self.queue(req, KOp::Symlink { parent: parent.0, name, target, reply });
+    }
+
+    fn rename(
+        &self,
+        req: &FReq,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let op = KOp::Rename {
+            parent: parent.0,
+            name: name.to_owned(),
+            newparent: newparent.0,
+            newname: newname.to_owned(),
+            flags: rename_flags(flags),
+            reply,
+        };
+        self.queue(req, op);
+    }
+
+    fn link(&self, req: &FReq, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let newname = newname.to_owned();
+        self.queue(req, KOp::Link { ino: ino.0, newparent: newparent.0, newname, reply });
+    }
+
+    fn open(&self, req: &FReq, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.queue(req, KOp::Open { ino: ino.0, flags: flags.0, reply });
+    }
+
+    fn read(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.queue(req, KOp::Read { ino: ino.0, fh: fh.0, offset, size, reply });
+    }
+
+    fn write(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        // The data lives in fuser's read buffer, which the next request reuses.
+        let data = data.to_vec();
+        self.queue(req, KOp::Write { ino: ino.0, fh: fh.0, offset, data, flags: flags.0, reply });
+    }
+
+    fn flush(&self, req: &FReq, ino: INodeNo, fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
+        self.queue(req, KOp::Flush { ino: ino.0, fh: fh.0, lock_owner: lock_owner.0, reply });
+    }
+
+    fn release(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.queue(req, KOp::Release { ino: ino.0, fh: fh.0, flags: flags.0, reply });
+    }
+
+    fn fsync(&self, req: &FReq, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        self.queue(req, KOp::Fsync { ino: ino.0, fh: fh.0, datasync, reply });
+    }
+
+    fn opendir(&self, req: &FReq, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.queue(req, KOp::Opendir { ino: ino.0, flags: flags.0, reply });
+    }
+
+    fn readdir(&self, req: &FReq, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
+        self.queue(req, KOp::Readdir { ino: ino.0, fh: fh.0, offset, reply });
+    }
+
+    fn readdirplus(&self, req: &FReq, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
+        self.queue(req, KOp::Readdirplus { ino: ino.0, fh: fh.0, offset, reply });
+    }
+
+    fn releasedir(&self, req: &FReq, ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.queue(req, KOp::Releasedir { ino: ino.0, fh: fh.0, reply });
+    }
+
+    fn fsyncdir(&self, req: &FReq, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        self.queue(req, KOp::Fsyncdir { ino: ino.0, fh: fh.0, datasync, reply });
+    }
+
+    fn statfs(&self, req: &FReq, _ino: INodeNo, reply: ReplyStatfs) {
+        if !self.mask.contains(Op::Statvfs) {
+            let s = self.statvfs;
+            reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namemax, s.frsize);
+            return;
+        }
+        self.queue(req, KOp::Statfs { reply });
+    }
+
+    fn setxattr(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.queue(req, KOp::Setxattr { ino: ino.0, name, value, flags, reply });
+    }
+
+    fn getxattr(&self, req: &FReq, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = name.to_owned();
+        self.queue(req, KOp::Getxattr { ino: ino.0, name, size, reply });
+    }
+
+    fn listxattr(&self, req: &FReq, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.queue(req, KOp::Listxattr { ino: ino.0, size, reply });
+    }
+
+    fn removexattr(&self, req: &FReq, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.queue(req, KOp::Removexattr { ino: ino.0, name, reply });
+    }
+
+    fn access(&self, req: &FReq, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        self.queue(req, KOp::Access { ino: ino.0, mask: mask.bits(), reply });
+    }
+
+    fn create(
+        &self,
+        req: &FReq,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let name = name.to_owned();
+        self.queue(req, KOp::Create { parent: parent.0, name, mode, umask, flags, reply });
+    }
+
+    fn getlk(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        reply: ReplyLock,
+    ) {
+        let lock = Lock { start, end, typ, pid, owner: lock_owner.0 };
+        self.queue(req, KOp::Getlk { ino: ino.0, fh: fh.0, lock, reply });
+    }
+
+    fn setlk(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        let lock = Lock { start, end, typ, pid, owner: lock_owner.0 };
+        self.queue(req, KOp::Setlk { ino: ino.0, fh: fh.0, lock, sleep, reply });
+    }
+
+    fn fallocate(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        self.queue(req, KOp::Fallocate { ino: ino.0, fh: fh.0, offset, length, mode, reply });
+    }
+
+    fn lseek(&self, req: &FReq, ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        self.queue(req, KOp::Lseek { ino: ino.0, fh: fh.0, offset, whence, reply });
+    }
+
+    fn copy_file_range(
+        &self,
+        req: &FReq,
+        ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let op = KOp::CopyFileRange {
+            ino_in: ino_in.0,
+            fh_in: fh_in.0,
+            off_in: offset_in,
+            ino_out: ino_out.0,
+            fh_out: fh_out.0,
+            off_out: offset_out,
+            len,
+            reply,
+        };
+        self.queue(req, op);
+    }
+}

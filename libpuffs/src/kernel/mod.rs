@@ -1,0 +1,15 @@
+//! The kernel channel: the only module that knows fuser. `adapter` runs on fuser's
+//! reader thread and turns each request into an owned `Request` frame on the inbox;
+//! `dispatch` runs on the mainloop and turns a frame into a continuation that calls
+//! the file system's op and sends the reply; `session` mounts and unmounts.
+
+mod adapter;
+mod convert;
+mod dispatch;
+mod request;
+mod session;
+
+pub(crate) use dispatch::dispatch;
+pub(crate) use request::{Inbox, Request};
+pub(crate) use convert::Ttls;
+pub(crate) use session::{mount, Session};

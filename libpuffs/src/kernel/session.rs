@@ -1,0 +1,240 @@
+//! Mounting: check the mount point, build fuser's config from our settings, run the
+//! INIT handshake (`Session::new` returns once it is answered: the mount is up), and
+//! start the reader thread. Unmounting goes through fuser's unmounter.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use fuser::{Config, MountOption, SessionACL, SessionUnmounter};
+use nix::sys::signal::{SigSet, Signal};
+
+use super::adapter::{Adapter, InitParams};
+use super::request::{Inbox, Request};
+use crate::error::Error;
+use crate::ops::Ops;
+use crate::usermount::{MountFlags, Runtime};
+
+/// A mounted file system's kernel side.
+pub(crate) struct Session {
+    unmount: Unmount,
+    _reader: JoinHandle<io::Result<()>>,
+    pub(crate) mountpoint: PathBuf,
+}
+
+/// Who mounted, and so who unmounts.
+enum Unmount {
+    /// We called mount(2) ourselves (as root).
+    Own { mounted: bool },
+    /// fuser mounted through fusermount3 (unprivileged, or auto_unmount).
+    Fuser(SessionUnmounter),
+}
+
+impl Session {
+    /// Detaches the mount; the reader sees the connection end once nobody uses it.
+    pub(crate) fn unmount(&mut self) -> io::Result<()> {
+        match &mut self.unmount {
+            Unmount::Own { mounted } if *mounted => {
+                *mounted = false;
+                match nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH) {
+                    // Already gone (unmounted from outside): nothing left to do.
+                    Ok(()) | Err(nix::errno::Errno::EINVAL) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Unmount::Own { .. } => Ok(()),
+            Unmount::Fuser(u) => u.unmount(),
+        }
+    }
+}
+
+fn mount_error(path: &Path, why: &str, source: io::Error) -> Error {
+    Error::Mount {
+        path: path.to_owned(),
+        why: why.to_owned(),
+        source,
+    }
+}
+
+/// Refuses a mount point that cannot work, with the reason spelled out.
+fn check_mountpoint(dir: &Path) -> Result<(), Error> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(mount_error(dir, "the mount point does not exist", e)),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            Err(mount_error(dir, "no permission to reach the mount point", e))
+        }
+        Err(e) => Err(mount_error(dir, "cannot look at the mount point", e)),
+        Ok(m) if !m.is_dir() => Err(mount_error(
+            dir,
+            "the mount point is not a directory",
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn check_dev_fuse(dir: &Path) -> Result<(), Error> {
+    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(mount_error(
+            dir,
+            "no /dev/fuse: load the fuse kernel module (modprobe fuse) or install fuse3",
+            e,
+        )),
+        // Unprivileged users mount through fusermount3, which opens it for them.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+        Err(e) => Err(mount_error(dir, "cannot open /dev/fuse", e)),
+    }
+}
+
+fn fuser_config(flags: &MountFlags, typename: &str, source: &str) -> Config {
+    let mut opts = vec![
+        MountOption::FSName(flags.fsname.clone().unwrap_or_else(|| source.to_owned())),
+        MountOption::Subtype(flags.subtype.clone().unwrap_or_else(|| typename.to_owned())),
+    ];
+    let pairs = [
+        (flags.ro, MountOption::RO),
+        (flags.nosuid, MountOption::NoSuid),
+        (flags.nodev, MountOption::NoDev),
+        (flags.noexec, MountOption::NoExec),
+        (flags.noatime, MountOption::NoAtime),
+        (flags.default_permissions, MountOption::DefaultPermissions),
+        (flags.auto_unmount, MountOption::AutoUnmount),
+    ];
+    opts.extend(pairs.into_iter().filter(|(on, _)| *on).map(|(_, o)| o));
+    let mut config = Config::default();
+    config.mount_options = opts;
+    config.acl = if flags.allow_other {
+        SessionACL::All
+    } else if flags.auto_unmount {
+        // fusermount3 needs allow_other-like access for auto_unmount; root and owner
+        // is the narrowest fuser accepts.
+        SessionACL::RootAndOwner
+    } else {
+        SessionACL::Owner
+    };
+    config
+}
+
+/// Blocks the termination signals in this thread (and so in every thread it starts)
+/// and turns them into `Request::Signal` on the inbox from a thread of their own.
+fn forward_signals(inbox: &Arc<Inbox>) -> io::Result<()> {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block()?;
+    let inbox = Arc::clone(inbox);
+    std::thread::Builder::new().name("puffs-signals".into()).spawn(move || {
+        while let Ok(sig) = set.wait() {
+            inbox.push(Request::Signal(sig as i32));
+        }
+    })?;
+    Ok(())
+}
+
+/// Mounts `rt`'s file system on `dir` and starts the reader thread.
+pub(crate) fn mount<F: Ops>(dir: &Path, rt: &Rc<Runtime<F>>, inbox: &Arc<Inbox>) -> Result<Session, Error> {
+    check_mountpoint(dir)?;
+    check_dev_fuse(dir)?;
+    let s = &rt.settings;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| mount_error(dir, "cannot resolve the mount point", e))?;
+    if s.handle_signals {
+        forward_signals(inbox)?;
+    }
+    let init = InitParams {
+        max_write: s.max_write,
+        writeback_cache: s.writeback_cache,
+    };
+    let adapter = Adapter::new(Arc::clone(inbox), F::OPMASK, s.statvfs, s.root_attr, init);
+    let config = fuser_config(&s.flags, &rt.typename, &rt.source);
+    let own = nix::unistd::geteuid().is_root() && !s.flags.auto_unmount;
+    let (session, unmount) = if own {
+        let fd = mount_as_root(&dir, &s.flags, &rt.typename, &rt.source)?;
+        let session = fuser::Session::from_fd(adapter, fd, config.acl, config.clone()).map_err(|e| {
+            let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+            mount_error(&dir, "the INIT handshake with the kernel failed", e)
+        })?;
+        (session, Unmount::Own { mounted: true })
+    } else {
+        let mut session = fuser::Session::new(adapter, &dir, &config).map_err(|e| fuser_mount_error(&dir, e))?;
+        let unmounter = session.unmount_callable();
+        (session, Unmount::Fuser(unmounter))
+    };
+    let reader = std::thread::Builder::new()
+        .name("puffs-kernel".into())
+        .spawn(move || session.run())?;
+    log::info!("mounted {} on {}", rt.typename, dir.display());
+    Ok(Session {
+        unmount,
+        _reader: reader,
+        mountpoint: dir,
+    })
+}
+
+fn fuser_mount_error(dir: &Path, e: io::Error) -> Error {
+    let why = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => "permission denied (mount as root, or install fuse3 for fusermount3)",
+        Some(libc::ENODEV) => "the kernel has no FUSE support",
+        Some(libc::ENOTCONN) => "the mount point is a dead FUSE mount (unmount it first)",
+        _ => "the kernel refused the mount",
+    };
+    mount_error(dir, why, e)
+}
+
+/// mount(2) of type fuse.TYPE, so /proc/mounts shows the type (fuser's own root mount
+/// says plain "fuse"). Returns the /dev/fuse fd the kernel will talk to.
+#[cfg(target_os = "linux")]
+fn mount_as_root(dir: &Path, flags: &MountFlags, typename: &str, source: &str) -> Result<OwnedFd, Error> {
+    use nix::mount::MsFlags;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map_err(|e| mount_error(dir, "cannot open /dev/fuse", e))?;
+    let root_mode = std::fs::metadata(dir).map(|m| m.mode() & libc::S_IFMT).unwrap_or(libc::S_IFDIR);
+    let mut data = format!("fd={},rootmode={:o},user_id=0,group_id=0", dev.as_raw_fd(), root_mode);
+    if flags.default_permissions {
+        data.push_str(",default_permissions");
+    }
+    if flags.allow_other {
+        data.push_str(",allow_other");
+    }
+    // Like libfuse: no set-uid programs and no device nodes from a user file system.
+    let mut ms = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    for (on, f) in [(flags.ro, MsFlags::MS_RDONLY), (flags.noexec, MsFlags::MS_NOEXEC), (flags.noatime, MsFlags::MS_NOATIME)] {
+        if on {
+            ms |= f;
+        }
+    }
+    let fstype = format!("fuse.{}", flags.subtype.as_deref().unwrap_or(typename));
+    let fsname = flags.fsname.as_deref().unwrap_or(source);
+    nix::mount::mount(Some(fsname), dir, Some(fstype.as_str()), ms, Some(data.as_str())).map_err(|e| {
+        let why = match e {
+            nix::errno::Errno::EPERM | nix::errno::Errno::EACCES => "permission denied",
+            nix::errno::Errno::ENODEV => "the kernel has no FUSE support",
+            nix::errno::Errno::ENOTCONN => "the mount point is a dead FUSE mount (unmount it first)",
+            _ => "the kernel refused the mount",
+        };
+        mount_error(dir, why, e.into())
+    })?;
+    Ok(OwnedFd::from(dev))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn mount_as_root(dir: &Path, flags: &MountFlags, typename: &str, source: &str) -> Result<OwnedFd, Error> {
+    let _ = (flags, typename, source);
+    Err(mount_error(
+        dir,
+        "direct mounting is implemented for Linux only; mount through the FUSE mount helper",
+        io::Error::from_raw_os_error(libc::ENOSYS),
+    ))
+}

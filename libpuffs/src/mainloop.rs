@@ -1,0 +1,149 @@
+//! The mainloop (puffs_mainloop): one thread that owns all file system state. Each
+//! iteration takes the queued requests (up to the in-flight cap), starts their
+//! continuations, runs whatever is ready, fires timers, and sleeps in the poller until
+//! a request, a completion, a timer or a signal needs it.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::cx::Cx;
+use crate::error::Error;
+use crate::event::Events;
+use crate::kernel::{self, Inbox, Request, Session};
+use crate::ops::{Cred, Op, Ops};
+use crate::usermount::{Runtime, State, WAKE_TOKEN};
+
+/// How long an unmounted file system keeps serving users that still hold it open.
+const UNMOUNT_GRACE: Duration = Duration::from_secs(5);
+
+/// Where the loop is in shutting down.
+enum Shutdown {
+    No,
+    /// The fs's sync/unmount ops run; then the kernel mount goes.
+    FsOps,
+    /// Detached; waiting for the kernel connection to end.
+    Detached(Instant),
+}
+
+pub(crate) fn run<F: Ops>(rt: &Rc<Runtime<F>>, inbox: &Inbox, session: &mut Session) -> Result<(), Error> {
+    let mut events = Events::with_capacity(64);
+    let mut batch = Vec::new();
+    let mut shutdown = Shutdown::No;
+    let fs_done = Rc::new(std::cell::Cell::new(false));
+    let loop_cx = Cx::new(own_cred(), Rc::clone(rt));
+    loop {
+        let mut destroyed = take_requests(rt, inbox, &mut batch);
+        rt.exec.run_ready();
+        rt.reactor.fire_timers(Instant::now());
+        rt.exec.run_ready();
+
+        if rt.exit_requested.get() && matches!(shutdown, Shutdown::No) {
+            log::info!("unmounting {}", session.mountpoint.display());
+            rt.state.set(State::Unmounting);
+            start_fs_unmount(rt, Rc::clone(&fs_done));
+            shutdown = Shutdown::FsOps;
+            continue;
+        }
+        if matches!(shutdown, Shutdown::FsOps) && fs_done.get() {
+            if let Err(e) = session.unmount() {
+                log::error!("cannot unmount {}: {e}", session.mountpoint.display());
+            }
+            shutdown = Shutdown::Detached(Instant::now() + UNMOUNT_GRACE);
+        }
+        if let Shutdown::Detached(deadline) = shutdown {
+            destroyed |= Instant::now() >= deadline;
+        }
+        if destroyed {
+            break;
+        }
+        if let Some(f) = rt.settings.loop_fn.borrow_mut().as_mut() {
+            f(&loop_cx);
+        }
+        sleep(rt, inbox, &mut events, &shutdown)?;
+    }
+    rt.state.set(State::Unmounted);
+    log::info!("{} unmounted", session.mountpoint.display());
+    Ok(())
+}
+
+/// Starts continuations for queued requests, as many as the in-flight cap allows.
+/// Returns true once the kernel connection has ended.
+fn take_requests<F: Ops>(rt: &Rc<Runtime<F>>, inbox: &Inbox, batch: &mut Vec<Request>) -> bool {
+    let room = rt.settings.max_inflight.saturating_sub(rt.exec.len());
+    inbox.take(room, batch);
+    let mut destroyed = false;
+    for req in batch.drain(..) {
+        match req {
+            Request::Op(cred, kop) => kernel::dispatch(rt, cred, kop),
+            Request::Forget(list) => list.into_iter().for_each(|(ino, n)| rt.forget(ino, n)),
+            Request::Destroyed => destroyed = true,
+            Request::Signal(sig) => {
+                log::info!("signal {sig}: unmounting");
+                rt.exit_requested.set(true);
+            }
+        }
+    }
+    destroyed
+}
+
+/// Runs the fs's own sync and unmount ops (when it has them) before the kernel mount
+/// goes; `done` is set when they have finished.
+fn start_fs_unmount<F: Ops>(rt: &Rc<Runtime<F>>, done: Rc<std::cell::Cell<bool>>) {
+    let cx = Cx::new(own_cred(), Rc::clone(rt));
+    let rt2 = Rc::clone(rt);
+    rt.exec.spawn(async move {
+        if F::OPMASK.contains(Op::Sync) {
+            if let Err(e) = rt2.fs.sync(&cx).await {
+                log::error!("sync before unmount failed: {e}");
+            }
+        }
+        if F::OPMASK.contains(Op::Unmount) {
+            if let Err(e) = rt2.fs.unmount(&cx).await {
+                log::error!("the file system's unmount op failed: {e}; unmounting anyway");
+            }
+        }
+        done.set(true);
+        rt2.wakeup.wake();
+    });
+}
+
+/// Sleeps in the poller until there is work: requests, woken continuations, a timer,
+/// or the loop timeout.
+fn sleep<F: Ops>(rt: &Rc<Runtime<F>>, inbox: &Inbox, events: &mut Events, shutdown: &Shutdown) -> Result<(), Error> {
+    let now = Instant::now();
+    let mut timeout = rt.settings.loop_timeout;
+    if let Some(t) = rt.reactor.next_deadline() {
+        let until = t.saturating_duration_since(now);
+        timeout = Some(timeout.map_or(until, |d| d.min(until)));
+    }
+    if let Shutdown::Detached(deadline) = shutdown {
+        let until = deadline.saturating_duration_since(now);
+        timeout = Some(timeout.map_or(until, |d| d.min(until)));
+    }
+    rt.wakeup.going_to_sleep();
+    // Look once more: work queued before `going_to_sleep` did not wake us.
+    if !inbox.is_empty() || rt.exec.has_ready() || timeout == Some(Duration::ZERO) {
+        rt.wakeup.awake();
+        return Ok(());
+    }
+    let polled = rt.reactor.poll(events, timeout);
+    rt.wakeup.awake();
+    polled?;
+    for ev in events.iter() {
+        if ev.token == WAKE_TOKEN {
+            rt.wakeup.reset();
+        } else {
+            rt.reactor.dispatch(ev);
+        }
+    }
+    Ok(())
+}
+
+/// The daemon's own credentials, for the ops the loop itself starts.
+fn own_cred() -> Cred {
+    Cred {
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        pid: std::process::id(),
+    }
+}

@@ -1,0 +1,158 @@
+//! The node table (puffs pnode): every node the kernel knows, by inode number and by
+//! the file system's own key, with the kernel's lookup count. A forget that brings the
+//! count to zero removes the node and hands it to the file system's `reclaim`.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::rc::Rc;
+
+use slab::Slab;
+
+use crate::ops::Ops;
+
+/// The kernel's inode number of the root node.
+pub const ROOT_INO: u64 = 1;
+
+/// A node: its kernel identity (inode number, generation), the fs's key and the fs's
+/// private data, which it derefs to.
+pub struct Node<F: Ops> {
+    ino: u64,
+    generation: u64,
+    key: F::Key,
+    data: F::Node,
+    lookups: Cell<u64>,
+}
+
+impl<F: Ops> Node<F> {
+    /// The inode number the kernel knows this node by.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+    /// Bumped each time an inode number is reused, so (ino, generation) is unique.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    pub fn key(&self) -> &F::Key {
+        &self.key
+    }
+    pub fn data(&self) -> &F::Node {
+        &self.data
+    }
+    /// How many lookups the kernel holds on this node.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.get()
+    }
+}
+
+impl<F: Ops> Deref for Node<F> {
+    type Target = F::Node;
+    fn deref(&self) -> &F::Node {
+        &self.data
+    }
+}
+
+impl<F: Ops> std::fmt::Debug for Node<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("ino", &self.ino)
+            .field("key", &self.key)
+            .field("lookups", &self.lookups.get())
+            .finish()
+    }
+}
+
+/// All live nodes. Inode numbers are slab slots + 1, so the first node (the root) is 1.
+pub struct NodeTable<F: Ops> {
+    slots: Slab<Rc<Node<F>>>,
+    by_key: HashMap<F::Key, u64>,
+    generation: u64,
+}
+
+impl<F: Ops> Default for NodeTable<F> {
+    fn default() -> Self {
+        NodeTable {
+            slots: Slab::new(),
+            by_key: HashMap::new(),
+            generation: 0,
+        }
+    }
+}
+
+impl<F: Ops> NodeTable<F> {
+    /// A table holding only the root node.
+    pub(crate) fn with_root(key: F::Key, data: F::Node) -> Self {
+        let mut table = NodeTable::default();
+        let root = table.insert(key, data);
+        debug_assert_eq!(root.ino, ROOT_INO);
+        root.lookups.set(1); // the kernel never forgets the root
+        table
+    }
+
+    pub fn get(&self, ino: u64) -> Option<&Rc<Node<F>>> {
+        let slot = usize::try_from(ino.checked_sub(1)?).ok()?;
+        self.slots.get(slot)
+    }
+
+    pub fn by_key(&self, key: &F::Key) -> Option<&Rc<Node<F>>> {
+        self.by_key.get(key).and_then(|&ino| self.get(ino))
+    }
+
+    pub fn root(&self) -> &Rc<Node<F>> {
+        self.get(ROOT_INO).expect("the root node lives as long as the table")
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Every live node (puffs_pn_nodewalk).
+    pub fn iter(&self) -> impl Iterator<Item = &Rc<Node<F>>> {
+        self.slots.iter().map(|(_, n)| n)
+    }
+
+    /// The kernel is told about the node `key` (lookup, create, readdirplus...): the
+    /// existing node gains a lookup, or a new one is made from `data`.
+    pub(crate) fn enter(&mut self, key: F::Key, data: F::Node) -> Rc<Node<F>> {
+        let node = match self.by_key(&key) {
+            Some(node) => Rc::clone(node),
+            None => self.insert(key, data),
+        };
+        node.lookups.set(node.lookups.get() + 1);
+        node
+    }
+
+    /// The kernel drops `count` lookups of `ino`; at zero the node leaves the table and
+    /// is returned for reclaim.
+    pub(crate) fn forget(&mut self, ino: u64, count: u64) -> Option<Rc<Node<F>>> {
+        let node = self.get(ino)?;
+        let left = node.lookups.get().saturating_sub(count);
+        node.lookups.set(left);
+        if left > 0 || ino == ROOT_INO {
+            return None;
+        }
+        let node = self.slots.remove((ino - 1) as usize);
+        self.by_key.remove(&node.key);
+        Some(node)
+    }
+
+    fn insert(&mut self, key: F::Key, data: F::Node) -> Rc<Node<F>> {
+        self.generation += 1;
+        let entry = self.slots.vacant_entry();
+        let ino = entry.key() as u64 + 1;
+        let node = Rc::new(Node {
+            ino,
+            generation: self.generation,
+            key: key.clone(),
+            data,
+            lookups: Cell::new(0),
+        });
+        entry.insert(Rc::clone(&node));
+        self.by_key.insert(key, ino);
+        node
+    }
+}

@@ -1,0 +1,397 @@
+//! `PuffsUserMount` (puffs_usermount): the file system value, its settings before
+//! mount, its state, and the calls that move it along: `daemon`, `mount`, `mainloop`,
+//! `exit`.
+
+use std::cell::{Cell, RefCell};
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::attr::{Attr, Statvfs};
+use crate::cc::Executor;
+use crate::cx::Cx;
+use crate::daemon::Daemon;
+use crate::error::Error;
+use crate::event::{Poller, Token};
+use crate::kernel::{self, Inbox, Session};
+use crate::node::{Node, NodeTable};
+use crate::ops::{Cred, Op, Ops};
+use crate::options::MountOptions;
+use crate::reactor::Reactor;
+use crate::wakeup::Wakeup;
+use crate::Errno;
+
+/// Where a mount is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    BeforeMount,
+    Running,
+    Unmounting,
+    Unmounted,
+}
+
+/// Mount flags handed to the kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    pub ro: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+    pub noatime: bool,
+    /// Let users other than the mounter in.
+    pub allow_other: bool,
+    /// The kernel checks permissions from the mode bits (and supplementary groups).
+    pub default_permissions: bool,
+    /// Unmount when the process dies (through fusermount3).
+    pub auto_unmount: bool,
+    /// The source shown in /proc/mounts (default: the mount's source name).
+    pub fsname: Option<String>,
+    /// The type shown as fuse.SUBTYPE (default: the mount's type name).
+    pub subtype: Option<String>,
+}
+
+type Hook = Box<dyn Fn(Op, &Cred)>;
+type PostHook = Box<dyn Fn(Op, &Cred, Option<Errno>)>;
+type ErrNotify = Box<dyn Fn(Op, Errno, &str)>;
+type LoopFn<F> = Box<dyn FnMut(&Cx<F>)>;
+
+/// Everything set before mount.
+pub(crate) struct Settings<F: Ops> {
+    pub root_attr: Attr,
+    pub statvfs: Statvfs,
+    pub max_write: u32,
+    pub entry_timeout: Duration,
+    pub attr_timeout: Duration,
+    pub flags: MountFlags,
+    pub writeback_cache: bool,
+    pub loop_fn: RefCell<Option<LoopFn<F>>>,
+    pub loop_timeout: Option<Duration>,
+    pub max_inflight: usize,
+    pub handle_signals: bool,
+    pub pre_op: Option<Hook>,
+    pub post_op: Option<PostHook>,
+    pub errnotify: Option<ErrNotify>,
+}
+
+impl<F: Ops> Default for Settings<F> {
+    fn default() -> Self {
+        Settings {
+            root_attr: Attr::new(crate::FileType::Directory, 0o755),
+            statvfs: Statvfs::default(),
+            max_write: 1 << 20,
+            entry_timeout: Duration::from_secs(1),
+            attr_timeout: Duration::from_secs(1),
+            flags: MountFlags::default(),
+            writeback_cache: false,
+            loop_fn: RefCell::new(None),
+            loop_timeout: None,
+            max_inflight: 1024,
+            handle_signals: true,
+            pre_op: None,
+            post_op: None,
+            errnotify: None,
+        }
+    }
+}
+
+/// The running mount's state, shared by the mainloop and every continuation's `Cx`.
+/// It lives on the loop thread only.
+pub(crate) struct Runtime<F: Ops> {
+    pub fs: F,
+    pub typename: String,
+    pub source: String,
+    pub nodes: RefCell<NodeTable<F>>,
+    pub exec: Executor,
+    pub reactor: Rc<Reactor>,
+    pub wakeup: Arc<Wakeup>,
+    pub state: Cell<State>,
+    pub exit_requested: Cell<bool>,
+    pub settings: Settings<F>,
+}
+
+/// The token of the loop's own wakeup in the poller.
+pub(crate) const WAKE_TOKEN: Token = Token(0);
+
+impl<F: Ops> Runtime<F> {
+    pub(crate) fn node(&self, ino: u64) -> Option<Rc<Node<F>>> {
+        self.nodes.borrow().get(ino).cloned()
+    }
+
+    pub(crate) fn ttls(&self, entry: Option<Duration>, attr: Option<Duration>) -> crate::kernel::Ttls {
+        crate::kernel::Ttls {
+            entry: entry.unwrap_or(self.settings.entry_timeout),
+            attr: attr.unwrap_or(self.settings.attr_timeout),
+        }
+    }
+
+    pub(crate) fn pre_op(&self, op: Op, cred: &Cred) {
+        log::debug!("-> {op:?} uid={} gid={} pid={}", cred.uid, cred.gid, cred.pid);
+        if let Some(h) = &self.settings.pre_op {
+            h(op, cred);
+        }
+    }
+
+    pub(crate) fn post_op(&self, op: Op, cred: &Cred, failed: Option<Errno>) {
+        match failed {
+            None => log::debug!("<- {op:?} ok"),
+            Some(e) => log::debug!("<- {op:?} {e}"),
+        }
+        if let Some(h) = &self.settings.post_op {
+            h(op, cred, failed);
+        }
+    }
+
+    /// The file system gave an answer the framework had to reject.
+    pub(crate) fn errnotify(&self, op: Op, e: Errno, what: &str) {
+        log::error!("{op:?}: file system {what}; answered {e}");
+        if let Some(h) = &self.settings.errnotify {
+            h(op, e, what);
+        }
+    }
+
+    pub(crate) fn request_exit(&self) {
+        self.exit_requested.set(true);
+        self.wakeup.wake();
+    }
+
+    /// The kernel dropped `count` lookups of `ino`: reclaim the node if that was all.
+    pub(crate) fn forget(&self, ino: u64, count: u64) {
+        let gone = self.nodes.borrow_mut().forget(ino, count);
+        if let Some(node) = gone {
+            self.fs.reclaim(&node);
+        }
+    }
+}
+
+/// A file system and its mount: create it, adjust settings, optionally `daemon()`,
+/// `mount()`, then run `mainloop()` until it is unmounted.
+pub struct PuffsUserMount<F: Ops> {
+    rt: Rc<Runtime<F>>,
+    inbox: Arc<Inbox>,
+    session: Option<Session>,
+    daemon: Option<Daemon>,
+}
+
+impl<F: Ops> PuffsUserMount<F> {
+    /// A mount of `fs`, of type `typename` (shown as fuse.TYPENAME), from `source` (the
+    /// "mntfromname": a device, a host:path, or "none").
+    pub fn new(fs: F, typename: &str, source: &str) -> Result<Self, Error> {
+        let mut poller = Poller::new()?;
+        let wakeup = Arc::new(Wakeup::new(&mut poller, WAKE_TOKEN)?);
+        let (key, data) = fs.root();
+        let rt = Runtime {
+            fs,
+            typename: typename.to_owned(),
+            source: source.to_owned(),
+            nodes: RefCell::new(NodeTable::with_root(key, data)),
+            exec: Executor::new(Arc::clone(&wakeup)),
+            reactor: Reactor::new(poller),
+            wakeup: Arc::clone(&wakeup),
+            state: Cell::new(State::BeforeMount),
+            exit_requested: Cell::new(false),
+            settings: Settings::default(),
+        };
+        Ok(PuffsUserMount {
+            rt: Rc::new(rt),
+            inbox: Arc::new(Inbox::new(wakeup)),
+            session: None,
+            daemon: None,
+        })
+    }
+
+    fn settings(&mut self) -> &mut Settings<F> {
+        &mut Rc::get_mut(&mut self.rt)
+            .expect("settings change only before the mainloop runs")
+            .settings
+    }
+
+    /// Applies parsed standard mount options (ro, nosuid, timeouts, max_write, ...).
+    pub fn options(mut self, o: &MountOptions) -> Self {
+        let s = self.settings();
+        let f = &mut s.flags;
+        f.ro |= o.ro;
+        f.nosuid |= o.nosuid;
+        f.nodev |= o.nodev;
+        f.noexec |= o.noexec;
+        f.noatime |= o.noatime;
+        f.allow_other |= o.allow_other;
+        f.default_permissions |= o.default_permissions;
+        f.auto_unmount |= o.auto_unmount;
+        if o.fsname.is_some() {
+            f.fsname = o.fsname.clone();
+        }
+        if o.subtype.is_some() {
+            f.subtype = o.subtype.clone();
+        }
+        if let Some(w) = o.max_write {
+            s.max_write = w;
+        }
+        if let Some(t) = o.entry_timeout {
+            s.entry_timeout = t;
+        }
+        if let Some(t) = o.attr_timeout {
+            s.attr_timeout = t;
+        }
+        self
+    }
+
+    /// Mount flags, replacing all of them.
+    pub fn flags(mut self, flags: MountFlags) -> Self {
+        self.settings().flags = flags;
+        self
+    }
+
+    /// Mounts read-only (the kernel refuses writes with EROFS before they reach the fs).
+    pub fn read_only(mut self, on: bool) -> Self {
+        self.settings().flags.ro = on;
+        self
+    }
+
+    /// Asks the kernel to check permissions itself from the mode bits.
+    pub fn default_permissions(mut self, on: bool) -> Self {
+        self.settings().flags.default_permissions = on;
+        self
+    }
+
+    /// Attributes answered for the root when the fs does not implement getattr.
+    pub fn root_attr(mut self, attr: Attr) -> Self {
+        self.settings().root_attr = attr;
+        self
+    }
+
+    /// The statvfs answer when the fs does not implement statvfs.
+    pub fn statvfs(mut self, s: Statvfs) -> Self {
+        self.settings().statvfs = s;
+        self
+    }
+
+    /// The largest write request the kernel sends (default 1 MiB).
+    pub fn max_write(mut self, bytes: u32) -> Self {
+        self.settings().max_write = bytes;
+        self
+    }
+
+    /// How long the kernel caches names (default 1 s).
+    pub fn entry_timeout(mut self, d: Duration) -> Self {
+        self.settings().entry_timeout = d;
+        self
+    }
+
+    /// How long the kernel caches attributes (default 1 s).
+    pub fn attr_timeout(mut self, d: Duration) -> Self {
+        self.settings().attr_timeout = d;
+        self
+    }
+
+    /// Lets the kernel cache writes (FUSE writeback cache): faster small writes, but
+    /// the fs then sees writes late and must not rely on O_APPEND offsets.
+    pub fn writeback_cache(mut self, on: bool) -> Self {
+        self.settings().writeback_cache = on;
+        self
+    }
+
+    /// A function called once each mainloop iteration (puffs_ml_setloopfn).
+    pub fn loop_fn(mut self, f: impl FnMut(&Cx<F>) + 'static) -> Self {
+        *self.settings().loop_fn.get_mut() = Some(Box::new(f));
+        self
+    }
+
+    /// The longest the loop sleeps between iterations (default: until an event).
+    pub fn loop_timeout(mut self, d: Duration) -> Self {
+        self.settings().loop_timeout = Some(d);
+        self
+    }
+
+    /// At most this many requests run at once; the rest wait in the queue.
+    pub fn max_inflight(mut self, n: usize) -> Self {
+        self.settings().max_inflight = n.max(1);
+        self
+    }
+
+    /// Whether SIGINT, SIGTERM and SIGHUP unmount cleanly (default on). Turn it off
+    /// when the process has other uses for them (tests running several mounts).
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.settings().handle_signals = on;
+        self
+    }
+
+    /// Called before each op runs.
+    pub fn pre_op(mut self, f: impl Fn(Op, &Cred) + 'static) -> Self {
+        self.settings().pre_op = Some(Box::new(f));
+        self
+    }
+
+    /// Called after each op is answered, with its errno if it failed.
+    pub fn post_op(mut self, f: impl Fn(Op, &Cred, Option<Errno>) + 'static) -> Self {
+        self.settings().post_op = Some(Box::new(f));
+        self
+    }
+
+    /// Called when the framework rejects an answer of the fs (puffs_set_errnotify).
+    pub fn errnotify(mut self, f: impl Fn(Op, Errno, &str) + 'static) -> Self {
+        self.settings().errnotify = Some(Box::new(f));
+        self
+    }
+
+    pub fn state(&self) -> State {
+        self.rt.state.get()
+    }
+
+    /// The file system value.
+    pub fn fs(&self) -> &F {
+        &self.rt.fs
+    }
+
+    /// Forks into the background (puffs_daemon). Call before `mount`, before any other
+    /// thread exists. The parent waits until `mount` succeeds (exit 0) or fails (prints
+    /// the error, exits 1); it never returns. The child returns Ok and goes on.
+    pub fn daemon(&mut self) -> Result<(), Error> {
+        if self.state() != State::BeforeMount || self.daemon.is_some() {
+            return Err(Error::State("daemon() must be called once, before mount()"));
+        }
+        self.daemon = Some(Daemon::fork()?);
+        Ok(())
+    }
+
+    /// Mounts on `dir`. Returns once the kernel has finished the INIT handshake: from
+    /// then on the mount is up and requests queue for the mainloop.
+    pub fn mount(&mut self, dir: impl AsRef<Path>) -> Result<(), Error> {
+        if self.state() != State::BeforeMount {
+            return Err(Error::State("mount() called twice"));
+        }
+        let result = kernel::mount(dir.as_ref(), &self.rt, &self.inbox);
+        let daemon = self.daemon.take();
+        match result {
+            Ok(session) => {
+                self.session = Some(session);
+                self.rt.state.set(State::Running);
+                if let Some(d) = daemon {
+                    d.report_success();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(d) = daemon {
+                    d.report_failure(&e.to_string());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Serves requests until the file system is unmounted (by `umount`, a signal, or
+    /// `exit`), then returns Ok.
+    pub fn mainloop(&mut self) -> Result<(), Error> {
+        let session = self
+            .session
+            .as_mut()
+            .ok_or(Error::State("mainloop() needs a mounted file system"))?;
+        crate::mainloop::run(&self.rt, &self.inbox, session)
+    }
+
+    /// Asks a running mainloop to unmount and return (from a loop function or hook).
+    pub fn exit(&self) {
+        self.rt.request_exit();
+    }
+}
