@@ -18,6 +18,7 @@ pub enum FileType {
 
 impl FileType {
     /// The type bits of a `mode_t` (`S_IFREG` and so on), or None for an invalid type.
+    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on the BSDs
     pub fn from_mode(mode: u32) -> Option<FileType> {
         Some(match mode & libc::S_IFMT as u32 {
             m if m == libc::S_IFIFO as u32 => FileType::Fifo,
@@ -32,6 +33,7 @@ impl FileType {
     }
 
     /// The `S_IF*` bits of this type.
+    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on the BSDs
     pub fn mode_bits(self) -> u32 {
         (match self {
             FileType::Fifo => libc::S_IFIFO,

@@ -26,16 +26,25 @@ struct RunQueue {
 
 impl RunQueue {
     fn push(&self, id: usize) {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner()).push_back(id);
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(id);
         self.wakeup.wake();
     }
 
     fn pop(&self) -> Option<usize> {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
     }
 
     fn is_empty(&self) -> bool {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 }
 

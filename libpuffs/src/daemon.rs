@@ -64,7 +64,9 @@ fn parent_wait(read: OwnedFd, child: nix::unistd::Pid) -> ! {
     let mut msg = Vec::new();
     let _ = std::fs::File::from(read).read_to_end(&mut msg);
     let argv0 = std::env::args().next().unwrap_or_default();
-    let prog = std::path::Path::new(&argv0).file_name().map_or(argv0.clone(), |n| n.to_string_lossy().into_owned());
+    let prog = std::path::Path::new(&argv0)
+        .file_name()
+        .map_or(argv0.clone(), |n| n.to_string_lossy().into_owned());
     match msg.split_first() {
         Some((&MOUNTED, _)) => std::process::exit(0),
         Some((&FAILED, text)) => {
@@ -84,7 +86,11 @@ fn parent_wait(read: OwnedFd, child: nix::unistd::Pid) -> ! {
 /// Points stdin, stdout and stderr at /dev/null, so nothing waiting on our output
 /// (a shell pipe, a test harness) waits for the daemon's lifetime.
 fn detach_stdio() {
-    let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
         return;
     };
     for fd in [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO] {

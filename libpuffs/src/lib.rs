@@ -55,5 +55,7 @@ pub use usermount::{MountFlags, PuffsUserMount, State};
 pub fn init_logging(debug: bool) {
     let default = if debug { "debug" } else { "warn" };
     let env = env_logger::Env::default().default_filter_or(default);
-    let _ = env_logger::Builder::from_env(env).format_timestamp_micros().try_init();
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_micros()
+        .try_init();
 }

@@ -25,7 +25,11 @@ enum Shutdown {
     Detached(Instant),
 }
 
-pub(crate) fn run<F: Ops>(rt: &Rc<Runtime<F>>, inbox: &Inbox, session: &mut Session) -> Result<(), Error> {
+pub(crate) fn run<F: Ops>(
+    rt: &Rc<Runtime<F>>,
+    inbox: &Inbox,
+    session: &mut Session,
+) -> Result<(), Error> {
     let mut events = Events::with_capacity(64);
     let mut batch = Vec::new();
     let mut shutdown = Shutdown::No;
@@ -109,7 +113,12 @@ fn start_fs_unmount<F: Ops>(rt: &Rc<Runtime<F>>, done: Rc<std::cell::Cell<bool>>
 
 /// Sleeps in the poller until there is work: requests, woken continuations, a timer,
 /// or the loop timeout.
-fn sleep<F: Ops>(rt: &Rc<Runtime<F>>, inbox: &Inbox, events: &mut Events, shutdown: &Shutdown) -> Result<(), Error> {
+fn sleep<F: Ops>(
+    rt: &Rc<Runtime<F>>,
+    inbox: &Inbox,
+    events: &mut Events,
+    shutdown: &Shutdown,
+) -> Result<(), Error> {
     let now = Instant::now();
     let mut timeout = rt.settings.loop_timeout;
     if let Some(t) = rt.reactor.next_deadline() {

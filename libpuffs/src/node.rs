@@ -99,7 +99,8 @@ impl<F: Ops> NodeTable<F> {
     }
 
     pub fn root(&self) -> &Rc<Node<F>> {
-        self.get(ROOT_INO).expect("the root node lives as long as the table")
+        self.get(ROOT_INO)
+            .expect("the root node lives as long as the table")
     }
 
     pub fn len(&self) -> usize {

@@ -187,10 +187,20 @@ pub trait Ops: Sized + 'static {
 
     // --- node ops ---
 
-    async fn lookup(&self, _cx: &Cx<Self>, _dir: &Node<Self>, _name: &OsStr) -> OpResult<EntryOf<Self>> {
+    async fn lookup(
+        &self,
+        _cx: &Cx<Self>,
+        _dir: &Node<Self>,
+        _name: &OsStr,
+    ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
-    async fn getattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: Option<u64>,
+    ) -> OpResult<Attr> {
         Err(Errno::ENOSYS)
     }
     async fn setattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _set: &SetAttr) -> OpResult<Attr> {
@@ -277,7 +287,14 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// Up to `size` bytes at `offset`; fewer only at end of file.
-    async fn read(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64, _offset: u64, _size: u32) -> OpResult<Vec<u8>> {
+    async fn read(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _offset: u64,
+        _size: u32,
+    ) -> OpResult<Vec<u8>> {
         Err(Errno::ENOSYS)
     }
     /// Returns the number of bytes written. `flags` are the open file's flags
@@ -294,13 +311,31 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<u32> {
         Err(Errno::ENOSYS)
     }
-    async fn flush(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64, _lock_owner: u64) -> OpResult<()> {
+    async fn flush(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _lock_owner: u64,
+    ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    async fn release(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64, _flags: i32) -> OpResult<()> {
+    async fn release(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _flags: i32,
+    ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    async fn fsync(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64, _datasync: bool) -> OpResult<()> {
+    async fn fsync(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _datasync: bool,
+    ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     async fn opendir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
@@ -308,7 +343,14 @@ pub trait Ops: Sized + 'static {
     }
     /// Fill `out` with entries from cookie `offset` on (0: the start) until it says it
     /// is full; each entry carries the cookie of the entry after it.
-    async fn readdir(&self, _cx: &Cx<Self>, _dir: &Node<Self>, _fh: u64, _offset: u64, _out: &mut DirBuf) -> OpResult<()> {
+    async fn readdir(
+        &self,
+        _cx: &Cx<Self>,
+        _dir: &Node<Self>,
+        _fh: u64,
+        _offset: u64,
+        _out: &mut DirBuf,
+    ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// readdir with each entry's node and attributes (saves the kernel a lookup each).
@@ -326,15 +368,33 @@ pub trait Ops: Sized + 'static {
     async fn releasedir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    async fn fsyncdir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64, _datasync: bool) -> OpResult<()> {
+    async fn fsyncdir(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _datasync: bool,
+    ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// `flags`: XATTR_CREATE / XATTR_REPLACE.
-    async fn setxattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _name: &OsStr, _value: &[u8], _flags: i32) -> OpResult<()> {
+    async fn setxattr(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+    ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// The whole value; the framework answers size probes and ERANGE.
-    async fn getxattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _name: &OsStr) -> OpResult<Vec<u8>> {
+    async fn getxattr(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _name: &OsStr,
+    ) -> OpResult<Vec<u8>> {
         Err(Errno::ENOSYS)
     }
     /// The names, each followed by a NUL byte; the framework answers size probes and ERANGE.
@@ -357,7 +417,14 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// SEEK_DATA / SEEK_HOLE (the kernel handles the others); returns the new offset.
-    async fn lseek(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64, _offset: i64, _whence: i32) -> OpResult<i64> {
+    async fn lseek(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _offset: i64,
+        _whence: i32,
+    ) -> OpResult<i64> {
         Err(Errno::ENOSYS)
     }
     /// Returns the number of bytes copied.
@@ -376,11 +443,24 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// The first lock that conflicts with `lock`, or `lock` with typ F_UNLCK if none does.
-    async fn getlk(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64, _lock: Lock) -> OpResult<Lock> {
+    async fn getlk(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _lock: Lock,
+    ) -> OpResult<Lock> {
         Err(Errno::ENOSYS)
     }
     /// Set or clear `lock`; `sleep`: wait for a conflicting lock to go (F_SETLKW).
-    async fn setlk(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64, _lock: Lock, _sleep: bool) -> OpResult<()> {
+    async fn setlk(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _lock: Lock,
+        _sleep: bool,
+    ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
 }

@@ -107,7 +107,10 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.deadline {
             if let Some(id) = self.id.take() {
-                self.reactor.timers.borrow_mut().remove(&(self.deadline, id));
+                self.reactor
+                    .timers
+                    .borrow_mut()
+                    .remove(&(self.deadline, id));
             }
             return Poll::Ready(());
         }
@@ -120,7 +123,10 @@ impl Future for Sleep {
             }
         };
         let key = (self.deadline, id);
-        self.reactor.timers.borrow_mut().insert(key, cx.waker().clone());
+        self.reactor
+            .timers
+            .borrow_mut()
+            .insert(key, cx.waker().clone());
         Poll::Pending
     }
 }
@@ -128,7 +134,10 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            self.reactor.timers.borrow_mut().remove(&(self.deadline, id));
+            self.reactor
+                .timers
+                .borrow_mut()
+                .remove(&(self.deadline, id));
         }
     }
 }

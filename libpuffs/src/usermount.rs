@@ -118,7 +118,11 @@ impl<F: Ops> Runtime<F> {
         self.nodes.borrow().get(ino).cloned()
     }
 
-    pub(crate) fn ttls(&self, entry: Option<Duration>, attr: Option<Duration>) -> crate::kernel::Ttls {
+    pub(crate) fn ttls(
+        &self,
+        entry: Option<Duration>,
+        attr: Option<Duration>,
+    ) -> crate::kernel::Ttls {
         crate::kernel::Ttls {
             entry: entry.unwrap_or(self.settings.entry_timeout),
             attr: attr.unwrap_or(self.settings.attr_timeout),
@@ -126,7 +130,12 @@ impl<F: Ops> Runtime<F> {
     }
 
     pub(crate) fn pre_op(&self, op: Op, cred: &Cred) {
-        log::debug!("-> {op:?} uid={} gid={} pid={}", cred.uid, cred.gid, cred.pid);
+        log::debug!(
+            "-> {op:?} uid={} gid={} pid={}",
+            cred.uid,
+            cred.gid,
+            cred.pid
+        );
         if let Some(h) = &self.settings.pre_op {
             h(op, cred);
         }

@@ -1,1 +1,237 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: is FUSE usable here, where are the built
+//! binaries, temp mount points that are always unmounted, and waiting with a bound.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Why FUSE cannot be used here, or None when it can.
+pub fn fuse_unavailable() -> Option<String> {
+    if !Path::new("/dev/fuse").exists() {
+        return Some("/dev/fuse does not exist (load the fuse module)".into());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Some("the tests mount as root and are not root".into());
+    }
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        return Some(format!("cannot open /dev/fuse: {e}"));
+    }
+    None
+}
+
+/// Skips the test (returns early) when FUSE is unavailable, printing why; under CI
+/// (env CI set) it fails instead, since CI must run the real thing.
+#[macro_export]
+macro_rules! require_fuse {
+    () => {
+        if let Some(why) = $crate::fuse_unavailable() {
+            if std::env::var_os("CI").is_some() {
+                panic!("FUSE is required under CI but unavailable: {why}");
+            }
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// The directory holding the workspace's built binaries (target/debug or release):
+/// the test executable lives in its deps/ subdirectory.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+/// Path of the workspace binary `name`; panics with the build command if it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace --bins` before the tests",
+        p.display()
+    );
+    p
+}
+
+/// Whether `dir` is a mount point now, according to /proc/self/mountinfo.
+pub fn is_mounted(dir: &Path) -> bool {
+    mount_entry(dir).is_some()
+}
+
+/// The mountinfo fields (fstype, source) of the mount on `dir`, if any.
+pub fn mount_entry(dir: &Path) -> Option<(String, String)> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let want = dir.to_string_lossy().replace(' ', "\\040");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let sep = fields.iter().position(|f| *f == "-")?;
+        (fields.get(4) == Some(&want.as_str()))
+            .then(|| (fields[sep + 1].to_string(), fields[sep + 2].to_string()))
+    })
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A temporary mount point that is unmounted (lazily, so it never blocks) and removed
+/// when dropped, whether the test passed or not.
+pub struct MountPoint {
+    dir: tempfile::TempDir,
+}
+
+impl MountPoint {
+    pub fn new() -> Self {
+        MountPoint {
+            dir: tempfile::Builder::new()
+                .prefix("puffs-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Path of `name` inside the mount.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Unmounts now (umount2 without flags); Err if the kernel refuses.
+    pub fn unmount(&self) -> nix::Result<()> {
+        nix::mount::umount(self.path())
+    }
+}
+
+impl Default for MountPoint {
+    fn default() -> Self {
+        MountPoint::new()
+    }
+}
+
+impl Drop for MountPoint {
+    fn drop(&mut self) {
+        while is_mounted(self.path()) {
+            if nix::mount::umount2(self.path(), nix::mount::MntFlags::MNT_DETACH).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Runs a command to completion with a bound on its run time; panics on timeout.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let end = Instant::now() + timeout;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{cmd:?} ran past {timeout:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A mounted example file system (started with `bin`, daemonized) on its own temp
+/// mount point; unmounted when dropped.
+pub struct Mounted {
+    pub mnt: MountPoint,
+}
+
+impl Mounted {
+    /// Mounts `fs` (a binary name such as "memfs") with `-o opts` (may be empty).
+    pub fn new(fs: &str, opts: &str) -> Self {
+        let mnt = MountPoint::new();
+        let mut cmd = Command::new(bin(fs));
+        if !opts.is_empty() {
+            cmd.arg("-o").arg(opts);
+        }
+        cmd.arg(mnt.path());
+        let out = run_bounded(&mut cmd, Duration::from_secs(20));
+        assert!(
+            out.status.success(),
+            "{fs} failed to mount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            is_mounted(mnt.path()),
+            "{fs} exited 0 but nothing is mounted"
+        );
+        Mounted { mnt }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.mnt.path()
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+}
+
+/// Pids of processes whose command line mentions `needle` (to find a daemon, or to
+/// prove none was left behind).
+pub fn pids_with_arg(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if is_zombie(pid) {
+            continue;
+        }
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether `pid` has exited and only waits to be reaped (it holds nothing any more).
+pub fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}

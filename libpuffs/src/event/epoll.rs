@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::{timeout_ms, Event, Events, Interest, Token};
+use super::{Event, Events, Interest, Token};
 
 pub struct Poller {
     epoll: Epoll,
@@ -58,8 +58,9 @@ impl Poller {
         events.list.clear();
         let timeout = match timeout_ms(timeout) {
             None => EpollTimeout::NONE,
-            Some(ms) => EpollTimeout::try_from(ms.min(i32::MAX as u64) as i32)
-                .unwrap_or(EpollTimeout::NONE),
+            Some(ms) => {
+                EpollTimeout::try_from(ms.min(i32::MAX as u64) as i32).unwrap_or(EpollTimeout::NONE)
+            }
         };
         let n = match self.epoll.wait(&mut self.buf, timeout) {
             Ok(n) => n,
@@ -72,7 +73,9 @@ impl Poller {
                 token: Token(ev.data() as usize),
                 readable: f.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLPRI),
                 writable: f.contains(EpollFlags::EPOLLOUT),
-                closed: f.intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP | EpollFlags::EPOLLRDHUP),
+                closed: f.intersects(
+                    EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP | EpollFlags::EPOLLRDHUP,
+                ),
             });
         }
         Ok(())
@@ -102,4 +105,9 @@ impl Waker {
     }
 
     pub fn reset(&self) {}
+}
+
+/// Converts a timeout to whole milliseconds, rounding up so a timer never fires early.
+fn timeout_ms(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(|d| d.as_nanos().div_ceil(1_000_000) as u64)
 }

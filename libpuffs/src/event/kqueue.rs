@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use kqueue::{EventFilter, FilterFlag, Ident, Watcher};
+use kqueue::{EventData, EventFilter, FilterFlag, Ident, Watcher};
 use nix::fcntl::OFlag;
 
 use super::{Event, Events, Interest, Token};
@@ -25,10 +25,12 @@ impl Poller {
 
     fn add(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
         if interest.readable {
-            self.watcher.add_fd(fd, EventFilter::EVFILT_READ, FilterFlag::empty())?;
+            self.watcher
+                .add_fd(fd, EventFilter::EVFILT_READ, FilterFlag::empty())?;
         }
         if interest.writable {
-            self.watcher.add_fd(fd, EventFilter::EVFILT_WRITE, FilterFlag::empty())?;
+            self.watcher
+                .add_fd(fd, EventFilter::EVFILT_WRITE, FilterFlag::empty())?;
         }
         self.watcher.watch()
     }
@@ -54,14 +56,16 @@ impl Poller {
     /// Waits until an event or the timeout (None: forever).
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.list.clear();
-        let mut next = self.watcher.poll(Some(timeout.unwrap_or(Duration::from_secs(3600))));
+        let mut next = self
+            .watcher
+            .poll(Some(timeout.unwrap_or(Duration::from_secs(3600))));
         while let Some(ev) = next {
             if let Ident::Fd(fd) = ev.ident {
                 if let Some(&token) = self.tokens.get(&fd) {
                     events.list.push(Event {
                         token,
-                        readable: ev.filter == EventFilter::EVFILT_READ,
-                        writable: ev.filter == EventFilter::EVFILT_WRITE,
+                        readable: matches!(ev.data, EventData::ReadReady(_)),
+                        writable: matches!(ev.data, EventData::WriteReady(_)),
                         closed: ev.is_err(),
                     });
                 }

@@ -2,8 +2,6 @@
 //! surface (after mio) over one backend file per OS: epoll on Linux, kqueue on the BSDs
 //! and macOS.
 
-use std::time::Duration;
-
 #[cfg(target_os = "linux")]
 #[path = "epoll.rs"]
 mod sys;
@@ -65,8 +63,3 @@ impl Events {
 }
 
 pub use sys::{Poller, Waker};
-
-/// Converts a timeout to whole milliseconds, rounding up so a timer never fires early.
-fn timeout_ms(timeout: Option<Duration>) -> Option<u64> {
-    timeout.map(|d| d.as_nanos().div_ceil(1_000_000) as u64)
-}

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyLock, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request as FReq,
-    TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request as FReq, TimeOrNow, WriteFlags,
 };
 
 use super::request::{Inbox, KOp, Request};
@@ -36,7 +36,13 @@ pub(crate) struct Adapter {
 }
 
 impl Adapter {
-    pub(crate) fn new(inbox: Arc<Inbox>, mask: OpMask, statvfs: Statvfs, root_attr: Attr, init: InitParams) -> Self {
+    pub(crate) fn new(
+        inbox: Arc<Inbox>,
+        mask: OpMask,
+        statvfs: Statvfs,
+        root_attr: Attr,
+        init: InitParams,
+    ) -> Self {
         Adapter {
             inbox,
             mask,
@@ -129,11 +135,17 @@ fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     })
 }
 
+/// renameat2 flags as the FUSE protocol carries them (Linux's values on every OS).
+const RENAME_NOREPLACE: u32 = 1 << 0;
+const RENAME_EXCHANGE: u32 = 1 << 1;
+const RENAME_WHITEOUT: u32 = 1 << 2;
+
 fn rename_flags(f: fuser::RenameFlags) -> RenameFlags {
+    let bits = f.bits();
     RenameFlags {
-        noreplace: f.contains(fuser::RenameFlags::RENAME_NOREPLACE),
-        exchange: f.contains(fuser::RenameFlags::RENAME_EXCHANGE),
-        whiteout: f.contains(fuser::RenameFlags::RENAME_WHITEOUT),
+        noreplace: bits & RENAME_NOREPLACE != 0,
+        exchange: bits & RENAME_EXCHANGE != 0,
+        whiteout: bits & RENAME_WHITEOUT != 0,
     }
 }
 
@@ -157,7 +169,14 @@ impl Filesystem for Adapter {
 
     fn lookup(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.to_owned();
-        self.queue(req, KOp::Lookup { parent: parent.0, name, reply });
+        self.queue(
+            req,
+            KOp::Lookup {
+                parent: parent.0,
+                name,
+                reply,
+            },
+        );
     }
 
     fn forget(&self, _req: &FReq, ino: INodeNo, nlookup: u64) {
@@ -166,10 +185,20 @@ impl Filesystem for Adapter {
 
     fn getattr(&self, req: &FReq, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         if !self.mask.contains(Op::Getattr) && ino.0 == crate::node::ROOT_INO {
-            reply.attr(&Duration::from_secs(1), &super::convert::file_attr(&self.root_attr, ino.0));
+            reply.attr(
+                &Duration::from_secs(1),
+                &super::convert::file_attr(&self.root_attr, ino.0),
+            );
             return;
         }
-        self.queue(req, KOp::Getattr { ino: ino.0, fh: fh.map(|f| f.0), reply });
+        self.queue(
+            req,
+            KOp::Getattr {
+                ino: ino.0,
+                fh: fh.map(|f| f.0),
+                reply,
+            },
+        );
     }
 
     fn setattr(
@@ -200,36 +229,108 @@ impl Filesystem for Adapter {
             ctime,
             fh: fh.map(|f| f.0),
         };
-        self.queue(req, KOp::Setattr { ino: ino.0, set, reply });
+        self.queue(
+            req,
+            KOp::Setattr {
+                ino: ino.0,
+                set,
+                reply,
+            },
+        );
     }
 
     fn readlink(&self, req: &FReq, ino: INodeNo, reply: ReplyData) {
         self.queue(req, KOp::Readlink { ino: ino.0, reply });
     }
 
-    fn mknod(&self, req: &FReq, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        req: &FReq,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
         let name = name.to_owned();
-        self.queue(req, KOp::Mknod { parent: parent.0, name, mode, umask, rdev, reply });
+        self.queue(
+            req,
+            KOp::Mknod {
+                parent: parent.0,
+                name,
+                mode,
+                umask,
+                rdev,
+                reply,
+            },
+        );
     }
 
-    fn mkdir(&self, req: &FReq, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &FReq,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
         let name = name.to_owned();
-        self.queue(req, KOp::Mkdir { parent: parent.0, name, mode, umask, reply });
+        self.queue(
+            req,
+            KOp::Mkdir {
+                parent: parent.0,
+                name,
+                mode,
+                umask,
+                reply,
+            },
+        );
     }
 
     fn unlink(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.queue(req, KOp::Unlink { parent: parent.0, name, reply });
+        self.queue(
+            req,
+            KOp::Unlink {
+                parent: parent.0,
+                name,
+                reply,
+            },
+        );
     }
 
     fn rmdir(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.queue(req, KOp::Rmdir { parent: parent.0, name, reply });
+        self.queue(
+            req,
+            KOp::Rmdir {
+                parent: parent.0,
+                name,
+                reply,
+            },
+        );
     }
 
-    fn symlink(&self, req: &FReq, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        req: &FReq,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
         let (name, target) = (link_name.to_owned(), target.to_owned());
-        self.queue(req, KOp::Symlink { parent: parent.0, name, target, reply });
+        self.queue(
+            req,
+            KOp::Symlink {
+                parent: parent.0,
+                name,
+                target,
+                reply,
+            },
+        );
     }
 
     fn rename(
@@ -253,13 +354,35 @@ impl Filesystem for Adapter {
         self.queue(req, op);
     }
 
-    fn link(&self, req: &FReq, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
         let newname = newname.to_owned();
-        self.queue(req, KOp::Link { ino: ino.0, newparent: newparent.0, newname, reply });
+        self.queue(
+            req,
+            KOp::Link {
+                ino: ino.0,
+                newparent: newparent.0,
+                newname,
+                reply,
+            },
+        );
     }
 
     fn open(&self, req: &FReq, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        self.queue(req, KOp::Open { ino: ino.0, flags: flags.0, reply });
+        self.queue(
+            req,
+            KOp::Open {
+                ino: ino.0,
+                flags: flags.0,
+                reply,
+            },
+        );
     }
 
     fn read(
@@ -273,7 +396,16 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.queue(req, KOp::Read { ino: ino.0, fh: fh.0, offset, size, reply });
+        self.queue(
+            req,
+            KOp::Read {
+                ino: ino.0,
+                fh: fh.0,
+                offset,
+                size,
+                reply,
+            },
+        );
     }
 
     fn write(
@@ -290,11 +422,36 @@ impl Filesystem for Adapter {
     ) {
         // The data lives in fuser's read buffer, which the next request reuses.
         let data = data.to_vec();
-        self.queue(req, KOp::Write { ino: ino.0, fh: fh.0, offset, data, flags: flags.0, reply });
+        self.queue(
+            req,
+            KOp::Write {
+                ino: ino.0,
+                fh: fh.0,
+                offset,
+                data,
+                flags: flags.0,
+                reply,
+            },
+        );
     }
 
-    fn flush(&self, req: &FReq, ino: INodeNo, fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
-        self.queue(req, KOp::Flush { ino: ino.0, fh: fh.0, lock_owner: lock_owner.0, reply });
+    fn flush(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        self.queue(
+            req,
+            KOp::Flush {
+                ino: ino.0,
+                fh: fh.0,
+                lock_owner: lock_owner.0,
+                reply,
+            },
+        );
     }
 
     fn release(
@@ -307,37 +464,121 @@ impl Filesystem for Adapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.queue(req, KOp::Release { ino: ino.0, fh: fh.0, flags: flags.0, reply });
+        self.queue(
+            req,
+            KOp::Release {
+                ino: ino.0,
+                fh: fh.0,
+                flags: flags.0,
+                reply,
+            },
+        );
     }
 
     fn fsync(&self, req: &FReq, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        self.queue(req, KOp::Fsync { ino: ino.0, fh: fh.0, datasync, reply });
+        self.queue(
+            req,
+            KOp::Fsync {
+                ino: ino.0,
+                fh: fh.0,
+                datasync,
+                reply,
+            },
+        );
     }
 
     fn opendir(&self, req: &FReq, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        self.queue(req, KOp::Opendir { ino: ino.0, flags: flags.0, reply });
+        self.queue(
+            req,
+            KOp::Opendir {
+                ino: ino.0,
+                flags: flags.0,
+                reply,
+            },
+        );
     }
 
-    fn readdir(&self, req: &FReq, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
-        self.queue(req, KOp::Readdir { ino: ino.0, fh: fh.0, offset, reply });
+    fn readdir(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
+        self.queue(
+            req,
+            KOp::Readdir {
+                ino: ino.0,
+                fh: fh.0,
+                offset,
+                reply,
+            },
+        );
     }
 
-    fn readdirplus(&self, req: &FReq, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
-        self.queue(req, KOp::Readdirplus { ino: ino.0, fh: fh.0, offset, reply });
+    fn readdirplus(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        self.queue(
+            req,
+            KOp::Readdirplus {
+                ino: ino.0,
+                fh: fh.0,
+                offset,
+                reply,
+            },
+        );
     }
 
-    fn releasedir(&self, req: &FReq, ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        self.queue(req, KOp::Releasedir { ino: ino.0, fh: fh.0, reply });
+    fn releasedir(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.queue(
+            req,
+            KOp::Releasedir {
+                ino: ino.0,
+                fh: fh.0,
+                reply,
+            },
+        );
     }
 
-    fn fsyncdir(&self, req: &FReq, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        self.queue(req, KOp::Fsyncdir { ino: ino.0, fh: fh.0, datasync, reply });
+    fn fsyncdir(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.queue(
+            req,
+            KOp::Fsyncdir {
+                ino: ino.0,
+                fh: fh.0,
+                datasync,
+                reply,
+            },
+        );
     }
 
     fn statfs(&self, req: &FReq, _ino: INodeNo, reply: ReplyStatfs) {
         if !self.mask.contains(Op::Statvfs) {
             let s = self.statvfs;
-            reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namemax, s.frsize);
+            reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namemax, s.frsize,
+            );
             return;
         }
         self.queue(req, KOp::Statfs { reply });
@@ -354,25 +595,63 @@ impl Filesystem for Adapter {
         reply: ReplyEmpty,
     ) {
         let (name, value) = (name.to_owned(), value.to_vec());
-        self.queue(req, KOp::Setxattr { ino: ino.0, name, value, flags, reply });
+        self.queue(
+            req,
+            KOp::Setxattr {
+                ino: ino.0,
+                name,
+                value,
+                flags,
+                reply,
+            },
+        );
     }
 
     fn getxattr(&self, req: &FReq, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name.to_owned();
-        self.queue(req, KOp::Getxattr { ino: ino.0, name, size, reply });
+        self.queue(
+            req,
+            KOp::Getxattr {
+                ino: ino.0,
+                name,
+                size,
+                reply,
+            },
+        );
     }
 
     fn listxattr(&self, req: &FReq, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        self.queue(req, KOp::Listxattr { ino: ino.0, size, reply });
+        self.queue(
+            req,
+            KOp::Listxattr {
+                ino: ino.0,
+                size,
+                reply,
+            },
+        );
     }
 
     fn removexattr(&self, req: &FReq, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.queue(req, KOp::Removexattr { ino: ino.0, name, reply });
+        self.queue(
+            req,
+            KOp::Removexattr {
+                ino: ino.0,
+                name,
+                reply,
+            },
+        );
     }
 
     fn access(&self, req: &FReq, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        self.queue(req, KOp::Access { ino: ino.0, mask: mask.bits(), reply });
+        self.queue(
+            req,
+            KOp::Access {
+                ino: ino.0,
+                mask: mask.bits(),
+                reply,
+            },
+        );
     }
 
     fn create(
@@ -386,7 +665,17 @@ impl Filesystem for Adapter {
         reply: ReplyCreate,
     ) {
         let name = name.to_owned();
-        self.queue(req, KOp::Create { parent: parent.0, name, mode, umask, flags, reply });
+        self.queue(
+            req,
+            KOp::Create {
+                parent: parent.0,
+                name,
+                mode,
+                umask,
+                flags,
+                reply,
+            },
+        );
     }
 
     fn getlk(
@@ -401,8 +690,22 @@ impl Filesystem for Adapter {
         pid: u32,
         reply: ReplyLock,
     ) {
-        let lock = Lock { start, end, typ, pid, owner: lock_owner.0 };
-        self.queue(req, KOp::Getlk { ino: ino.0, fh: fh.0, lock, reply });
+        let lock = Lock {
+            start,
+            end,
+            typ,
+            pid,
+            owner: lock_owner.0,
+        };
+        self.queue(
+            req,
+            KOp::Getlk {
+                ino: ino.0,
+                fh: fh.0,
+                lock,
+                reply,
+            },
+        );
     }
 
     fn setlk(
@@ -418,8 +721,23 @@ impl Filesystem for Adapter {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
-        let lock = Lock { start, end, typ, pid, owner: lock_owner.0 };
-        self.queue(req, KOp::Setlk { ino: ino.0, fh: fh.0, lock, sleep, reply });
+        let lock = Lock {
+            start,
+            end,
+            typ,
+            pid,
+            owner: lock_owner.0,
+        };
+        self.queue(
+            req,
+            KOp::Setlk {
+                ino: ino.0,
+                fh: fh.0,
+                lock,
+                sleep,
+                reply,
+            },
+        );
     }
 
     fn fallocate(
@@ -432,11 +750,38 @@ impl Filesystem for Adapter {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        self.queue(req, KOp::Fallocate { ino: ino.0, fh: fh.0, offset, length, mode, reply });
+        self.queue(
+            req,
+            KOp::Fallocate {
+                ino: ino.0,
+                fh: fh.0,
+                offset,
+                length,
+                mode,
+                reply,
+            },
+        );
     }
 
-    fn lseek(&self, req: &FReq, ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
-        self.queue(req, KOp::Lseek { ino: ino.0, fh: fh.0, offset, whence, reply });
+    fn lseek(
+        &self,
+        req: &FReq,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        self.queue(
+            req,
+            KOp::Lseek {
+                ino: ino.0,
+                fh: fh.0,
+                offset,
+                whence,
+                reply,
+            },
+        );
     }
 
     fn copy_file_range(

@@ -37,8 +37,12 @@ macro_rules! node {
 
 /// Starts the continuation for `op`: runs the pre hook now, `body` in the executor,
 /// and the post hook with the outcome.
-fn start<F: Ops, Fut>(rt: &Rc<Runtime<F>>, cred: Cred, op: Op, body: impl FnOnce(Rc<Runtime<F>>, Cx<F>) -> Fut)
-where
+fn start<F: Ops, Fut>(
+    rt: &Rc<Runtime<F>>,
+    cred: Cred,
+    op: Op,
+    body: impl FnOnce(Rc<Runtime<F>>, Cx<F>) -> Fut,
+) where
     Fut: Future<Output = Option<Errno>> + 'static,
 {
     rt.pre_op(op, &cred);
@@ -63,11 +67,20 @@ fn enter<F: Ops>(rt: &Runtime<F>, e: EntryOf<F>) -> (Rc<Node<F>>, fuser::FileAtt
     (node, attr, ttls)
 }
 
-fn reply_entry<F: Ops>(rt: &Runtime<F>, r: OpResult<EntryOf<F>>, reply: fuser::ReplyEntry) -> Option<Errno> {
+fn reply_entry<F: Ops>(
+    rt: &Runtime<F>,
+    r: OpResult<EntryOf<F>>,
+    reply: fuser::ReplyEntry,
+) -> Option<Errno> {
     match r {
         Ok(e) => {
             let (node, attr, ttls) = enter(rt, e);
-            reply.entry_with_ttls(&ttls.attr, &ttls.entry, &attr, Generation(node.generation()));
+            reply.entry_with_ttls(
+                &ttls.attr,
+                &ttls.entry,
+                &attr,
+                Generation(node.generation()),
+            );
             None
         }
         Err(e) => {
@@ -90,7 +103,12 @@ fn reply_empty(r: OpResult<()>, reply: fuser::ReplyEmpty) -> Option<Errno> {
     }
 }
 
-fn reply_attr<F: Ops>(rt: &Runtime<F>, node: &Node<F>, r: OpResult<crate::Attr>, reply: fuser::ReplyAttr) -> Option<Errno> {
+fn reply_attr<F: Ops>(
+    rt: &Runtime<F>,
+    node: &Node<F>,
+    r: OpResult<crate::Attr>,
+    reply: fuser::ReplyAttr,
+) -> Option<Errno> {
     match r {
         Ok(a) => {
             reply.attr(&rt.settings.attr_timeout, &file_attr(&a, node.ino()));
@@ -138,7 +156,12 @@ fn reply_xattr(r: OpResult<Vec<u8>>, size: u32, reply: fuser::ReplyXattr) -> Opt
     }
 }
 
-fn reply_written(r: OpResult<u32>, asked: u64, reply: fuser::ReplyWrite, rt_err: impl Fn(&str)) -> Option<Errno> {
+fn reply_written(
+    r: OpResult<u32>,
+    asked: u64,
+    reply: fuser::ReplyWrite,
+    rt_err: impl Fn(&str),
+) -> Option<Errno> {
     match r {
         Ok(n) if u64::from(n) > asked => {
             rt_err("reported more bytes written than it was given");
@@ -163,7 +186,9 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
         KOp::Statfs { reply } => start(rt, cred, op, |rt, cx| async move {
             match rt.fs.statvfs(&cx).await {
                 Ok(s) => {
-                    reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namemax, s.frsize);
+                    reply.statfs(
+                        s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namemax, s.frsize,
+                    );
                     None
                 }
                 Err(e) => {
@@ -172,7 +197,11 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                 }
             }
         }),
-        KOp::Lookup { parent, name, reply } => {
+        KOp::Lookup {
+            parent,
+            name,
+            reply,
+        } => {
             let dir = node!(rt, parent, reply);
             start(rt, cred, op, |rt, cx| async move {
                 let r = rt.fs.lookup(&cx, &dir, &name).await;
@@ -195,7 +224,9 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
         }
         KOp::Access { ino, mask, reply } => {
             let node = node!(rt, ino, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_empty(rt.fs.access(&cx, &node, mask).await, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_empty(rt.fs.access(&cx, &node, mask).await, reply)
+            })
         }
         KOp::Readlink { ino, reply } => {
             let node = node!(rt, ino, reply);
@@ -212,44 +243,89 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                 }
             })
         }
-        KOp::Mknod { parent, name, mode, umask, rdev, reply } => {
+        KOp::Mknod {
+            parent,
+            name,
+            mode,
+            umask,
+            rdev,
+            reply,
+        } => {
             let dir = node!(rt, parent, reply);
             start(rt, cred, op, |rt, cx| async move {
                 let r = rt.fs.mknod(&cx, &dir, &name, mode, umask, rdev).await;
                 reply_entry(&rt, r, reply)
             })
         }
-        KOp::Mkdir { parent, name, mode, umask, reply } => {
+        KOp::Mkdir {
+            parent,
+            name,
+            mode,
+            umask,
+            reply,
+        } => {
             let dir = node!(rt, parent, reply);
             start(rt, cred, op, |rt, cx| async move {
                 let r = rt.fs.mkdir(&cx, &dir, &name, mode, umask).await;
                 reply_entry(&rt, r, reply)
             })
         }
-        KOp::Unlink { parent, name, reply } => {
+        KOp::Unlink {
+            parent,
+            name,
+            reply,
+        } => {
             let dir = node!(rt, parent, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_empty(rt.fs.unlink(&cx, &dir, &name).await, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_empty(rt.fs.unlink(&cx, &dir, &name).await, reply)
+            })
         }
-        KOp::Rmdir { parent, name, reply } => {
+        KOp::Rmdir {
+            parent,
+            name,
+            reply,
+        } => {
             let dir = node!(rt, parent, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_empty(rt.fs.rmdir(&cx, &dir, &name).await, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_empty(rt.fs.rmdir(&cx, &dir, &name).await, reply)
+            })
         }
-        KOp::Symlink { parent, name, target, reply } => {
+        KOp::Symlink {
+            parent,
+            name,
+            target,
+            reply,
+        } => {
             let dir = node!(rt, parent, reply);
             start(rt, cred, op, |rt, cx| async move {
                 let r = rt.fs.symlink(&cx, &dir, &name, &target).await;
                 reply_entry(&rt, r, reply)
             })
         }
-        KOp::Rename { parent, name, newparent, newname, flags, reply } => {
+        KOp::Rename {
+            parent,
+            name,
+            newparent,
+            newname,
+            flags,
+            reply,
+        } => {
             let dir = node!(rt, parent, reply);
             let newdir = node!(rt, newparent, reply);
             start(rt, cred, op, |rt, cx| async move {
-                let r = rt.fs.rename(&cx, &dir, &name, &newdir, &newname, flags).await;
+                let r = rt
+                    .fs
+                    .rename(&cx, &dir, &name, &newdir, &newname, flags)
+                    .await;
                 reply_empty(r, reply)
             })
         }
-        KOp::Link { ino, newparent, newname, reply } => {
+        KOp::Link {
+            ino,
+            newparent,
+            newname,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             let newdir = node!(rt, newparent, reply);
             start(rt, cred, op, |rt, cx| async move {
@@ -259,9 +335,18 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
         }
         KOp::Open { ino, flags, reply } => {
             let node = node!(rt, ino, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_open(rt.fs.open(&cx, &node, flags).await, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_open(rt.fs.open(&cx, &node, flags).await, reply)
+            })
         }
-        KOp::Create { parent, name, mode, umask, flags, reply } => {
+        KOp::Create {
+            parent,
+            name,
+            mode,
+            umask,
+            flags,
+            reply,
+        } => {
             let dir = node!(rt, parent, reply);
             start(rt, cred, op, |rt, cx| async move {
                 match rt.fs.create(&cx, &dir, &name, mode, umask, flags).await {
@@ -278,7 +363,13 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                 }
             })
         }
-        KOp::Read { ino, fh, offset, size, reply } => {
+        KOp::Read {
+            ino,
+            fh,
+            offset,
+            size,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
                 match rt.fs.read(&cx, &node, fh, offset, size).await {
@@ -298,30 +389,67 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                 }
             })
         }
-        KOp::Write { ino, fh, offset, data, flags, reply } => {
+        KOp::Write {
+            ino,
+            fh,
+            offset,
+            data,
+            flags,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
                 let r = rt.fs.write(&cx, &node, fh, offset, &data, flags).await;
-                reply_written(r, data.len() as u64, reply, |m| rt.errnotify(op, Errno::EIO, m))
+                reply_written(r, data.len() as u64, reply, |m| {
+                    rt.errnotify(op, Errno::EIO, m)
+                })
             })
         }
-        KOp::Flush { ino, fh, lock_owner, reply } => {
+        KOp::Flush {
+            ino,
+            fh,
+            lock_owner,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_empty(rt.fs.flush(&cx, &node, fh, lock_owner).await, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_empty(rt.fs.flush(&cx, &node, fh, lock_owner).await, reply)
+            })
         }
-        KOp::Release { ino, fh, flags, reply } => {
+        KOp::Release {
+            ino,
+            fh,
+            flags,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_empty(rt.fs.release(&cx, &node, fh, flags).await, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_empty(rt.fs.release(&cx, &node, fh, flags).await, reply)
+            })
         }
-        KOp::Fsync { ino, fh, datasync, reply } => {
+        KOp::Fsync {
+            ino,
+            fh,
+            datasync,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_empty(rt.fs.fsync(&cx, &node, fh, datasync).await, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_empty(rt.fs.fsync(&cx, &node, fh, datasync).await, reply)
+            })
         }
         KOp::Opendir { ino, flags, reply } => {
             let node = node!(rt, ino, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_open(rt.fs.opendir(&cx, &node, flags).await, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_open(rt.fs.opendir(&cx, &node, flags).await, reply)
+            })
         }
-        KOp::Readdir { ino, fh, offset, mut reply } => {
+        KOp::Readdir {
+            ino,
+            fh,
+            offset,
+            mut reply,
+        } => {
             let dir = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
                 let mut buf = DirBuf::new(DIR_REPLY_SIZE);
@@ -342,7 +470,12 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                 }
             })
         }
-        KOp::Readdirplus { ino, fh, offset, mut reply } => {
+        KOp::Readdirplus {
+            ino,
+            fh,
+            offset,
+            mut reply,
+        } => {
             let dir = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
                 let mut buf = DirPlusBuf::new(DIR_REPLY_SIZE);
@@ -365,21 +498,42 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
         }
         KOp::Releasedir { ino, fh, reply } => {
             let node = node!(rt, ino, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_empty(rt.fs.releasedir(&cx, &node, fh).await, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_empty(rt.fs.releasedir(&cx, &node, fh).await, reply)
+            })
         }
-        KOp::Fsyncdir { ino, fh, datasync, reply } => {
+        KOp::Fsyncdir {
+            ino,
+            fh,
+            datasync,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
                 reply_empty(rt.fs.fsyncdir(&cx, &node, fh, datasync).await, reply)
             })
         }
-        KOp::Setxattr { ino, name, value, flags, reply } => {
+        KOp::Setxattr {
+            ino,
+            name,
+            value,
+            flags,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
-                reply_empty(rt.fs.setxattr(&cx, &node, &name, &value, flags).await, reply)
+                reply_empty(
+                    rt.fs.setxattr(&cx, &node, &name, &value, flags).await,
+                    reply,
+                )
             })
         }
-        KOp::Getxattr { ino, name, size, reply } => {
+        KOp::Getxattr {
+            ino,
+            name,
+            size,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
                 reply_xattr(rt.fs.getxattr(&cx, &node, &name).await, size, reply)
@@ -387,7 +541,9 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
         }
         KOp::Listxattr { ino, size, reply } => {
             let node = node!(rt, ino, reply);
-            start(rt, cred, op, |rt, cx| async move { reply_xattr(rt.fs.listxattr(&cx, &node).await, size, reply) })
+            start(rt, cred, op, |rt, cx| async move {
+                reply_xattr(rt.fs.listxattr(&cx, &node).await, size, reply)
+            })
         }
         KOp::Removexattr { ino, name, reply } => {
             let node = node!(rt, ino, reply);
@@ -395,13 +551,29 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                 reply_empty(rt.fs.removexattr(&cx, &node, &name).await, reply)
             })
         }
-        KOp::Fallocate { ino, fh, offset, length, mode, reply } => {
+        KOp::Fallocate {
+            ino,
+            fh,
+            offset,
+            length,
+            mode,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
-                reply_empty(rt.fs.fallocate(&cx, &node, fh, offset, length, mode).await, reply)
+                reply_empty(
+                    rt.fs.fallocate(&cx, &node, fh, offset, length, mode).await,
+                    reply,
+                )
             })
         }
-        KOp::Lseek { ino, fh, offset, whence, reply } => {
+        KOp::Lseek {
+            ino,
+            fh,
+            offset,
+            whence,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
                 let r = rt.fs.lseek(&cx, &node, fh, offset, whence).await;
@@ -413,27 +585,56 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                 failed
             })
         }
-        KOp::CopyFileRange { ino_in, fh_in, off_in, ino_out, fh_out, off_out, len, reply } => {
+        KOp::CopyFileRange {
+            ino_in,
+            fh_in,
+            off_in,
+            ino_out,
+            fh_out,
+            off_out,
+            len,
+            reply,
+        } => {
             let src = node!(rt, ino_in, reply);
             let dst = node!(rt, ino_out, reply);
             start(rt, cred, op, |rt, cx| async move {
-                let r = rt.fs.copy_file_range(&cx, &src, fh_in, off_in, &dst, fh_out, off_out, len).await;
+                let r = rt
+                    .fs
+                    .copy_file_range(&cx, &src, fh_in, off_in, &dst, fh_out, off_out, len)
+                    .await;
                 reply_written(r, len, reply, |m| rt.errnotify(op, Errno::EIO, m))
             })
         }
-        KOp::Getlk { ino, fh, lock, reply } => {
+        KOp::Getlk {
+            ino,
+            fh,
+            lock,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
                 let r = rt.fs.getlk(&cx, &node, fh, lock).await;
                 let failed = outcome(&r);
                 match r {
-                    Ok(Lock { start, end, typ, pid, .. }) => reply.locked(start, end, typ, pid),
+                    Ok(Lock {
+                        start,
+                        end,
+                        typ,
+                        pid,
+                        ..
+                    }) => reply.locked(start, end, typ, pid),
                     Err(e) => reply.error(errno(e)),
                 }
                 failed
             })
         }
-        KOp::Setlk { ino, fh, lock, sleep, reply } => {
+        KOp::Setlk {
+            ino,
+            fh,
+            lock,
+            sleep,
+            reply,
+        } => {
             let node = node!(rt, ino, reply);
             start(rt, cred, op, |rt, cx| async move {
                 reply_empty(rt.fs.setlk(&cx, &node, fh, lock, sleep).await, reply)
@@ -454,12 +655,26 @@ fn add_plus<F: Ops>(
     if e.name == "." || e.name == ".." {
         let known = rt.nodes.borrow().by_key(&e.entry.key).map(|n| n.ino());
         let attr = file_attr(&e.entry.attr, known.unwrap_or(dir.ino()));
-        return reply.add(attr.ino, e.offset, &e.name, &ttls.entry, &attr, Generation(0));
+        return reply.add(
+            attr.ino,
+            e.offset,
+            &e.name,
+            &ttls.entry,
+            &attr,
+            Generation(0),
+        );
     }
     // The entry goes into the table before we know it fits; if it does not, the lookup
     // is given back, so lookup counts match what the kernel received.
     let (node, attr, _) = enter(rt, e.entry);
-    let full = reply.add(INodeNo(node.ino()), e.offset, &e.name, &ttls.entry, &attr, Generation(node.generation()));
+    let full = reply.add(
+        INodeNo(node.ino()),
+        e.offset,
+        &e.name,
+        &ttls.entry,
+        &attr,
+        Generation(node.generation()),
+    );
     if full {
         // Not sent: give the lookup back.
         if let Some(gone) = rt.nodes.borrow_mut().forget(node.ino(), 1) {

@@ -9,7 +9,7 @@ mod dispatch;
 mod request;
 mod session;
 
+pub(crate) use convert::Ttls;
 pub(crate) use dispatch::dispatch;
 pub(crate) use request::{Inbox, Request};
-pub(crate) use convert::Ttls;
 pub(crate) use session::{mount, Session};

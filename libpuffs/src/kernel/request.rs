@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use fuser::{
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock,
-    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyLock, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
 };
 
 use crate::attr::{Lock, SetAttr};
@@ -29,40 +29,213 @@ pub(crate) enum Request {
 
 /// One kernel request, its arguments owned, with the reply handle.
 pub(crate) enum KOp {
-    Statfs { reply: ReplyStatfs },
-    Lookup { parent: u64, name: OsString, reply: ReplyEntry },
-    Getattr { ino: u64, fh: Option<u64>, reply: ReplyAttr },
-    Setattr { ino: u64, set: SetAttr, reply: ReplyAttr },
-    Access { ino: u64, mask: i32, reply: ReplyEmpty },
-    Readlink { ino: u64, reply: ReplyData },
-    Mknod { parent: u64, name: OsString, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry },
-    Mkdir { parent: u64, name: OsString, mode: u32, umask: u32, reply: ReplyEntry },
-    Unlink { parent: u64, name: OsString, reply: ReplyEmpty },
-    Rmdir { parent: u64, name: OsString, reply: ReplyEmpty },
-    Symlink { parent: u64, name: OsString, target: PathBuf, reply: ReplyEntry },
-    Rename { parent: u64, name: OsString, newparent: u64, newname: OsString, flags: RenameFlags, reply: ReplyEmpty },
-    Link { ino: u64, newparent: u64, newname: OsString, reply: ReplyEntry },
-    Open { ino: u64, flags: i32, reply: ReplyOpen },
-    Create { parent: u64, name: OsString, mode: u32, umask: u32, flags: i32, reply: ReplyCreate },
-    Read { ino: u64, fh: u64, offset: u64, size: u32, reply: ReplyData },
-    Write { ino: u64, fh: u64, offset: u64, data: Vec<u8>, flags: i32, reply: ReplyWrite },
-    Flush { ino: u64, fh: u64, lock_owner: u64, reply: ReplyEmpty },
-    Release { ino: u64, fh: u64, flags: i32, reply: ReplyEmpty },
-    Fsync { ino: u64, fh: u64, datasync: bool, reply: ReplyEmpty },
-    Opendir { ino: u64, flags: i32, reply: ReplyOpen },
-    Readdir { ino: u64, fh: u64, offset: u64, reply: ReplyDirectory },
-    Readdirplus { ino: u64, fh: u64, offset: u64, reply: ReplyDirectoryPlus },
-    Releasedir { ino: u64, fh: u64, reply: ReplyEmpty },
-    Fsyncdir { ino: u64, fh: u64, datasync: bool, reply: ReplyEmpty },
-    Setxattr { ino: u64, name: OsString, value: Vec<u8>, flags: i32, reply: ReplyEmpty },
-    Getxattr { ino: u64, name: OsString, size: u32, reply: ReplyXattr },
-    Listxattr { ino: u64, size: u32, reply: ReplyXattr },
-    Removexattr { ino: u64, name: OsString, reply: ReplyEmpty },
-    Fallocate { ino: u64, fh: u64, offset: u64, length: u64, mode: i32, reply: ReplyEmpty },
-    Lseek { ino: u64, fh: u64, offset: i64, whence: i32, reply: ReplyLseek },
-    CopyFileRange { ino_in: u64, fh_in: u64, off_in: u64, ino_out: u64, fh_out: u64, off_out: u64, len: u64, reply: ReplyWrite },
-    Getlk { ino: u64, fh: u64, lock: Lock, reply: ReplyLock },
-    Setlk { ino: u64, fh: u64, lock: Lock, sleep: bool, reply: ReplyEmpty },
+    Statfs {
+        reply: ReplyStatfs,
+    },
+    Lookup {
+        parent: u64,
+        name: OsString,
+        reply: ReplyEntry,
+    },
+    Getattr {
+        ino: u64,
+        fh: Option<u64>,
+        reply: ReplyAttr,
+    },
+    Setattr {
+        ino: u64,
+        set: SetAttr,
+        reply: ReplyAttr,
+    },
+    Access {
+        ino: u64,
+        mask: i32,
+        reply: ReplyEmpty,
+    },
+    Readlink {
+        ino: u64,
+        reply: ReplyData,
+    },
+    Mknod {
+        parent: u64,
+        name: OsString,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    },
+    Mkdir {
+        parent: u64,
+        name: OsString,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    },
+    Unlink {
+        parent: u64,
+        name: OsString,
+        reply: ReplyEmpty,
+    },
+    Rmdir {
+        parent: u64,
+        name: OsString,
+        reply: ReplyEmpty,
+    },
+    Symlink {
+        parent: u64,
+        name: OsString,
+        target: PathBuf,
+        reply: ReplyEntry,
+    },
+    Rename {
+        parent: u64,
+        name: OsString,
+        newparent: u64,
+        newname: OsString,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    },
+    Link {
+        ino: u64,
+        newparent: u64,
+        newname: OsString,
+        reply: ReplyEntry,
+    },
+    Open {
+        ino: u64,
+        flags: i32,
+        reply: ReplyOpen,
+    },
+    Create {
+        parent: u64,
+        name: OsString,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    },
+    Read {
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        reply: ReplyData,
+    },
+    Write {
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: Vec<u8>,
+        flags: i32,
+        reply: ReplyWrite,
+    },
+    Flush {
+        ino: u64,
+        fh: u64,
+        lock_owner: u64,
+        reply: ReplyEmpty,
+    },
+    Release {
+        ino: u64,
+        fh: u64,
+        flags: i32,
+        reply: ReplyEmpty,
+    },
+    Fsync {
+        ino: u64,
+        fh: u64,
+        datasync: bool,
+        reply: ReplyEmpty,
+    },
+    Opendir {
+        ino: u64,
+        flags: i32,
+        reply: ReplyOpen,
+    },
+    Readdir {
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        reply: ReplyDirectory,
+    },
+    Readdirplus {
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    },
+    Releasedir {
+        ino: u64,
+        fh: u64,
+        reply: ReplyEmpty,
+    },
+    Fsyncdir {
+        ino: u64,
+        fh: u64,
+        datasync: bool,
+        reply: ReplyEmpty,
+    },
+    Setxattr {
+        ino: u64,
+        name: OsString,
+        value: Vec<u8>,
+        flags: i32,
+        reply: ReplyEmpty,
+    },
+    Getxattr {
+        ino: u64,
+        name: OsString,
+        size: u32,
+        reply: ReplyXattr,
+    },
+    Listxattr {
+        ino: u64,
+        size: u32,
+        reply: ReplyXattr,
+    },
+    Removexattr {
+        ino: u64,
+        name: OsString,
+        reply: ReplyEmpty,
+    },
+    Fallocate {
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    },
+    Lseek {
+        ino: u64,
+        fh: u64,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    },
+    CopyFileRange {
+        ino_in: u64,
+        fh_in: u64,
+        off_in: u64,
+        ino_out: u64,
+        fh_out: u64,
+        off_out: u64,
+        len: u64,
+        reply: ReplyWrite,
+    },
+    Getlk {
+        ino: u64,
+        fh: u64,
+        lock: Lock,
+        reply: ReplyLock,
+    },
+    Setlk {
+        ino: u64,
+        fh: u64,
+        lock: Lock,
+        sleep: bool,
+        reply: ReplyEmpty,
+    },
 }
 
 impl KOp {
@@ -122,7 +295,10 @@ impl Inbox {
     }
 
     pub(crate) fn push(&self, req: Request) {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(req);
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(req);
         self.wakeup.wake();
     }
 
@@ -134,6 +310,9 @@ impl Inbox {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 }

@@ -39,7 +39,7 @@ impl Session {
         match &mut self.unmount {
             Unmount::Own { mounted } if *mounted => {
                 *mounted = false;
-                match nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH) {
+                match detach(&self.mountpoint) {
                     // Already gone (unmounted from outside): nothing left to do.
                     Ok(()) | Err(nix::errno::Errno::EINVAL) => Ok(()),
                     Err(e) => Err(e.into()),
@@ -49,6 +49,18 @@ impl Session {
             Unmount::Fuser(u) => u.unmount(),
         }
     }
+}
+
+/// Unmounts `dir` even while it is in use: it vanishes from the namespace now and
+/// the kernel connection ends when its last user lets go.
+#[cfg(target_os = "linux")]
+fn detach(dir: &Path) -> nix::Result<()> {
+    nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn detach(dir: &Path) -> nix::Result<()> {
+    nix::mount::unmount(dir, nix::mount::MntFlags::MNT_FORCE)
 }
 
 fn mount_error(path: &Path, why: &str, source: io::Error) -> Error {
@@ -62,10 +74,14 @@ fn mount_error(path: &Path, why: &str, source: io::Error) -> Error {
 /// Refuses a mount point that cannot work, with the reason spelled out.
 fn check_mountpoint(dir: &Path) -> Result<(), Error> {
     match std::fs::metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(mount_error(dir, "the mount point does not exist", e)),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            Err(mount_error(dir, "no permission to reach the mount point", e))
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(mount_error(dir, "the mount point does not exist", e))
         }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(mount_error(
+            dir,
+            "no permission to reach the mount point",
+            e,
+        )),
         Err(e) => Err(mount_error(dir, "cannot look at the mount point", e)),
         Ok(m) if !m.is_dir() => Err(mount_error(
             dir,
@@ -77,7 +93,11 @@ fn check_mountpoint(dir: &Path) -> Result<(), Error> {
 }
 
 fn check_dev_fuse(dir: &Path) -> Result<(), Error> {
-    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(mount_error(
             dir,
@@ -128,16 +148,22 @@ fn forward_signals(inbox: &Arc<Inbox>) -> io::Result<()> {
     }
     set.thread_block()?;
     let inbox = Arc::clone(inbox);
-    std::thread::Builder::new().name("puffs-signals".into()).spawn(move || {
-        while let Ok(sig) = set.wait() {
-            inbox.push(Request::Signal(sig as i32));
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("puffs-signals".into())
+        .spawn(move || {
+            while let Ok(sig) = set.wait() {
+                inbox.push(Request::Signal(sig as i32));
+            }
+        })?;
     Ok(())
 }
 
 /// Mounts `rt`'s file system on `dir` and starts the reader thread.
-pub(crate) fn mount<F: Ops>(dir: &Path, rt: &Rc<Runtime<F>>, inbox: &Arc<Inbox>) -> Result<Session, Error> {
+pub(crate) fn mount<F: Ops>(
+    dir: &Path,
+    rt: &Rc<Runtime<F>>,
+    inbox: &Arc<Inbox>,
+) -> Result<Session, Error> {
     check_mountpoint(dir)?;
     check_dev_fuse(dir)?;
     let s = &rt.settings;
@@ -156,13 +182,15 @@ pub(crate) fn mount<F: Ops>(dir: &Path, rt: &Rc<Runtime<F>>, inbox: &Arc<Inbox>)
     let own = nix::unistd::geteuid().is_root() && !s.flags.auto_unmount;
     let (session, unmount) = if own {
         let fd = mount_as_root(&dir, &s.flags, &rt.typename, &rt.source)?;
-        let session = fuser::Session::from_fd(adapter, fd, config.acl, config.clone()).map_err(|e| {
-            let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
-            mount_error(&dir, "the INIT handshake with the kernel failed", e)
-        })?;
+        let session =
+            fuser::Session::from_fd(adapter, fd, config.acl, config.clone()).map_err(|e| {
+                let _ = detach(&dir);
+                mount_error(&dir, "the INIT handshake with the kernel failed", e)
+            })?;
         (session, Unmount::Own { mounted: true })
     } else {
-        let mut session = fuser::Session::new(adapter, &dir, &config).map_err(|e| fuser_mount_error(&dir, e))?;
+        let mut session =
+            fuser::Session::new(adapter, &dir, &config).map_err(|e| fuser_mount_error(&dir, e))?;
         let unmounter = session.unmount_callable();
         (session, Unmount::Fuser(unmounter))
     };
@@ -179,7 +207,9 @@ pub(crate) fn mount<F: Ops>(dir: &Path, rt: &Rc<Runtime<F>>, inbox: &Arc<Inbox>)
 
 fn fuser_mount_error(dir: &Path, e: io::Error) -> Error {
     let why = match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => "permission denied (mount as root, or install fuse3 for fusermount3)",
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            "permission denied (mount as root, or install fuse3 for fusermount3)"
+        }
         Some(libc::ENODEV) => "the kernel has no FUSE support",
         Some(libc::ENOTCONN) => "the mount point is a dead FUSE mount (unmount it first)",
         _ => "the kernel refused the mount",
@@ -190,7 +220,12 @@ fn fuser_mount_error(dir: &Path, e: io::Error) -> Error {
 /// mount(2) of type fuse.TYPE, so /proc/mounts shows the type (fuser's own root mount
 /// says plain "fuse"). Returns the /dev/fuse fd the kernel will talk to.
 #[cfg(target_os = "linux")]
-fn mount_as_root(dir: &Path, flags: &MountFlags, typename: &str, source: &str) -> Result<OwnedFd, Error> {
+fn mount_as_root(
+    dir: &Path,
+    flags: &MountFlags,
+    typename: &str,
+    source: &str,
+) -> Result<OwnedFd, Error> {
     use nix::mount::MsFlags;
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
@@ -200,8 +235,14 @@ fn mount_as_root(dir: &Path, flags: &MountFlags, typename: &str, source: &str) -
         .write(true)
         .open("/dev/fuse")
         .map_err(|e| mount_error(dir, "cannot open /dev/fuse", e))?;
-    let root_mode = std::fs::metadata(dir).map(|m| m.mode() & libc::S_IFMT).unwrap_or(libc::S_IFDIR);
-    let mut data = format!("fd={},rootmode={:o},user_id=0,group_id=0", dev.as_raw_fd(), root_mode);
+    let root_mode = std::fs::metadata(dir)
+        .map(|m| m.mode() & libc::S_IFMT)
+        .unwrap_or(libc::S_IFDIR);
+    let mut data = format!(
+        "fd={},rootmode={:o},user_id=0,group_id=0",
+        dev.as_raw_fd(),
+        root_mode
+    );
     if flags.default_permissions {
         data.push_str(",default_permissions");
     }
@@ -210,18 +251,31 @@ fn mount_as_root(dir: &Path, flags: &MountFlags, typename: &str, source: &str) -
     }
     // Like libfuse: no set-uid programs and no device nodes from a user file system.
     let mut ms = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    for (on, f) in [(flags.ro, MsFlags::MS_RDONLY), (flags.noexec, MsFlags::MS_NOEXEC), (flags.noatime, MsFlags::MS_NOATIME)] {
+    for (on, f) in [
+        (flags.ro, MsFlags::MS_RDONLY),
+        (flags.noexec, MsFlags::MS_NOEXEC),
+        (flags.noatime, MsFlags::MS_NOATIME),
+    ] {
         if on {
             ms |= f;
         }
     }
     let fstype = format!("fuse.{}", flags.subtype.as_deref().unwrap_or(typename));
     let fsname = flags.fsname.as_deref().unwrap_or(source);
-    nix::mount::mount(Some(fsname), dir, Some(fstype.as_str()), ms, Some(data.as_str())).map_err(|e| {
+    nix::mount::mount(
+        Some(fsname),
+        dir,
+        Some(fstype.as_str()),
+        ms,
+        Some(data.as_str()),
+    )
+    .map_err(|e| {
         let why = match e {
             nix::errno::Errno::EPERM | nix::errno::Errno::EACCES => "permission denied",
             nix::errno::Errno::ENODEV => "the kernel has no FUSE support",
-            nix::errno::Errno::ENOTCONN => "the mount point is a dead FUSE mount (unmount it first)",
+            nix::errno::Errno::ENOTCONN => {
+                "the mount point is a dead FUSE mount (unmount it first)"
+            }
             _ => "the kernel refused the mount",
         };
         mount_error(dir, why, e.into())
@@ -230,7 +284,12 @@ fn mount_as_root(dir: &Path, flags: &MountFlags, typename: &str, source: &str) -
 }
 
 #[cfg(not(target_os = "linux"))]
-fn mount_as_root(dir: &Path, flags: &MountFlags, typename: &str, source: &str) -> Result<OwnedFd, Error> {
+fn mount_as_root(
+    dir: &Path,
+    flags: &MountFlags,
+    typename: &str,
+    source: &str,
+) -> Result<OwnedFd, Error> {
     let _ = (flags, typename, source);
     Err(mount_error(
         dir,
