@@ -17,11 +17,12 @@ const FAILED: u8 = b'1';
 /// The child's end of the pipe to its waiting parent.
 pub(crate) struct Daemon {
     pipe: std::fs::File,
+    detach_stdio: bool,
 }
 
 impl Daemon {
     /// Forks. Returns in the child only; the parent waits and exits.
-    pub(crate) fn fork() -> Result<Daemon, Error> {
+    pub(crate) fn fork(detach_stdio: bool) -> Result<Daemon, Error> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         // SAFETY: daemon() is documented to run before any other thread exists, so
         // the child inherits no lock held by another thread; both sides go on with
@@ -36,6 +37,7 @@ impl Daemon {
                 nix::unistd::setsid()?;
                 Ok(Daemon {
                     pipe: std::fs::File::from(write),
+                    detach_stdio,
                 })
             }
         }
@@ -43,7 +45,9 @@ impl Daemon {
 
     /// The mount is up: detach from the terminal and let the parent exit 0.
     pub(crate) fn report_success(mut self) {
-        detach_stdio();
+        if self.detach_stdio {
+            detach_stdio();
+        }
         // The cwd would keep whatever file system it is on busy.
         let _ = std::env::set_current_dir("/");
         let _ = self.pipe.write_all(&[MOUNTED]);
@@ -55,7 +59,9 @@ impl Daemon {
         let mut out = vec![FAILED];
         out.extend_from_slice(msg.as_bytes());
         let _ = self.pipe.write_all(&out);
-        detach_stdio();
+        if self.detach_stdio {
+            detach_stdio();
+        }
     }
 }
 

@@ -103,3 +103,32 @@ impl<F: Ops> DirPlusBuf<F> {
         self.entries
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dirbuf_stops_at_the_reply_size_like_the_kernel_buffer() {
+        // 24-byte header + 8-byte name = 32 bytes an entry: 4096 holds exactly 128.
+        let mut b = DirBuf::new(4096);
+        let mut n = 0;
+        while b.add(
+            n + 1,
+            n + 1,
+            FileType::RegularFile,
+            OsStr::new(&format!("f{n:07}")),
+        ) {
+            n += 1;
+        }
+        assert_eq!(n, 128);
+        assert_eq!(b.into_entries().len(), 128);
+    }
+
+    #[test]
+    fn a_name_too_big_for_an_empty_buffer_is_refused() {
+        let mut b = DirBuf::new(16);
+        assert!(!b.add(1, 1, FileType::RegularFile, OsStr::new("x")));
+        assert!(b.is_empty());
+    }
+}

@@ -157,3 +157,64 @@ impl<F: Ops> NodeTable<F> {
         node
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::OpMask;
+
+    struct T;
+    impl Ops for T {
+        type Node = &'static str;
+        type Key = u32;
+        const OPMASK: OpMask = OpMask::EMPTY;
+        fn root(&self) -> (u32, &'static str) {
+            (0, "root")
+        }
+    }
+
+    #[test]
+    fn the_root_is_ino_1_and_never_forgotten() {
+        let mut t = NodeTable::<T>::with_root(0, "root");
+        assert_eq!(t.root().ino(), ROOT_INO);
+        assert!(t.forget(ROOT_INO, 100).is_none());
+        assert_eq!(t.get(ROOT_INO).map(|n| *n.data()), Some("root"));
+    }
+
+    #[test]
+    fn entering_a_known_key_reuses_its_node() {
+        let mut t = NodeTable::<T>::with_root(0, "root");
+        let a = t.enter(7, "first");
+        let b = t.enter(7, "second (dropped)");
+        assert_eq!(a.ino(), b.ino());
+        assert_eq!(**b, "first");
+        assert_eq!(b.lookups(), 2);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn forget_to_zero_removes_and_returns_the_node() {
+        let mut t = NodeTable::<T>::with_root(0, "root");
+        let ino = t.enter(7, "x").ino();
+        t.enter(7, "x");
+        assert!(t.forget(ino, 1).is_none(), "one lookup left");
+        let gone = t.forget(ino, 1).expect("reclaimed at zero");
+        assert_eq!(*gone.key(), 7);
+        assert!(t.get(ino).is_none() && t.by_key(&7).is_none());
+        // Forgetting an unknown inode number is ignored, not a panic.
+        assert!(t.forget(ino, 1).is_none());
+        assert!(t.forget(u64::MAX, 1).is_none());
+        assert!(t.get(0).is_none());
+    }
+
+    #[test]
+    fn a_reused_inode_number_gets_a_new_generation() {
+        let mut t = NodeTable::<T>::with_root(0, "root");
+        let first = t.enter(7, "x");
+        let (ino, gen) = (first.ino(), first.generation());
+        t.forget(ino, 1);
+        let second = t.enter(8, "y");
+        assert_eq!(second.ino(), ino, "the slot is reused");
+        assert!(second.generation() > gen);
+    }
+}

@@ -382,10 +382,20 @@ impl<F: Ops> PuffsUserMount<F> {
     /// thread exists. The parent waits until `mount` succeeds (exit 0) or fails (prints
     /// the error, exits 1); it never returns. The child returns Ok and goes on.
     pub fn daemon(&mut self) -> Result<(), Error> {
+        self.daemonize(true)
+    }
+
+    /// `daemon()`, but the child keeps its stdin, stdout and stderr (for debugging a
+    /// daemon, or a supervisor that collects its output).
+    pub fn daemon_keep_stdio(&mut self) -> Result<(), Error> {
+        self.daemonize(false)
+    }
+
+    fn daemonize(&mut self, detach_stdio: bool) -> Result<(), Error> {
         if self.state() != State::BeforeMount || self.daemon.is_some() {
             return Err(Error::State("daemon() must be called once, before mount()"));
         }
-        self.daemon = Some(Daemon::fork()?);
+        self.daemon = Some(Daemon::fork(detach_stdio)?);
         Ok(())
     }
 
