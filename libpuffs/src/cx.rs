@@ -71,6 +71,12 @@ impl<F: Ops> Cx<F> {
         FdReady::new(Rc::clone(&self.rt.reactor), fd, Interest::WRITABLE)
     }
 
+    /// Async file I/O (io_uring, or worker threads where it is missing): reads,
+    /// writes and fsyncs that let other requests run while they wait.
+    pub fn aio(&self) -> &crate::aio::Aio {
+        self.rt.aio()
+    }
+
     /// Runs `fut` as a continuation of its own; await the handle for its output.
     pub fn spawn<T: 'static>(&self, fut: impl Future<Output = T> + 'static) -> JoinHandle<T> {
         JoinHandle::spawn(&self.rt.exec, fut)

@@ -21,6 +21,7 @@
 //! (one thread, all state) → `kernel::dispatch` (a continuation in `cc` runs the op)
 //! → the reply. See docs/architecture.md.
 
+pub mod aio;
 pub mod attr;
 mod cc;
 pub mod cli;
@@ -38,6 +39,7 @@ mod reactor;
 mod usermount;
 mod wakeup;
 
+pub use aio::Aio;
 pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs};
 pub use cc::JoinHandle;
 pub use cx::Cx;

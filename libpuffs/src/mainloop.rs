@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::event::Events;
 use crate::kernel::{self, Inbox, Request, Session};
 use crate::ops::{Cred, Op, Ops};
-use crate::usermount::{Runtime, State, WAKE_TOKEN};
+use crate::usermount::{Runtime, State, AIO_TOKEN, WAKE_TOKEN};
 
 /// How long an unmounted file system keeps serving users that still hold it open.
 const UNMOUNT_GRACE: Duration = Duration::from_secs(5);
@@ -148,6 +148,10 @@ fn sleep<F: Ops>(
     for ev in events.iter() {
         if ev.token == WAKE_TOKEN {
             rt.wakeup.reset();
+        } else if ev.token == AIO_TOKEN {
+            if let Some(aio) = rt.aio.get() {
+                aio.reap();
+            }
         } else {
             rt.reactor.dispatch(ev);
         }

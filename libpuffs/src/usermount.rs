@@ -70,6 +70,7 @@ pub(crate) struct Settings<F: Ops> {
     pub max_inflight: usize,
     pub handle_signals: bool,
     pub spin: Duration,
+    pub aio_threads: bool,
     pub pre_op: Option<Hook>,
     pub post_op: Option<PostHook>,
     pub errnotify: Option<ErrNotify>,
@@ -90,6 +91,7 @@ impl<F: Ops> Default for Settings<F> {
             max_inflight: 1024,
             handle_signals: true,
             spin: spin_from_env(),
+            aio_threads: false,
             pre_op: None,
             post_op: None,
             errnotify: None,
@@ -126,10 +128,14 @@ pub(crate) struct Runtime<F: Ops> {
     pub state: Cell<State>,
     pub exit_requested: Cell<bool>,
     pub settings: Settings<F>,
+    /// Async file I/O, set up on first use.
+    pub aio: std::cell::OnceCell<crate::aio::Aio>,
 }
 
 /// The token of the loop's own wakeup in the poller.
 pub(crate) const WAKE_TOKEN: Token = Token(0);
+/// The token of async I/O completions.
+pub(crate) const AIO_TOKEN: Token = Token(1);
 
 impl<F: Ops> Runtime<F> {
     pub(crate) fn node(&self, ino: u64) -> Option<Rc<Node<F>>> {
@@ -177,6 +183,16 @@ impl<F: Ops> Runtime<F> {
         }
     }
 
+    /// The mount's async file I/O, started on first use.
+    pub(crate) fn aio(&self) -> &crate::aio::Aio {
+        self.aio.get_or_init(|| {
+            let depth = self.settings.max_inflight as u32;
+            let threads = self.settings.aio_threads;
+            self.reactor
+                .with_poller(|p| crate::aio::Aio::new(p, AIO_TOKEN, depth, threads))
+        })
+    }
+
     pub(crate) fn request_exit(&self) {
         self.exit_requested.set(true);
         self.wakeup.wake();
@@ -218,6 +234,7 @@ impl<F: Ops> PuffsUserMount<F> {
             state: Cell::new(State::BeforeMount),
             exit_requested: Cell::new(false),
             settings: Settings::default(),
+            aio: std::cell::OnceCell::new(),
         };
         Ok(PuffsUserMount {
             rt: Rc::new(rt),
@@ -348,6 +365,12 @@ impl<F: Ops> PuffsUserMount<F> {
     /// vCPU wakeup per request but costs CPU that other processes may want.
     pub fn spin(mut self, d: Duration) -> Self {
         self.settings().spin = d;
+        self
+    }
+
+    /// Use worker threads for `Cx::aio` even where io_uring is available.
+    pub fn aio_threads(mut self, on: bool) -> Self {
+        self.settings().aio_threads = on;
         self
     }
 
