@@ -17,9 +17,11 @@ use crate::ops::{Cred, EntryOf, Op, OpResult, Ops};
 use crate::usermount::Runtime;
 use crate::Errno;
 
-/// Conservative size of a readdir reply buffer: fuser does not tell us the kernel's,
-/// which is at least one page.
-const DIR_REPLY_SIZE: usize = 4096;
+/// How much a readdir reply may hold. fuser does not tell us the kernel's buffer size:
+/// it is one page on older kernels and getdents' count (32 KiB from glibc) on newer
+/// ones. Filling 32 KiB is right for both: fuser's `add` says when the real buffer is
+/// full, and we stop at the first entry that does not fit.
+const DIR_REPLY_SIZE: usize = 32 * 1024;
 
 /// Looks up a node the request names, or answers ESTALE for an inode number the
 /// kernel should no longer use.
