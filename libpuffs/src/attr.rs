@@ -47,10 +47,13 @@ impl FileType {
     }
 }
 
-/// A node's attributes (`struct stat`). There is no inode number: `st_ino` is always the
-/// node's kernel inode number (`Node::ino`), which the framework fills in.
+/// A node's attributes (`struct stat`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attr {
+    /// The inode number the fs would like (its own, stable across the kernel forgetting
+    /// and finding the node again); 0: the framework picks one. Used when a node enters
+    /// the node table and the number is free; st_ino is always the node's `Node::ino`.
+    pub ino: u64,
     pub size: u64,
     /// 512-byte blocks allocated.
     pub blocks: u64,
@@ -73,6 +76,7 @@ impl Attr {
     pub fn new(kind: FileType, perm: u16) -> Attr {
         let now = SystemTime::now();
         Attr {
+            ino: 0,
             size: 0,
             blocks: 0,
             atime: now,

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::rc::Rc;
 
-use slab::Slab;
-
 use crate::ops::Ops;
 
 /// The kernel's inode number of the root node.
@@ -25,7 +23,7 @@ pub struct Node<F: Ops> {
 }
 
 impl<F: Ops> Node<F> {
-    /// The inode number the kernel knows this node by.
+    /// The inode number the kernel knows this node by; also its st_ino.
     pub fn ino(&self) -> u64 {
         self.ino
     }
@@ -62,18 +60,23 @@ impl<F: Ops> std::fmt::Debug for Node<F> {
     }
 }
 
-/// All live nodes. Inode numbers are slab slots + 1, so the first node (the root) is 1.
+/// All live nodes, by inode number and by key. A node's inode number is the one its
+/// file system asked for (`Attr::ino`) when that is free, so st_ino stays the same
+/// when the kernel forgets a node and looks it up again; otherwise the table picks one.
 pub struct NodeTable<F: Ops> {
-    slots: Slab<Rc<Node<F>>>,
+    nodes: HashMap<u64, Rc<Node<F>>>,
     by_key: HashMap<F::Key, u64>,
+    /// Where the search for a free inode number starts.
+    next_ino: u64,
     generation: u64,
 }
 
 impl<F: Ops> Default for NodeTable<F> {
     fn default() -> Self {
         NodeTable {
-            slots: Slab::new(),
+            nodes: HashMap::new(),
             by_key: HashMap::new(),
+            next_ino: ROOT_INO,
             generation: 0,
         }
     }
@@ -83,19 +86,18 @@ impl<F: Ops> NodeTable<F> {
     /// A table holding only the root node.
     pub(crate) fn with_root(key: F::Key, data: F::Node) -> Self {
         let mut table = NodeTable::default();
-        let root = table.insert(key, data);
+        let root = table.insert(key, data, ROOT_INO);
         debug_assert_eq!(root.ino, ROOT_INO);
         root.lookups.set(1); // the kernel never forgets the root
         table
     }
 
     pub fn get(&self, ino: u64) -> Option<&Rc<Node<F>>> {
-        let slot = usize::try_from(ino.checked_sub(1)?).ok()?;
-        self.slots.get(slot)
+        self.nodes.get(&ino)
     }
 
     pub fn by_key(&self, key: &F::Key) -> Option<&Rc<Node<F>>> {
-        self.by_key.get(key).and_then(|&ino| self.get(ino))
+        self.by_key.get(key).and_then(|ino| self.nodes.get(ino))
     }
 
     pub fn root(&self) -> &Rc<Node<F>> {
@@ -104,24 +106,25 @@ impl<F: Ops> NodeTable<F> {
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.nodes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.nodes.is_empty()
     }
 
     /// Every live node (puffs_pn_nodewalk).
     pub fn iter(&self) -> impl Iterator<Item = &Rc<Node<F>>> {
-        self.slots.iter().map(|(_, n)| n)
+        self.nodes.values()
     }
 
     /// The kernel is told about the node `key` (lookup, create, readdirplus...): the
-    /// existing node gains a lookup, or a new one is made from `data`.
-    pub(crate) fn enter(&mut self, key: F::Key, data: F::Node) -> Rc<Node<F>> {
+    /// existing node gains a lookup, or a new one is made from `data`, numbered
+    /// `want_ino` if that is free (0: any number).
+    pub(crate) fn enter(&mut self, key: F::Key, data: F::Node, want_ino: u64) -> Rc<Node<F>> {
         let node = match self.by_key(&key) {
             Some(node) => Rc::clone(node),
-            None => self.insert(key, data),
+            None => self.insert(key, data, want_ino),
         };
         node.lookups.set(node.lookups.get() + 1);
         node
@@ -136,15 +139,23 @@ impl<F: Ops> NodeTable<F> {
         if left > 0 || ino == ROOT_INO {
             return None;
         }
-        let node = self.slots.remove((ino - 1) as usize);
+        let node = self.nodes.remove(&ino)?;
         self.by_key.remove(&node.key);
         Some(node)
     }
 
-    fn insert(&mut self, key: F::Key, data: F::Node) -> Rc<Node<F>> {
+    fn insert(&mut self, key: F::Key, data: F::Node, want_ino: u64) -> Rc<Node<F>> {
         self.generation += 1;
-        let entry = self.slots.vacant_entry();
-        let ino = entry.key() as u64 + 1;
+        let ino = if want_ino != 0 && !self.nodes.contains_key(&want_ino) {
+            want_ino
+        } else {
+            if want_ino != 0 {
+                log::debug!(
+                    "inode number {want_ino} is taken by a live node; {key:?} gets another"
+                );
+            }
+            self.free_ino()
+        };
         let node = Rc::new(Node {
             ino,
             generation: self.generation,
@@ -152,9 +163,17 @@ impl<F: Ops> NodeTable<F> {
             data,
             lookups: Cell::new(0),
         });
-        entry.insert(Rc::clone(&node));
+        self.nodes.insert(ino, Rc::clone(&node));
         self.by_key.insert(key, ino);
         node
+    }
+
+    /// An inode number no live node has (never 0, never the root's after the root).
+    fn free_ino(&mut self) -> u64 {
+        while self.nodes.contains_key(&self.next_ino) || self.next_ino == 0 {
+            self.next_ino = self.next_ino.wrapping_add(1);
+        }
+        self.next_ino
     }
 }
 
@@ -184,8 +203,8 @@ mod tests {
     #[test]
     fn entering_a_known_key_reuses_its_node() {
         let mut t = NodeTable::<T>::with_root(0, "root");
-        let a = t.enter(7, "first");
-        let b = t.enter(7, "second (dropped)");
+        let a = t.enter(7, "first", 0);
+        let b = t.enter(7, "second (dropped)", 0);
         assert_eq!(a.ino(), b.ino());
         assert_eq!(**b, "first");
         assert_eq!(b.lookups(), 2);
@@ -195,8 +214,8 @@ mod tests {
     #[test]
     fn forget_to_zero_removes_and_returns_the_node() {
         let mut t = NodeTable::<T>::with_root(0, "root");
-        let ino = t.enter(7, "x").ino();
-        t.enter(7, "x");
+        let ino = t.enter(7, "x", 0).ino();
+        t.enter(7, "x", 0);
         assert!(t.forget(ino, 1).is_none(), "one lookup left");
         let gone = t.forget(ino, 1).expect("reclaimed at zero");
         assert_eq!(*gone.key(), 7);
@@ -210,11 +229,28 @@ mod tests {
     #[test]
     fn a_reused_inode_number_gets_a_new_generation() {
         let mut t = NodeTable::<T>::with_root(0, "root");
-        let first = t.enter(7, "x");
+        let first = t.enter(7, "x", 42);
         let (ino, gen) = (first.ino(), first.generation());
         t.forget(ino, 1);
-        let second = t.enter(8, "y");
-        assert_eq!(second.ino(), ino, "the slot is reused");
+        let second = t.enter(8, "y", 42);
+        assert_eq!(second.ino(), ino, "the number is free again");
         assert!(second.generation() > gen);
+    }
+
+    #[test]
+    fn the_fs_chooses_inode_numbers_that_are_free() {
+        let mut t = NodeTable::<T>::with_root(0, "root");
+        assert_eq!(t.enter(7, "x", 1000).ino(), 1000);
+        // Forgotten and looked up again: the same number.
+        t.forget(1000, 1);
+        assert_eq!(t.enter(7, "x", 1000).ino(), 1000);
+        // Taken by another live node, or the root's: another number, never a clash.
+        let other = t.enter(9, "z", 1000).ino();
+        assert!(other != 1000 && other != ROOT_INO);
+        let not_root = t.enter(10, "w", ROOT_INO).ino();
+        assert!(not_root != ROOT_INO && not_root != other);
+        // No choice: any free number.
+        let any = t.enter(11, "v", 0).ino();
+        assert!(![0, ROOT_INO, 1000, other, not_root].contains(&any));
     }
 }

@@ -235,3 +235,95 @@ pub fn is_zombie(pid: i32) -> bool {
         })
         .unwrap_or(true)
 }
+
+/// A native tmpfs mounted on its own temp dir (the reference a FUSE file system is
+/// compared with); unmounted when dropped.
+pub struct Tmpfs {
+    pub mnt: MountPoint,
+}
+
+impl Tmpfs {
+    /// Mounts tmpfs with the mount data `opts` (e.g. "size=64M,nr_inodes=100"; may be empty).
+    pub fn new(opts: &str) -> Self {
+        let mnt = MountPoint::new();
+        let data = (!opts.is_empty()).then_some(opts);
+        nix::mount::mount(
+            Some("tmpfs"),
+            mnt.path(),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            data,
+        )
+        .expect("mount tmpfs");
+        Tmpfs { mnt }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.mnt.path()
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+}
+
+/// The errno of an io::Error (0 when it carries none).
+pub fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+/// The errno of a failed result, or 0 when it succeeded.
+pub fn errno_or_zero<T>(r: &std::io::Result<T>) -> i32 {
+    r.as_ref().err().map_or(0, errno_of)
+}
+
+/// Runs `f` in a forked child that first takes the supplementary `groups`, then `gid`,
+/// then `uid`; returns what `f` returned (the child's exit status, 0..=255), or 255 if
+/// `f` panicked or the credentials could not be taken. `f` should use plain system
+/// calls (the child of a multi-threaded process must not print or take locks another
+/// thread may hold) and report failure as a small code, such as an errno.
+pub fn run_as(uid: u32, gid: u32, groups: &[u32], f: impl FnOnce() -> i32) -> i32 {
+    use nix::unistd::{fork, ForkResult, Gid, Uid};
+    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    // SAFETY: the child runs only `f` (documented to use plain system calls) and
+    // leaves with _exit, never returning into the test harness.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if nix::unistd::setgroups(&groups).is_err()
+                    || nix::unistd::setgid(Gid::from_raw(gid)).is_err()
+                    || nix::unistd::setuid(Uid::from_raw(uid)).is_err()
+                {
+                    return 255;
+                }
+                f()
+            }))
+            .unwrap_or(255);
+            // SAFETY: _exit ends the child at once, running no atexit handlers or
+            // destructors that belong to the parent's state.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
+            other => panic!("child {child} did not exit normally: {other:?}"),
+        },
+    }
+}
+
+/// The calling thread's errno after a failed libc call.
+pub fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// A C string of a path, for libc calls.
+pub fn cpath(p: &Path) -> std::ffi::CString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
+}
+
+/// Makes the kernel drop its unused dentries and inodes (echo 2 >
+/// /proc/sys/vm/drop_caches), so a FUSE file system receives FORGETs for every node
+/// nobody holds and must answer fresh lookups. Page cache is left alone.
+pub fn drop_dentries_and_inodes() {
+    std::fs::write("/proc/sys/vm/drop_caches", b"2").expect("write /proc/sys/vm/drop_caches");
+}

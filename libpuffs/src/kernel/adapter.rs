@@ -131,8 +131,21 @@ fn refuse(op: KOp) {
 fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     t.map(|t| match t {
         TimeOrNow::Now => SetTime::Now,
-        TimeOrNow::SpecificTime(t) => SetTime::At(t),
+        TimeOrNow::SpecificTime(t) => SetTime::At(undo_fuser_pre_epoch(t)),
     })
+}
+
+/// fuser 0.18 turns a wire time (secs < 0, nsec) into EPOCH - (|secs| s + nsec ns)
+/// where it should be EPOCH - |secs| s + nsec ns (its own TODO says so). Both parts
+/// are still there (nsec < 1 s), so the mistake can be undone exactly.
+fn undo_fuser_pre_epoch(t: SystemTime) -> SystemTime {
+    match SystemTime::UNIX_EPOCH.duration_since(t) {
+        Ok(d) if d.subsec_nanos() != 0 => {
+            SystemTime::UNIX_EPOCH - Duration::from_secs(d.as_secs())
+                + Duration::from_nanos(d.subsec_nanos().into())
+        }
+        _ => t,
+    }
 }
 
 /// renameat2 flags as the FUSE protocol carries them (Linux's values on every OS).
@@ -226,7 +239,7 @@ impl Filesystem for Adapter {
             size,
             atime: set_time(atime),
             mtime: set_time(mtime),
-            ctime,
+            ctime: ctime.map(undo_fuser_pre_epoch),
             fh: fh.map(|f| f.0),
         };
         self.queue(
@@ -808,5 +821,22 @@ impl Filesystem for Adapter {
             reply,
         };
         self.queue(req, op);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_epoch_times_keep_their_nanoseconds() {
+        // What fuser makes of the wire time (-1 s, 500 ns), and what it means.
+        let fuser = SystemTime::UNIX_EPOCH - Duration::new(1, 500);
+        let meant = SystemTime::UNIX_EPOCH - Duration::from_secs(1) + Duration::from_nanos(500);
+        assert_eq!(undo_fuser_pre_epoch(fuser), meant);
+        let whole = SystemTime::UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(undo_fuser_pre_epoch(whole), whole);
+        let after = SystemTime::UNIX_EPOCH + Duration::new(5, 7);
+        assert_eq!(undo_fuser_pre_epoch(after), after);
     }
 }

@@ -24,7 +24,7 @@ pub(super) fn file_type(t: FileType) -> fuser::FileType {
 }
 
 /// The kernel's view of `attr` for the node `ino`. fuser sends `FileAttr::ino` as the
-/// nodeid too, so st_ino and the kernel's inode number are one number.
+/// nodeid too, so st_ino and the kernel's inode number are one number: the node's.
 pub(super) fn file_attr(attr: &Attr, ino: u64) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),

@@ -64,7 +64,7 @@ fn outcome<T>(r: &OpResult<T>) -> Option<Errno> {
 /// Enters the node an entry names into the node table (one more kernel lookup).
 fn enter<F: Ops>(rt: &Runtime<F>, e: EntryOf<F>) -> (Rc<Node<F>>, fuser::FileAttr, Ttls) {
     let ttls = rt.ttls(e.entry_ttl, e.attr_ttl);
-    let node = rt.nodes.borrow_mut().enter(e.key, e.data);
+    let node = rt.nodes.borrow_mut().enter(e.key, e.data, e.attr.ino);
     let attr = file_attr(&e.attr, node.ino());
     (node, attr, ttls)
 }
