@@ -57,7 +57,12 @@ impl Ops for Hello {
         (HelloNode::Root, HelloNode::Root)
     }
 
-    async fn lookup(&self, _cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<EntryOf<Self>> {
+    async fn lookup(
+        &self,
+        _cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+    ) -> OpResult<EntryOf<Self>> {
         if **dir != HelloNode::Root || name != FILE_NAME {
             return Err(Errno::ENOENT);
         }
@@ -72,7 +77,14 @@ impl Ops for Hello {
         Ok(self.attr(**node))
     }
 
-    async fn readdir(&self, cx: &Cx<Self>, dir: &Node<Self>, _fh: u64, offset: u64, out: &mut DirBuf) -> OpResult<()> {
+    async fn readdir(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        _fh: u64,
+        offset: u64,
+        out: &mut DirBuf,
+    ) -> OpResult<()> {
         if **dir != HelloNode::Root {
             return Err(Errno::ENOTDIR);
         }
@@ -91,7 +103,14 @@ impl Ops for Hello {
         Ok(())
     }
 
-    async fn read(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: u64, offset: u64, size: u32) -> OpResult<Vec<u8>> {
+    async fn read(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> OpResult<Vec<u8>> {
         if **node != HelloNode::Hello {
             return Err(Errno::EISDIR);
         }

@@ -6,7 +6,11 @@ mod fs;
 use puffs::PuffsUserMount;
 
 fn main() {
-    let args = puffs::cli::Args::parse("hellofs", "A read-only file system with one file, /hello.", &[]);
+    let args = puffs::cli::Args::parse(
+        "hellofs",
+        "A read-only file system with one file, /hello.",
+        &[],
+    );
     puffs::init_logging(args.debug);
     let source = args.source.clone().unwrap_or_else(|| "hellofs".into());
     if let Err(e) = run(&args, &source) {
