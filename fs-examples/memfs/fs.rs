@@ -1,0 +1,1289 @@
+//! The memfs ops: a POSIX file system in memory that behaves like Linux tmpfs.
+//!
+//! Nodes are `Rc<Inode>`s keyed by inode id; directories hold their children's `Rc`s
+//! and a weak link to their parent. Every op completes without awaiting, so no borrow
+//! of an inode ever spans an `.await`.
+//!
+//! An inode that loses its last link while it is open keeps its data and its share of
+//! the limits until its last release, as tmpfs keeps an unlinked inode until its last
+//! reference goes. (The kernel's forget would come too late: it may arrive after
+//! later requests, and statvfs would lag behind tmpfs.)
+
+use std::cell::Cell;
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+use std::rc::Rc;
+use std::time::SystemTime;
+
+use puffs::{
+    Attr, Cred, Cx, DirBuf, DirPlusBuf, Entry, EntryOf, Errno, FileType, Node, OpResult, Opened,
+    Ops, RenameFlags, SetAttr, Statvfs,
+};
+
+use crate::config::Config;
+use crate::data::Data;
+use crate::dir::Dir;
+use crate::inode::{
+    Content, Inode, LONG_SYMLINK, NAME_MAX, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+};
+use crate::perm::{self, Who, MAY_READ, MAY_WRITE, S_ISVTX};
+use crate::space::{Space, INODE_SPACE};
+use crate::xattr::{self, Namespace, ENOATTR};
+
+/// readdir cookies: 1 after ".", 2 after "..", and `seq + 2` after the entry with
+/// sequence number `seq` (which starts at 1).
+const COOKIE_BASE: u64 = 2;
+
+/// Target lengths from PATH_MAX on are too long (tmpfs: the target and its NUL must
+/// fit in a page).
+const SYMLINK_MAX: usize = 4095;
+
+pub struct MemFs {
+    root: Rc<Inode>,
+    next_id: Cell<u64>,
+    space: Space,
+    noatime: bool,
+    /// The regular file last opened for writing, and the pid that opened it:
+    /// open(O_TRUNC) reaches us as that OPEN followed by a size-0 SETATTR from the
+    /// same process, which is all that tells it from truncate(2).
+    last_write_open: Cell<(u64, u32)>,
+}
+
+fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+fn check_name(name: &OsStr) -> Result<(), Errno> {
+    if name.len() > NAME_MAX {
+        Err(Errno::ENAMETOOLONG)
+    } else {
+        Ok(())
+    }
+}
+
+fn entry(inode: &Rc<Inode>) -> EntryOf<MemFs> {
+    Entry::new(inode.id, Rc::clone(inode), inode.attr())
+}
+
+fn file_opened() -> Opened {
+    // Only the kernel writes file data, through its own page cache: keep it.
+    Opened {
+        keep_cache: true,
+        ..Opened::default()
+    }
+}
+
+/// Whether `anc` is `node` or one of its ancestors.
+fn is_ancestor_or_self(anc: &Rc<Inode>, node: &Rc<Inode>) -> bool {
+    let mut cur = Rc::clone(node);
+    loop {
+        if Rc::ptr_eq(&cur, anc) {
+            return true;
+        }
+        match cur.parent() {
+            Some(p) if !Rc::ptr_eq(&p, &cur) => cur = p,
+            _ => return false,
+        }
+    }
+}
+
+impl MemFs {
+    pub fn new(config: &Config) -> MemFs {
+        let space = Space::new(config.size, config.inodes);
+        // The root takes an inode like any other (with inodes=1 nothing else fits).
+        let _ = space.reserve_inode();
+        let root = Rc::new_cyclic(|me| {
+            Inode::new(
+                1,
+                S_IFDIR | (config.mode & 0o7777),
+                config.uid,
+                config.gid,
+                Content::Dir(Box::new(Dir::new(me.clone()))),
+                now(),
+            )
+        });
+        MemFs {
+            root,
+            next_id: Cell::new(2),
+            space,
+            noatime: config.noatime,
+            last_write_open: Cell::new((0, 0)),
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    fn accessed(&self, inode: &Inode) {
+        if !self.noatime {
+            inode.accessed(now());
+        }
+    }
+
+    /// Makes a node of `mode` (type and permission bits) named `name` in `dir`.
+    fn make(
+        &self,
+        who: &impl Who,
+        dir: &Rc<Inode>,
+        name: &OsStr,
+        mode: u32,
+        content: Content,
+    ) -> OpResult<Rc<Inode>> {
+        check_name(name)?;
+        {
+            let d = dir.dir()?;
+            if dir.nlink() == 0 {
+                return Err(Errno::ENOENT);
+            }
+            if d.get(name).is_some() {
+                return Err(Errno::EEXIST);
+            }
+        }
+        let is_dir = mode & S_IFMT == S_IFDIR;
+        let (gid, perm) = perm::new_owner(dir.perm(), dir.gid(), is_dir, mode, who);
+        self.space.reserve_inode()?;
+        if matches!(&content, Content::Symlink(t) if t.len() >= LONG_SYMLINK)
+            && !self.space.alloc_pages(1)
+        {
+            self.space.release(INODE_SPACE);
+            return Err(Errno::ENOSPC);
+        }
+        let t = now();
+        let inode = Rc::new(Inode::new(
+            self.next_id(),
+            (mode & S_IFMT) | perm,
+            who.uid(),
+            gid,
+            content,
+            t,
+        ));
+        dir.dir_mut()?.insert(name, Rc::clone(&inode));
+        if is_dir {
+            dir.set_nlink(dir.nlink() + 1);
+        }
+        dir.modified(t);
+        Ok(inode)
+    }
+
+    /// `victim` lost a link (its entry is already gone). Its resources go now if that
+    /// was the last link and it is not open, else at its last release.
+    fn drop_link(&self, victim: &Rc<Inode>, t: SystemTime) {
+        victim.changed(t);
+        if victim.is_dir() {
+            victim.set_nlink(0);
+        } else {
+            let left = victim.nlink().saturating_sub(1);
+            victim.set_nlink(left);
+            if left > 0 {
+                // Each extra hard link took inode space of its own.
+                self.space.release(INODE_SPACE);
+            }
+        }
+        if victim.nlink() == 0 && victim.opens() == 0 {
+            self.free(victim);
+        }
+    }
+
+    /// An open file or directory was released.
+    fn closed(&self, inode: &Inode) {
+        inode.set_opens(inode.opens().saturating_sub(1));
+        if inode.nlink() == 0 && inode.opens() == 0 {
+            self.free(inode);
+        }
+    }
+
+    /// Gives back what an unlinked, closed inode held of the limits, and its memory.
+    /// Runs again if the file is reopened (through /proc) and closed once more: its
+    /// inode space goes back only the first time, pages and xattrs every time.
+    fn free(&self, inode: &Inode) {
+        let first = inode.mark_freed();
+        let mut body = inode.body_mut();
+        let mut ispace = if first { INODE_SPACE } else { 0 };
+        if let Some(x) = body.xattrs.take() {
+            ispace += x
+                .sizes()
+                .map(|(n, v)| self.space.xattr_space(n, v))
+                .sum::<u64>();
+        }
+        self.space.release(ispace);
+        match &mut body.content {
+            Content::File(data) => {
+                if let Some(d) = data.take() {
+                    self.space.free_pages(d.pages());
+                }
+            }
+            Content::Symlink(t) if first => {
+                if t.len() >= LONG_SYMLINK {
+                    self.space.free_pages(1);
+                }
+                **t = OsString::new();
+            }
+            _ => {}
+        }
+    }
+
+    /// Sets the size of a regular file: shrinking frees pages past the end.
+    fn resize(&self, inode: &Inode, size: u64) -> OpResult<()> {
+        match inode.kind() {
+            FileType::RegularFile => {}
+            FileType::Directory => return Err(Errno::EISDIR),
+            _ => return Err(Errno::EINVAL),
+        }
+        if size > i64::MAX as u64 {
+            return Err(Errno::EFBIG);
+        }
+        // Like tmpfs, a "truncate" to the same size also drops pages fallocated past
+        // the end.
+        if size <= inode.size() {
+            let mut body = inode.body_mut();
+            if let Content::File(slot) = &mut body.content {
+                if let Some(d) = slot {
+                    d.truncate(size, &self.space);
+                    if d.is_empty() {
+                        *slot = None;
+                    }
+                }
+            }
+        }
+        inode.set_size(size);
+        Ok(())
+    }
+
+    /// Whether `who` may get (or, with `write`, set or remove) attributes of `ns` on
+    /// `inode`, as the kernel's xattr_permission and capability checks decide.
+    fn xattr_access(
+        &self,
+        inode: &Inode,
+        ns: Namespace,
+        who: &impl Who,
+        write: bool,
+    ) -> OpResult<()> {
+        let denied = if write { Errno::EPERM } else { ENOATTR };
+        match ns {
+            Namespace::Trusted if !who.is_root() => Err(denied),
+            Namespace::Security if write && !who.is_root() => Err(Errno::EPERM),
+            Namespace::User => {
+                let kind = inode.kind();
+                if kind != FileType::RegularFile && kind != FileType::Directory {
+                    return Err(denied);
+                }
+                let sticky_dir = kind == FileType::Directory && inode.perm() & S_ISVTX != 0;
+                if write && sticky_dir && !who.is_root() && who.uid() != inode.uid() {
+                    return Err(Errno::EPERM);
+                }
+                let want = if write { MAY_WRITE } else { MAY_READ };
+                if !perm::may(
+                    inode.perm(),
+                    inode.uid(),
+                    inode.gid(),
+                    inode.is_dir(),
+                    who,
+                    want,
+                ) {
+                    return Err(Errno::EACCES);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// link(2): a new name for `node` in `newdir`.
+    fn link_into(&self, node: &Rc<Inode>, newdir: &Rc<Inode>, newname: &OsStr) -> OpResult<()> {
+        check_name(newname)?;
+        if node.is_dir() {
+            return Err(Errno::EPERM);
+        }
+        {
+            let d = newdir.dir()?;
+            if newdir.nlink() == 0 || node.nlink() == 0 {
+                return Err(Errno::ENOENT);
+            }
+            if d.get(newname).is_some() {
+                return Err(Errno::EEXIST);
+            }
+        }
+        // Each hard link takes inode space, as in tmpfs.
+        self.space.reserve_inode()?;
+        newdir.dir_mut()?.insert(newname, Rc::clone(node));
+        node.set_nlink(node.nlink() + 1);
+        let t = now();
+        node.changed(t);
+        newdir.modified(t);
+        Ok(())
+    }
+
+    /// unlink (`is_rmdir` false) or rmdir `name` in `dir`.
+    fn remove(&self, who: &Cred, dir: &Rc<Inode>, name: &OsStr, is_rmdir: bool) -> OpResult<()> {
+        check_name(name)?;
+        let victim = dir.dir()?.get(name).cloned().ok_or(Errno::ENOENT)?;
+        if !perm::sticky_ok(dir.perm(), dir.uid(), victim.uid(), who) {
+            return Err(Errno::EPERM);
+        }
+        match (is_rmdir, victim.is_dir()) {
+            (false, true) => return Err(Errno::EISDIR),
+            (true, false) => return Err(Errno::ENOTDIR),
+            (true, true) if !victim.dir()?.is_empty() => return Err(Errno::ENOTEMPTY),
+            _ => {}
+        }
+        dir.dir_mut()?.remove(name);
+        if is_rmdir {
+            dir.set_nlink(dir.nlink() - 1);
+        }
+        let t = now();
+        dir.modified(t);
+        self.drop_link(&victim, t);
+        Ok(())
+    }
+
+    /// rename(2) and renameat2(2), with tmpfs's checks in the kernel's order.
+    #[allow(clippy::too_many_arguments)]
+    fn move_entry(
+        &self,
+        who: &Cred,
+        dir: &Rc<Inode>,
+        name: &OsStr,
+        newdir: &Rc<Inode>,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> OpResult<()> {
+        if flags.exchange && (flags.noreplace || flags.whiteout) {
+            return Err(Errno::EINVAL);
+        }
+        check_name(name)?;
+        check_name(newname)?;
+        let src = dir.dir()?.get(name).cloned().ok_or(Errno::ENOENT)?;
+        let dst = newdir.dir()?.get(newname).cloned();
+        if newdir.nlink() == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if flags.noreplace && dst.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        if flags.exchange && dst.is_none() {
+            return Err(Errno::ENOENT);
+        }
+        // No directory may end up inside itself.
+        if src.is_dir() && is_ancestor_or_self(&src, newdir) {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(dst) = &dst {
+            if dst.is_dir() && is_ancestor_or_self(dst, dir) {
+                return Err(if flags.exchange {
+                    Errno::EINVAL
+                } else {
+                    Errno::ENOTEMPTY
+                });
+            }
+            if Rc::ptr_eq(&src, dst) {
+                return Ok(()); // two links to one inode: nothing to do
+            }
+        }
+        if !perm::sticky_ok(dir.perm(), dir.uid(), src.uid(), who) {
+            return Err(Errno::EPERM);
+        }
+        if let Some(dst) = &dst {
+            if !perm::sticky_ok(newdir.perm(), newdir.uid(), dst.uid(), who) {
+                return Err(Errno::EPERM);
+            }
+            if !flags.exchange {
+                match (src.is_dir(), dst.is_dir()) {
+                    (true, false) => return Err(Errno::ENOTDIR),
+                    (false, true) => return Err(Errno::EISDIR),
+                    (true, true) if !dst.dir()?.is_empty() => return Err(Errno::ENOTEMPTY),
+                    _ => {}
+                }
+            }
+        }
+        let t = now();
+        let same_dir = Rc::ptr_eq(dir, newdir);
+        if flags.exchange {
+            let dst = dst.expect("checked above");
+            dir.dir_mut()?.remove(name);
+            newdir.dir_mut()?.remove(newname);
+            // Both entries become the newest of their directories, as in tmpfs.
+            dir.dir_mut()?.insert(name, Rc::clone(&dst));
+            newdir.dir_mut()?.insert(newname, Rc::clone(&src));
+            if !same_dir {
+                for (moved, from, to) in [(&src, dir, newdir), (&dst, newdir, dir)] {
+                    if moved.is_dir() {
+                        moved.dir_mut()?.parent = Rc::downgrade(to);
+                        from.set_nlink(from.nlink() - 1);
+                        to.set_nlink(to.nlink() + 1);
+                    }
+                }
+            }
+            dst.changed(t);
+        } else {
+            // tmpfs makes the whiteout (a 0:0 character device) before the move.
+            let whiteout = if flags.whiteout {
+                self.space.reserve_inode()?;
+                let (gid, perm) = perm::new_owner(dir.perm(), dir.gid(), false, 0, who);
+                let w = Inode::new(
+                    self.next_id(),
+                    S_IFCHR | perm,
+                    who.uid(),
+                    gid,
+                    Content::Special(0),
+                    t,
+                );
+                Some(Rc::new(w))
+            } else {
+                None
+            };
+            if let Some(dst) = &dst {
+                newdir.dir_mut()?.remove(newname);
+                if dst.is_dir() {
+                    newdir.set_nlink(newdir.nlink() - 1);
+                }
+                self.drop_link(dst, t);
+            }
+            dir.dir_mut()?.remove(name);
+            if let Some(w) = whiteout {
+                dir.dir_mut()?.insert(name, w);
+            }
+            newdir.dir_mut()?.insert(newname, Rc::clone(&src));
+            if src.is_dir() && !same_dir {
+                src.dir_mut()?.parent = Rc::downgrade(newdir);
+                dir.set_nlink(dir.nlink() - 1);
+                newdir.set_nlink(newdir.nlink() + 1);
+            }
+        }
+        src.changed(t);
+        dir.modified(t);
+        newdir.modified(t);
+        Ok(())
+    }
+
+    /// readdir's "." and ".." and the entries after `offset`, each with its cookie;
+    /// `add` returns false when the reply is full.
+    fn list(
+        &self,
+        dir: &Rc<Inode>,
+        offset: u64,
+        mut add: impl FnMut(u64, &OsStr, &Rc<Inode>) -> bool,
+    ) -> OpResult<()> {
+        let parent = dir.parent().unwrap_or_else(|| Rc::clone(dir));
+        {
+            let d = dir.dir()?;
+            let full = (offset < 1 && !add(1, OsStr::new("."), dir))
+                || (offset < 2 && !add(2, OsStr::new(".."), &parent));
+            if !full {
+                let bound = if offset <= COOKIE_BASE {
+                    u64::MAX
+                } else {
+                    offset - COOKIE_BASE
+                };
+                for (seq, name, child) in d.entries_below(bound) {
+                    if !add(seq + COOKIE_BASE, name, child) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.accessed(dir);
+        Ok(())
+    }
+}
+
+#[puffs::ops]
+impl Ops for MemFs {
+    type Node = Rc<Inode>;
+    type Key = u64;
+
+    fn root(&self) -> (u64, Rc<Inode>) {
+        (self.root.id, Rc::clone(&self.root))
+    }
+
+    fn reclaim(&self, node: &Node<Self>) {
+        // Normally freed already, at its last unlink or release.
+        if node.nlink() == 0 {
+            self.free(node);
+        }
+    }
+
+    async fn statvfs(&self, _cx: &Cx<Self>) -> OpResult<Statvfs> {
+        Ok(self.space.statvfs())
+    }
+
+    async fn lookup(
+        &self,
+        _cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+    ) -> OpResult<EntryOf<Self>> {
+        check_name(name)?;
+        let child = match name.as_encoded_bytes() {
+            b"." => Rc::clone(dir),
+            b".." => dir.parent().unwrap_or_else(|| Rc::clone(dir)),
+            _ => dir.dir()?.get(name).cloned().ok_or(Errno::ENOENT)?,
+        };
+        Ok(entry(&child))
+    }
+
+    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+        Ok(node.attr())
+    }
+
+    async fn setattr(&self, cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
+        let who = cx.cred();
+        let inode: &Inode = node;
+        let last_open = self.last_write_open.replace((0, 0));
+        // All checks before any change, in the kernel's order.
+        if set.uid.is_some() || set.gid.is_some() {
+            perm::chown(set.uid, set.gid, inode.uid(), inode.gid(), who)?;
+        }
+        let new_perm = match set.mode {
+            Some(m) => Some(perm::chmod(
+                inode.perm(),
+                m,
+                inode.uid(),
+                set.gid.unwrap_or(inode.gid()),
+                who,
+            )?),
+            None => None,
+        };
+        // A truncate comes with mtime = now, which needs no ownership.
+        if set.size.is_none() {
+            perm::set_times(set.atime, set.mtime, inode.uid(), who, || {
+                perm::may(
+                    inode.perm(),
+                    inode.uid(),
+                    inode.gid(),
+                    inode.is_dir(),
+                    who,
+                    MAY_WRITE,
+                )
+            })?;
+        }
+        let t = now();
+        let mut ctime = true;
+        if let Some(size) = set.size {
+            let old = inode.size();
+            let had_pages = inode.attr().blocks > 0;
+            self.resize(inode, size)?;
+            // tmpfs moves mtime and ctime when the size changes; on ftruncate and
+            // open(O_TRUNC) always; on truncate(2) to the same size only if the file
+            // has pages (its truncate_range runs).
+            let o_trunc = size == 0 && last_open == (node.id, who.pid);
+            if size != old || set.fh.is_some() || o_trunc || had_pages {
+                inode.set_mtime(t);
+            } else {
+                ctime = set.mode.is_some()
+                    || set.uid.is_some()
+                    || set.gid.is_some()
+                    || set.atime.is_some()
+                    || set.mtime.is_some();
+            }
+        }
+        if set.uid.is_some() || set.gid.is_some() {
+            let old_gid = inode.gid();
+            if let Some(u) = set.uid {
+                inode.set_uid(u);
+            }
+            if let Some(g) = set.gid {
+                inode.set_gid(g);
+            }
+            if set.mode.is_none() {
+                inode.set_perm(perm::chown_kill_priv(
+                    inode.perm(),
+                    inode.is_dir(),
+                    old_gid,
+                    who,
+                ));
+            }
+        }
+        if let Some(p) = new_perm {
+            inode.set_perm(p);
+        }
+        if let Some(a) = set.atime {
+            inode.set_atime(a.resolve(t));
+        }
+        if let Some(m) = set.mtime {
+            inode.set_mtime(m.resolve(t));
+        }
+        if ctime {
+            inode.set_ctime(set.ctime.unwrap_or(t));
+        }
+        Ok(inode.attr())
+    }
+
+    async fn readlink(&self, _cx: &Cx<Self>, node: &Node<Self>) -> OpResult<OsString> {
+        let target = match &node.body().content {
+            Content::Symlink(t) => OsString::clone(t),
+            _ => return Err(Errno::EINVAL),
+        };
+        self.accessed(node);
+        Ok(target)
+    }
+
+    async fn mknod(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+    ) -> OpResult<EntryOf<Self>> {
+        let (mode, content) = match FileType::from_mode(mode) {
+            _ if mode & S_IFMT == 0 => (mode | S_IFREG, Content::File(None)),
+            Some(FileType::RegularFile) => (mode, Content::File(None)),
+            Some(FileType::CharDevice | FileType::BlockDevice) => (mode, Content::Special(rdev)),
+            Some(FileType::Fifo | FileType::Socket) => (mode, Content::Special(0)),
+            Some(FileType::Directory) => return Err(Errno::EPERM),
+            _ => return Err(Errno::EINVAL),
+        };
+        Ok(entry(&self.make(cx.cred(), dir, name, mode, content)?))
+    }
+
+    async fn mkdir(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+    ) -> OpResult<EntryOf<Self>> {
+        let content = Content::Dir(Box::new(Dir::new(Rc::downgrade(dir))));
+        Ok(entry(&self.make(
+            cx.cred(),
+            dir,
+            name,
+            S_IFDIR | (mode & 0o7777),
+            content,
+        )?))
+    }
+
+    async fn symlink(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        target: &Path,
+    ) -> OpResult<EntryOf<Self>> {
+        let target = target.as_os_str();
+        if target.len() > SYMLINK_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let content = Content::Symlink(Box::new(target.to_owned()));
+        Ok(entry(&self.make(
+            cx.cred(),
+            dir,
+            name,
+            S_IFLNK | 0o777,
+            content,
+        )?))
+    }
+
+    async fn unlink(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
+        self.remove(cx.cred(), dir, name, false)
+    }
+
+    async fn rmdir(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
+        self.remove(cx.cred(), dir, name, true)
+    }
+
+    async fn rename(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        newdir: &Node<Self>,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> OpResult<()> {
+        self.move_entry(cx.cred(), dir, name, newdir, newname, flags)
+    }
+
+    async fn link(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        newdir: &Node<Self>,
+        newname: &OsStr,
+    ) -> OpResult<EntryOf<Self>> {
+        self.link_into(node, newdir, newname)?;
+        Ok(entry(node))
+    }
+
+    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: i32) -> OpResult<Opened> {
+        if node.is_dir() {
+            node.set_opens(node.opens() + 1);
+            return Ok(Opened::default());
+        }
+        // The kernel truncates with a setattr, unless it was asked for atomic O_TRUNC.
+        if flags & libc::O_TRUNC != 0 && node.kind() == FileType::RegularFile {
+            self.resize(node, 0)?;
+            node.modified(now());
+        }
+        if flags & libc::O_ACCMODE != libc::O_RDONLY {
+            self.last_write_open.set((node.id, cx.cred().pid));
+        }
+        node.set_opens(node.opens() + 1);
+        Ok(file_opened())
+    }
+
+    async fn create(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _flags: i32,
+    ) -> OpResult<(EntryOf<Self>, Opened)> {
+        let inode = self.make(
+            cx.cred(),
+            dir,
+            name,
+            S_IFREG | (mode & 0o7777),
+            Content::File(None),
+        )?;
+        inode.set_opens(1);
+        Ok((entry(&inode), file_opened()))
+    }
+
+    async fn read(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> OpResult<Vec<u8>> {
+        let out = match &node.body().content {
+            Content::File(Some(d)) => d.read(offset, size, node.size()),
+            Content::File(None) => Data::default().read(offset, size, node.size()),
+            Content::Dir(_) => return Err(Errno::EISDIR),
+            _ => return Err(Errno::EINVAL),
+        };
+        self.accessed(node);
+        Ok(out)
+    }
+
+    async fn write(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _fh: u64,
+        offset: u64,
+        data: &[u8],
+        _flags: i32,
+    ) -> OpResult<u32> {
+        self.last_write_open.set((0, 0));
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= i64::MAX as u64);
+        if end.is_none() {
+            return Err(Errno::EFBIG);
+        }
+        let written = {
+            let mut body = node.body_mut();
+            let slot = match &mut body.content {
+                Content::File(slot) => slot,
+                Content::Dir(_) => return Err(Errno::EISDIR),
+                _ => return Err(Errno::EINVAL),
+            };
+            let r = slot
+                .get_or_insert_with(Box::default)
+                .write(offset, data, &self.space);
+            if slot.as_ref().is_some_and(|d| d.is_empty()) {
+                *slot = None;
+            }
+            r?
+        };
+        if written > 0 {
+            node.set_size(node.size().max(offset + written as u64));
+            node.modified(now());
+        }
+        Ok(written as u32)
+    }
+
+    async fn flush(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _lock_owner: u64,
+    ) -> OpResult<()> {
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _fh: u64,
+        _flags: i32,
+    ) -> OpResult<()> {
+        self.closed(node);
+        Ok(())
+    }
+
+    async fn fsync(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _datasync: bool,
+    ) -> OpResult<()> {
+        Ok(())
+    }
+
+    async fn opendir(&self, _cx: &Cx<Self>, node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+        node.dir()?;
+        node.set_opens(node.opens() + 1);
+        Ok(Opened::default())
+    }
+
+    async fn readdir(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        _fh: u64,
+        offset: u64,
+        out: &mut DirBuf,
+    ) -> OpResult<()> {
+        self.list(dir, offset, |cookie, name, inode| {
+            // The node's number, or the one it will get (its id) when looked up.
+            let ino = cx.node_by_key(&inode.id).map_or(inode.id, |n| n.ino());
+            out.add(ino, cookie, inode.kind(), name)
+        })
+    }
+
+    async fn readdirplus(
+        &self,
+        _cx: &Cx<Self>,
+        dir: &Node<Self>,
+        _fh: u64,
+        offset: u64,
+        out: &mut DirPlusBuf<Self>,
+    ) -> OpResult<()> {
+        self.list(dir, offset, |cookie, name, inode| {
+            out.add(name, cookie, entry(inode))
+        })
+    }
+
+    async fn releasedir(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: u64) -> OpResult<()> {
+        self.closed(node);
+        Ok(())
+    }
+
+    async fn fsyncdir(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _datasync: bool,
+    ) -> OpResult<()> {
+        Ok(())
+    }
+
+    async fn setxattr(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+    ) -> OpResult<()> {
+        let ns = xattr::namespace(name)?;
+        self.xattr_access(node, ns, cx.cred(), true)?;
+        // tmpfs takes the space first and gives it back if the change fails.
+        let charge = self.space.xattr_space(name.len(), value.len());
+        if !self.space.charge(charge) {
+            return Err(Errno::ENOSPC);
+        }
+        let result = {
+            let mut body = node.body_mut();
+            let r = body
+                .xattrs
+                .get_or_insert_with(Box::default)
+                .set(name, value, flags);
+            if body.xattrs.as_ref().is_some_and(|x| x.is_empty()) {
+                body.xattrs = None;
+            }
+            r
+        };
+        match result {
+            Ok(replaced) => {
+                if let Some(old) = replaced {
+                    self.space.release(self.space.xattr_space(name.len(), old));
+                }
+                node.changed(now());
+                Ok(())
+            }
+            Err(e) => {
+                self.space.release(charge);
+                Err(e)
+            }
+        }
+    }
+
+    async fn getxattr(&self, cx: &Cx<Self>, node: &Node<Self>, name: &OsStr) -> OpResult<Vec<u8>> {
+        let ns = xattr::namespace(name)?;
+        self.xattr_access(node, ns, cx.cred(), false)?;
+        let body = node.body();
+        let value = body.xattrs.as_ref().and_then(|x| x.get(name));
+        value.map(<[u8]>::to_vec).ok_or(ENOATTR)
+    }
+
+    async fn listxattr(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<Vec<u8>> {
+        let root = cx.cred().is_root();
+        let body = node.body();
+        Ok(body
+            .xattrs
+            .as_ref()
+            .map(|x| x.list(|n| !root && n.starts_with(b"trusted.")))
+            .unwrap_or_default())
+    }
+
+    async fn removexattr(&self, cx: &Cx<Self>, node: &Node<Self>, name: &OsStr) -> OpResult<()> {
+        let ns = xattr::namespace(name)?;
+        self.xattr_access(node, ns, cx.cred(), true)?;
+        let old = {
+            let mut body = node.body_mut();
+            let x = body.xattrs.as_mut().ok_or(ENOATTR)?;
+            let old = x.remove(name)?;
+            if x.is_empty() {
+                body.xattrs = None;
+            }
+            old
+        };
+        self.space.release(self.space.xattr_space(name.len(), old));
+        node.changed(now());
+        Ok(())
+    }
+
+    async fn fallocate(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _fh: u64,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> OpResult<()> {
+        // FALLOC_FL_KEEP_SIZE and FALLOC_FL_PUNCH_HOLE, as the FUSE protocol has them.
+        let keep = 1;
+        let punch = 2;
+        if mode & !(keep | punch) != 0 || (mode & punch != 0 && mode & keep == 0) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        match node.kind() {
+            FileType::RegularFile => {}
+            FileType::Directory => return Err(Errno::EISDIR),
+            _ => return Err(Errno::ENODEV),
+        }
+        if length == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = offset
+            .checked_add(length)
+            .filter(|&e| e <= i64::MAX as u64)
+            .ok_or(Errno::EFBIG)?;
+        {
+            let mut body = node.body_mut();
+            let Content::File(slot) = &mut body.content else {
+                return Err(Errno::ENODEV);
+            };
+            let d = slot.get_or_insert_with(Box::default);
+            let r = if mode & punch != 0 {
+                d.punch(offset, length, &self.space);
+                Ok(())
+            } else {
+                d.allocate(offset, length, &self.space)
+            };
+            if d.is_empty() {
+                *slot = None;
+            }
+            r?;
+        }
+        if mode & keep == 0 && end > node.size() {
+            node.set_size(end);
+        }
+        node.modified(now());
+        Ok(())
+    }
+
+    async fn lseek(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _fh: u64,
+        offset: i64,
+        whence: i32,
+    ) -> OpResult<i64> {
+        let Ok(off) = u64::try_from(offset) else {
+            return Err(Errno::ENXIO);
+        };
+        let size = node.size();
+        let empty = Data::default();
+        let body = node.body();
+        let data = match &body.content {
+            Content::File(Some(d)) => d,
+            Content::File(None) => &empty,
+            _ => return Err(Errno::EINVAL),
+        };
+        let pos = match whence {
+            libc::SEEK_DATA => data.seek_data(off, size)?,
+            libc::SEEK_HOLE => data.seek_hole(off, size)?,
+            _ => return Err(Errno::EINVAL),
+        };
+        Ok(pos as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller with no supplementary groups (no such pid).
+    fn user(uid: u32) -> Cred {
+        Cred {
+            uid,
+            gid: uid,
+            pid: u32::MAX,
+        }
+    }
+
+    const ROOT: Cred = Cred {
+        uid: 0,
+        gid: 0,
+        pid: u32::MAX,
+    };
+
+    fn n(s: &str) -> &OsStr {
+        OsStr::new(s)
+    }
+
+    struct T {
+        fs: MemFs,
+        root: Rc<Inode>,
+    }
+
+    impl T {
+        fn new(size: u64, inodes: u64) -> T {
+            let fs = MemFs::new(&Config {
+                size,
+                inodes,
+                ..Config::default()
+            });
+            let root = Rc::clone(&fs.root);
+            T { fs, root }
+        }
+        fn mkdir(&self, dir: &Rc<Inode>, name: &str) -> Rc<Inode> {
+            let content = Content::Dir(Box::new(Dir::new(Rc::downgrade(dir))));
+            self.fs
+                .make(&ROOT, dir, n(name), S_IFDIR | 0o755, content)
+                .unwrap()
+        }
+        fn file(&self, dir: &Rc<Inode>, name: &str) -> Rc<Inode> {
+            self.fs
+                .make(&ROOT, dir, n(name), S_IFREG | 0o644, Content::File(None))
+                .unwrap()
+        }
+        fn rename(
+            &self,
+            d: &Rc<Inode>,
+            a: &str,
+            nd: &Rc<Inode>,
+            b: &str,
+            flags: RenameFlags,
+        ) -> OpResult<()> {
+            self.fs.move_entry(&ROOT, d, n(a), nd, n(b), flags)
+        }
+        fn get(&self, d: &Rc<Inode>, name: &str) -> Option<Rc<Inode>> {
+            d.dir().unwrap().get(n(name)).cloned()
+        }
+    }
+
+    const PLAIN: RenameFlags = RenameFlags {
+        noreplace: false,
+        exchange: false,
+        whiteout: false,
+    };
+    const NOREPLACE: RenameFlags = RenameFlags {
+        noreplace: true,
+        ..PLAIN
+    };
+    const EXCHANGE: RenameFlags = RenameFlags {
+        exchange: true,
+        ..PLAIN
+    };
+
+    #[test]
+    fn ancestry_for_rename_loops() {
+        let t = T::new(0, 0);
+        let a = t.mkdir(&t.root, "a");
+        let b = t.mkdir(&a, "b");
+        let c = t.mkdir(&t.root, "c");
+        assert!(is_ancestor_or_self(&a, &b));
+        assert!(is_ancestor_or_self(&a, &a));
+        assert!(is_ancestor_or_self(&t.root, &b));
+        assert!(!is_ancestor_or_self(&b, &a));
+        assert!(!is_ancestor_or_self(&c, &b));
+        assert!(!is_ancestor_or_self(&a, &t.root));
+    }
+
+    #[test]
+    fn rename_errors() {
+        let t = T::new(0, 0);
+        let a = t.mkdir(&t.root, "a");
+        let b = t.mkdir(&a, "b");
+        t.mkdir(&b, "c");
+        t.file(&t.root, "f");
+        t.mkdir(&t.root, "empty");
+        let r = &t.root;
+        assert_eq!(t.rename(r, "a", &b, "z", PLAIN), Err(Errno::EINVAL));
+        assert_eq!(t.rename(r, "a", &a, "z", PLAIN), Err(Errno::EINVAL));
+        assert_eq!(t.rename(&b, "c", r, "a", PLAIN), Err(Errno::ENOTEMPTY));
+        assert_eq!(t.rename(&b, "c", r, "a", EXCHANGE), Err(Errno::EINVAL));
+        assert_eq!(t.rename(r, "f", r, "a", PLAIN), Err(Errno::EISDIR));
+        assert_eq!(t.rename(r, "a", r, "f", PLAIN), Err(Errno::ENOTDIR));
+        assert_eq!(t.rename(r, "empty", r, "a", PLAIN), Err(Errno::ENOTEMPTY));
+        assert_eq!(t.rename(r, "nope", r, "x", PLAIN), Err(Errno::ENOENT));
+        assert_eq!(t.rename(r, "f", r, "empty", NOREPLACE), Err(Errno::EEXIST));
+        assert_eq!(t.rename(r, "f", r, "nope", EXCHANGE), Err(Errno::ENOENT));
+        let both = RenameFlags {
+            exchange: true,
+            noreplace: true,
+            whiteout: false,
+        };
+        assert_eq!(t.rename(r, "f", r, "a", both), Err(Errno::EINVAL));
+        let long = "x".repeat(256);
+        assert_eq!(t.rename(r, "f", r, &long, PLAIN), Err(Errno::ENAMETOOLONG));
+    }
+
+    #[test]
+    fn rename_moves_and_replaces() {
+        let t = T::new(0, 0);
+        let r = &t.root;
+        let a = t.mkdir(r, "a");
+        let sub = t.mkdir(r, "sub");
+        let empty = t.mkdir(&a, "empty");
+        assert_eq!((r.nlink(), a.nlink()), (4, 3));
+        // A directory over an empty directory in another parent.
+        t.rename(r, "sub", &a, "empty", PLAIN).unwrap();
+        assert_eq!((r.nlink(), a.nlink(), empty.nlink()), (3, 3, 0));
+        assert!(Rc::ptr_eq(&sub.parent().unwrap(), &a));
+        assert!(Rc::ptr_eq(&t.get(&a, "empty").unwrap(), &sub));
+        assert!(t.get(r, "sub").is_none());
+        // A file over a file: the old one loses its link.
+        let f = t.file(r, "f");
+        let g = t.file(&a, "g");
+        t.rename(r, "f", &a, "g", PLAIN).unwrap();
+        assert_eq!((f.nlink(), g.nlink()), (1, 0));
+        assert!(Rc::ptr_eq(&t.get(&a, "g").unwrap(), &f));
+        // Exchange a file and a directory across parents.
+        let d = t.mkdir(r, "d");
+        t.rename(&a, "g", r, "d", EXCHANGE).unwrap();
+        assert!(Rc::ptr_eq(&t.get(r, "d").unwrap(), &f));
+        assert!(Rc::ptr_eq(&t.get(&a, "g").unwrap(), &d));
+        assert!(Rc::ptr_eq(&d.parent().unwrap(), &a));
+        assert_eq!((r.nlink(), a.nlink()), (3, 4));
+        // Renaming one link of a file onto another link of it does nothing.
+        t.fs.link_into(&f, r, n("f2")).unwrap();
+        t.rename(r, "d", r, "f2", PLAIN).unwrap();
+        assert_eq!(f.nlink(), 2);
+        assert!(t.get(r, "d").is_some());
+    }
+
+    #[test]
+    fn rename_whiteout_leaves_a_char_device() {
+        let t = T::new(0, 0);
+        let r = &t.root;
+        t.file(r, "f");
+        let wo = RenameFlags {
+            whiteout: true,
+            ..PLAIN
+        };
+        t.rename(r, "f", r, "g", wo).unwrap();
+        let w = t.get(r, "f").unwrap();
+        assert_eq!(w.kind(), FileType::CharDevice);
+        assert_eq!(w.attr().rdev, 0);
+        assert_eq!(r.dir().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn sticky_directory_protects_entries() {
+        let t = T::new(0, 0);
+        let r = &t.root; // 1777
+        let alice = user(1000);
+        let f =
+            t.fs.make(&alice, r, n("f"), S_IFREG | 0o666, Content::File(None))
+                .unwrap();
+        assert_eq!(f.uid(), 1000);
+        let bob = user(1001);
+        assert_eq!(t.fs.remove(&bob, r, n("f"), false), Err(Errno::EPERM));
+        assert_eq!(
+            t.fs.move_entry(&bob, r, n("f"), r, n("g"), PLAIN),
+            Err(Errno::EPERM)
+        );
+        t.fs.move_entry(&alice, r, n("f"), r, n("g"), PLAIN)
+            .unwrap();
+        t.fs.remove(&alice, r, n("g"), false).unwrap();
+    }
+
+    #[test]
+    fn unlinked_open_file_keeps_its_space_until_closed() {
+        let t = T::new(10 * 4096, 10);
+        let f = t.file(&t.root, "f");
+        f.set_opens(1);
+        {
+            let mut body = f.body_mut();
+            let Content::File(slot) = &mut body.content else {
+                panic!()
+            };
+            slot.get_or_insert_with(Box::default)
+                .write(0, &[1u8; 8192], &t.fs.space)
+                .unwrap();
+        }
+        f.set_size(8192);
+        let free = |t: &T| (t.fs.space.statvfs().bfree, t.fs.space.statvfs().ffree);
+        assert_eq!(free(&t), (8, 8));
+        t.fs.remove(&ROOT, &t.root, n("f"), false).unwrap();
+        assert_eq!(f.nlink(), 0);
+        assert_eq!(free(&t), (8, 8));
+        t.fs.closed(&f);
+        assert_eq!(free(&t), (10, 9));
+        t.fs.closed(&f); // a second release must not give back twice
+        t.fs.free(&f);
+        assert_eq!(free(&t), (10, 9));
+        // Reopened through /proc and written: those pages go back at the next close.
+        f.set_opens(1);
+        {
+            let mut body = f.body_mut();
+            let Content::File(slot) = &mut body.content else {
+                panic!()
+            };
+            slot.get_or_insert_with(Box::default)
+                .write(0, &[1u8; 100], &t.fs.space)
+                .unwrap();
+        }
+        assert_eq!(free(&t), (9, 9));
+        t.fs.closed(&f);
+        assert_eq!(free(&t), (10, 9));
+    }
+
+    #[test]
+    fn rmdir_and_unlink_errors() {
+        let t = T::new(0, 0);
+        let r = &t.root;
+        let d = t.mkdir(r, "d");
+        t.file(&d, "f");
+        t.file(r, "g");
+        assert_eq!(t.fs.remove(&ROOT, r, n("d"), true), Err(Errno::ENOTEMPTY));
+        assert_eq!(t.fs.remove(&ROOT, r, n("d"), false), Err(Errno::EISDIR));
+        assert_eq!(t.fs.remove(&ROOT, r, n("g"), true), Err(Errno::ENOTDIR));
+        assert_eq!(t.fs.remove(&ROOT, r, n("x"), false), Err(Errno::ENOENT));
+        t.fs.remove(&ROOT, &d, n("f"), false).unwrap();
+        t.fs.remove(&ROOT, r, n("d"), true).unwrap();
+        assert_eq!((r.nlink(), d.nlink()), (2, 0));
+        assert_eq!(r.attr().size, 3 * crate::inode::DIRENT_SIZE);
+    }
+}
