@@ -803,16 +803,6 @@ impl Ops for MemFs {
         Ok(written as u32)
     }
 
-    async fn flush(
-        &self,
-        _cx: &Cx<Self>,
-        _node: &Node<Self>,
-        _fh: u64,
-        _lock_owner: u64,
-    ) -> OpResult<()> {
-        Ok(())
-    }
-
     async fn release(
         &self,
         _cx: &Cx<Self>,

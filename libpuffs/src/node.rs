@@ -3,9 +3,11 @@
 //! count to zero removes the node and hands it to the file system's `reclaim`.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::ops::Deref;
 use std::rc::Rc;
+
+use hashbrown::HashTable;
 
 use crate::ops::Ops;
 
@@ -63,9 +65,14 @@ impl<F: Ops> std::fmt::Debug for Node<F> {
 /// All live nodes, by inode number and by key. A node's inode number is the one its
 /// file system asked for (`Attr::ino`) when that is free, so st_ino stays the same
 /// when the kernel forgets a node and looks it up again; otherwise the table picks one.
+///
+/// Both indexes hold the node itself (one pointer an entry, hashed by the ino or the
+/// key it carries) rather than a map of copies: a file system with a million known
+/// files pays for a million nodes, not for maps of maps.
 pub struct NodeTable<F: Ops> {
-    nodes: HashMap<u64, Rc<Node<F>>>,
-    by_key: HashMap<F::Key, u64>,
+    by_ino: HashTable<Rc<Node<F>>>,
+    by_key: HashTable<Rc<Node<F>>>,
+    hasher: RandomState,
     /// Where the search for a free inode number starts.
     next_ino: u64,
     generation: u64,
@@ -74,8 +81,9 @@ pub struct NodeTable<F: Ops> {
 impl<F: Ops> Default for NodeTable<F> {
     fn default() -> Self {
         NodeTable {
-            nodes: HashMap::new(),
-            by_key: HashMap::new(),
+            by_ino: HashTable::new(),
+            by_key: HashTable::new(),
+            hasher: RandomState::new(),
             next_ino: ROOT_INO,
             generation: 0,
         }
@@ -92,12 +100,16 @@ impl<F: Ops> NodeTable<F> {
         table
     }
 
+    fn hash<T: Hash + ?Sized>(&self, v: &T) -> u64 {
+        self.hasher.hash_one(v)
+    }
+
     pub fn get(&self, ino: u64) -> Option<&Rc<Node<F>>> {
-        self.nodes.get(&ino)
+        self.by_ino.find(self.hash(&ino), |n| n.ino == ino)
     }
 
     pub fn by_key(&self, key: &F::Key) -> Option<&Rc<Node<F>>> {
-        self.by_key.get(key).and_then(|ino| self.nodes.get(ino))
+        self.by_key.find(self.hash(key), |n| n.key == *key)
     }
 
     pub fn root(&self) -> &Rc<Node<F>> {
@@ -106,16 +118,16 @@ impl<F: Ops> NodeTable<F> {
     }
 
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.by_ino.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.by_ino.is_empty()
     }
 
     /// Every live node (puffs_pn_nodewalk).
     pub fn iter(&self) -> impl Iterator<Item = &Rc<Node<F>>> {
-        self.nodes.values()
+        self.by_ino.iter()
     }
 
     /// The kernel is told about the node `key` (lookup, create, readdirplus...): the
@@ -139,14 +151,17 @@ impl<F: Ops> NodeTable<F> {
         if left > 0 || ino == ROOT_INO {
             return None;
         }
-        let node = self.nodes.remove(&ino)?;
-        self.by_key.remove(&node.key);
+        let (hi, hk) = (self.hash(&ino), self.hash(&node.key));
+        let (node, _) = self.by_ino.find_entry(hi, |n| n.ino == ino).ok()?.remove();
+        if let Ok(e) = self.by_key.find_entry(hk, |n| Rc::ptr_eq(n, &node)) {
+            e.remove();
+        }
         Some(node)
     }
 
     fn insert(&mut self, key: F::Key, data: F::Node, want_ino: u64) -> Rc<Node<F>> {
         self.generation += 1;
-        let ino = if want_ino != 0 && !self.nodes.contains_key(&want_ino) {
+        let ino = if want_ino != 0 && self.get(want_ino).is_none() {
             want_ino
         } else {
             if want_ino != 0 {
@@ -163,14 +178,21 @@ impl<F: Ops> NodeTable<F> {
             data,
             lookups: Cell::new(0),
         });
-        self.nodes.insert(ino, Rc::clone(&node));
-        self.by_key.insert(key, ino);
+        let hasher = &self.hasher;
+        self.by_ino
+            .insert_unique(hasher.hash_one(ino), Rc::clone(&node), |n| {
+                hasher.hash_one(n.ino)
+            });
+        self.by_key
+            .insert_unique(hasher.hash_one(&key), Rc::clone(&node), |n| {
+                hasher.hash_one(&n.key)
+            });
         node
     }
 
     /// An inode number no live node has (never 0, never the root's after the root).
     fn free_ino(&mut self) -> u64 {
-        while self.nodes.contains_key(&self.next_ino) || self.next_ino == 0 {
+        while self.next_ino == 0 || self.get(self.next_ino).is_some() {
             self.next_ino = self.next_ino.wrapping_add(1);
         }
         self.next_ino
