@@ -190,7 +190,7 @@ pub(crate) fn mount<F: Ops>(
         (session, Unmount::Own { mounted: true })
     } else {
         let mut session =
-            fuser::Session::new(adapter, &dir, &config).map_err(|e| fuser_mount_error(&dir, e))?;
+            fuser::Session::new(adapter, &dir, &config).map_err(|e| refused_mount(&dir, e))?;
         let unmounter = session.unmount_callable();
         (session, Unmount::Fuser(unmounter))
     };
@@ -205,7 +205,8 @@ pub(crate) fn mount<F: Ops>(
     })
 }
 
-fn fuser_mount_error(dir: &Path, e: io::Error) -> Error {
+/// A failed mount, with what the errno means for someone mounting a FUSE fs.
+fn refused_mount(dir: &Path, e: io::Error) -> Error {
     let why = match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => {
             "permission denied (mount as root, or install fuse3 for fusermount3)"
@@ -269,17 +270,7 @@ fn mount_as_root(
         ms,
         Some(data.as_str()),
     )
-    .map_err(|e| {
-        let why = match e {
-            nix::errno::Errno::EPERM | nix::errno::Errno::EACCES => "permission denied",
-            nix::errno::Errno::ENODEV => "the kernel has no FUSE support",
-            nix::errno::Errno::ENOTCONN => {
-                "the mount point is a dead FUSE mount (unmount it first)"
-            }
-            _ => "the kernel refused the mount",
-        };
-        mount_error(dir, why, e.into())
-    })?;
+    .map_err(|e| refused_mount(dir, e.into()))?;
     Ok(OwnedFd::from(dev))
 }
 
