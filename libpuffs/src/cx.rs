@@ -33,7 +33,7 @@ impl<F: Ops> Cx<F> {
 
     /// The node the kernel knows as `ino`.
     pub fn node(&self, ino: u64) -> Option<Rc<Node<F>>> {
-        self.rt.nodes.borrow().get(ino).cloned()
+        self.rt.node(ino)
     }
 
     /// The live node with the file system's key `key`, if the kernel knows one.

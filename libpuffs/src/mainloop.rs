@@ -122,15 +122,19 @@ fn sleep<F: Ops>(
     spin: &mut Spin,
 ) -> Result<(), Error> {
     let now = Instant::now();
-    let mut timeout = rt.settings.loop_timeout;
-    if let Some(t) = rt.reactor.next_deadline() {
-        let until = t.saturating_duration_since(now);
-        timeout = Some(timeout.map_or(until, |d| d.min(until)));
-    }
-    if let Shutdown::Detached(deadline) = shutdown {
-        let until = deadline.saturating_duration_since(now);
-        timeout = Some(timeout.map_or(until, |d| d.min(until)));
-    }
+    let grace_ends = match shutdown {
+        Shutdown::Detached(deadline) => Some(*deadline),
+        _ => None,
+    };
+    let until_deadline = [rt.reactor.next_deadline(), grace_ends]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.saturating_duration_since(now));
+    let timeout = [rt.settings.loop_timeout, until_deadline]
+        .into_iter()
+        .flatten()
+        .min();
     if spin.worth_it() && spin.wait_for_work(|| !inbox.is_empty() || rt.exec.has_ready()) {
         return Ok(());
     }

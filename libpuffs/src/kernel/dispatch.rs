@@ -653,8 +653,8 @@ fn add_plus<F: Ops>(
     reply: &mut fuser::ReplyDirectoryPlus,
     e: crate::dirbuf::DirPlusEntry<F>,
 ) -> bool {
-    let ttls = rt.ttls(e.entry.entry_ttl, e.entry.attr_ttl);
     if e.name == "." || e.name == ".." {
+        let ttls = rt.ttls(e.entry.entry_ttl, e.entry.attr_ttl);
         let known = rt.nodes.borrow().by_key(&e.entry.key).map(|n| n.ino());
         let attr = file_attr(&e.entry.attr, known.unwrap_or(dir.ino()));
         return reply.add(
@@ -668,7 +668,7 @@ fn add_plus<F: Ops>(
     }
     // The entry goes into the table before we know it fits; if it does not, the lookup
     // is given back, so lookup counts match what the kernel received.
-    let (node, attr, _) = enter(rt, e.entry);
+    let (node, attr, ttls) = enter(rt, e.entry);
     let full = reply.add(
         INodeNo(node.ino()),
         e.offset,
@@ -679,9 +679,7 @@ fn add_plus<F: Ops>(
     );
     if full {
         // Not sent: give the lookup back.
-        if let Some(gone) = rt.nodes.borrow_mut().forget(node.ino(), 1) {
-            rt.fs.reclaim(&gone);
-        }
+        rt.forget(node.ino(), 1);
     }
     full
 }

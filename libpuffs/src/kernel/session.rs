@@ -2,6 +2,7 @@
 //! INIT handshake (`Session::new` returns once it is answered: the mount is up), and
 //! start the reader thread. Unmounting goes through fuser's unmounter.
 
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -92,20 +93,17 @@ fn check_mountpoint(dir: &Path) -> Result<(), Error> {
     }
 }
 
-fn check_dev_fuse(dir: &Path) -> Result<(), Error> {
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-    {
-        Ok(_) => Ok(()),
+/// Opens /dev/fuse, refusing a machine without it with the reason spelled out. None:
+/// no permission, which is fine for an unprivileged user, whom fusermount3 serves.
+fn open_dev_fuse(dir: &Path) -> Result<Option<File>, Error> {
+    match OpenOptions::new().read(true).write(true).open("/dev/fuse") {
+        Ok(dev) => Ok(Some(dev)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(mount_error(
             dir,
             "no /dev/fuse: load the fuse kernel module (modprobe fuse) or install fuse3",
             e,
         )),
-        // Unprivileged users mount through fusermount3, which opens it for them.
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(None),
         Err(e) => Err(mount_error(dir, "cannot open /dev/fuse", e)),
     }
 }
@@ -165,7 +163,7 @@ pub(crate) fn mount<F: Ops>(
     inbox: &Arc<Inbox>,
 ) -> Result<Session, Error> {
     check_mountpoint(dir)?;
-    check_dev_fuse(dir)?;
+    let dev = open_dev_fuse(dir)?;
     let s = &rt.settings;
     let dir = dir
         .canonicalize()
@@ -180,8 +178,8 @@ pub(crate) fn mount<F: Ops>(
     let adapter = Adapter::new(Arc::clone(inbox), F::OPMASK, s.statvfs, s.root_attr, init);
     let config = fuser_config(&s.flags, &rt.typename, &rt.source);
     let own = nix::unistd::geteuid().is_root() && !s.flags.auto_unmount;
-    let (session, unmount) = if own {
-        let fd = mount_as_root(&dir, &s.flags, &rt.typename, &rt.source)?;
+    let (session, unmount) = if let Some(dev) = dev.filter(|_| own) {
+        let fd = mount_as_root(dev, &dir, &s.flags, &rt.typename, &rt.source)?;
         let session =
             fuser::Session::from_fd(adapter, fd, config.acl, config.clone()).map_err(|e| {
                 let _ = detach(&dir);
@@ -222,6 +220,7 @@ fn refused_mount(dir: &Path, e: io::Error) -> Error {
 /// says plain "fuse"). Returns the /dev/fuse fd the kernel will talk to.
 #[cfg(target_os = "linux")]
 fn mount_as_root(
+    dev: File,
     dir: &Path,
     flags: &MountFlags,
     typename: &str,
@@ -231,11 +230,6 @@ fn mount_as_root(
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
 
-    let dev = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-        .map_err(|e| mount_error(dir, "cannot open /dev/fuse", e))?;
     let root_mode = std::fs::metadata(dir)
         .map(|m| m.mode() & libc::S_IFMT)
         .unwrap_or(libc::S_IFDIR);
@@ -276,12 +270,13 @@ fn mount_as_root(
 
 #[cfg(not(target_os = "linux"))]
 fn mount_as_root(
+    dev: File,
     dir: &Path,
     flags: &MountFlags,
     typename: &str,
     source: &str,
 ) -> Result<OwnedFd, Error> {
-    let _ = (flags, typename, source);
+    let _ = (dev, flags, typename, source);
     Err(mount_error(
         dir,
         "direct mounting is implemented for Linux only; mount through the FUSE mount helper",
