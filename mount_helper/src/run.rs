@@ -13,7 +13,7 @@ use std::process::{Command, ExitStatus};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use puffs::options::{drop_mount8_options, MountOptions};
+use puffs_options::options::{drop_mount8_options, MountOptions};
 
 use crate::args::MountRequest;
 use crate::error::{HelperError, Result};
@@ -70,7 +70,7 @@ fn fs_options(given: &str) -> Result<String> {
 }
 
 /// `BINARY [-f] [-o OPTS] [SOURCE] MOUNTPOINT`: the synopsis every puffs
-/// file system shares (puffs::cli).
+/// file system shares (puffs_options::cli).
 fn fs_argv(binary: &Path, req: &MountRequest, options: &str, mountpoint: &Path) -> Vec<OsString> {
     let mut argv = vec![binary.as_os_str().to_os_string()];
     if req.foreground {
