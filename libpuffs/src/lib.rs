@@ -34,6 +34,7 @@ mod mainloop;
 pub mod node;
 pub mod ops;
 mod reactor;
+mod stacking;
 mod usermount;
 mod wakeup;
 
