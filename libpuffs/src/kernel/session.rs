@@ -217,9 +217,15 @@ fn refused_mount(dir: &Path, e: io::Error) -> Error {
     mount_error(dir, why, e)
 }
 
-/// A failed mount by a user who could not open /dev/fuse: fuser opens it itself before
-/// any fusermount3, so the denial is the reason; say so, with the device's mode.
+/// A failed mount through fuser. By a user who could not open /dev/fuse: fuser opens it
+/// itself before any fusermount3, so the denial is the reason; say so, with the
+/// device's mode. The mount point was checked, so ENOENT here is fuser failing to run fusermount3.
 fn refused_mount_without_dev(dir: &Path, e: io::Error, dev_denied: bool) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        let why = "fusermount3 was not found (it mounts for users and for auto_unmount): \
+                   install fuse3";
+        return mount_error(dir, why, e);
+    }
     let denied = matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
     if !(dev_denied && denied) {
         return refused_mount(dir, e);
