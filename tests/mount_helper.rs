@@ -447,3 +447,39 @@ fn util_linux_mount_fstab_and_umount() {
     assert!(!is_mounted(mnt.path()), "mount -a mounted a noauto entry");
     assert_no_process_for(mnt.path());
 }
+
+/// `mount -a` with a `nofail` line whose mount point is missing: mount(8) runs the
+/// helper, which warns and exits 0, so `mount -a` succeeds.
+#[test]
+fn util_linux_mount_a_honours_nofail() {
+    require_fuse!();
+    let Some(_link) = SbinLink::install("mount.puffs.hellofs") else {
+        eprintln!("skipped: /sbin/mount.puffs.hellofs exists and is not ours");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let fstab = tmp.path().join("fstab");
+    let line = format!("hello {} puffs.hellofs nofail 0 0\n", missing.display());
+    std::fs::write(&fstab, line).unwrap();
+    let out = run(
+        "mount",
+        &[OsStr::new("-a"), "-T".as_ref(), fstab.as_os_str()],
+    );
+    assert_ok(&out, "mount -a with a nofail line");
+    assert!(
+        stderr(&out).contains("does not exist"),
+        "no warning: {}",
+        stderr(&out)
+    );
+    std::fs::write(
+        &fstab,
+        format!("hello {} puffs.hellofs defaults 0 0\n", missing.display()),
+    )
+    .unwrap();
+    let out = run(
+        "mount",
+        &[OsStr::new("-a"), "-T".as_ref(), fstab.as_os_str()],
+    );
+    assert!(!out.status.success(), "mount -a without nofail succeeded");
+}

@@ -18,11 +18,25 @@ const FAILED: u8 = b'1';
 pub(crate) struct Daemon {
     pipe: std::fs::File,
     detach_stdio: bool,
+    /// Where stdout and stderr go once detached (`-o logfile=`); /dev/null without it.
+    log: Option<std::fs::File>,
+}
+
+/// Opens a log file for appending (created mode 0640), before the fork, so that a bad
+/// path is reported to whoever started the file system.
+pub(crate) fn open_logfile(path: &std::path::Path) -> Result<std::fs::File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(|e| Error::Daemon(format!("cannot open log file {}: {e}", path.display())))
 }
 
 impl Daemon {
     /// Forks. Returns in the child only; the parent waits and exits.
-    pub(crate) fn fork(detach_stdio: bool) -> Result<Daemon, Error> {
+    pub(crate) fn fork(detach_stdio: bool, log: Option<std::fs::File>) -> Result<Daemon, Error> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         // SAFETY: daemon() is documented to run before any other thread exists, so
         // the child inherits no lock held by another thread; both sides go on with
@@ -38,6 +52,7 @@ impl Daemon {
                 Ok(Daemon {
                     pipe: std::fs::File::from(write),
                     detach_stdio,
+                    log,
                 })
             }
         }
@@ -46,7 +61,7 @@ impl Daemon {
     /// The mount is up: detach from the terminal and let the parent exit 0.
     pub(crate) fn report_success(mut self) {
         if self.detach_stdio {
-            detach_stdio();
+            detach_stdio(self.log.as_ref());
         }
         // The cwd would keep whatever file system it is on busy.
         let _ = std::env::set_current_dir("/");
@@ -60,7 +75,7 @@ impl Daemon {
         out.extend_from_slice(msg.as_bytes());
         let _ = self.pipe.write_all(&out);
         if self.detach_stdio {
-            detach_stdio();
+            detach_stdio(self.log.as_ref());
         }
     }
 }
@@ -89,9 +104,10 @@ fn parent_wait(read: OwnedFd, child: nix::unistd::Pid) -> ! {
     }
 }
 
-/// Points stdin, stdout and stderr at /dev/null, so nothing waiting on our output
-/// (a shell pipe, a test harness) waits for the daemon's lifetime.
-fn detach_stdio() {
+/// Points stdin, stdout and stderr at /dev/null (stdout and stderr at `log` when
+/// given), so nothing waiting on our output (a shell pipe, a test harness) waits for the
+/// daemon's lifetime.
+fn detach_stdio(log: Option<&std::fs::File>) {
     let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -99,12 +115,17 @@ fn detach_stdio() {
     else {
         return;
     };
-    for fd in [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+    let out = log.unwrap_or(&null);
+    for (from, fd) in [
+        (&null, libc::STDIN_FILENO),
+        (out, libc::STDOUT_FILENO),
+        (out, libc::STDERR_FILENO),
+    ] {
         // dup2 onto the standard fds; nix wants an owned target, so use libc directly.
         // SAFETY: both fds are valid for the duration of the call; dup2 replaces the
         // standard fd atomically and we never use the old one again.
         unsafe {
-            libc::dup2(null.as_raw_fd(), fd);
+            libc::dup2(from.as_raw_fd(), fd);
         }
     }
 }

@@ -24,7 +24,6 @@
 pub mod aio;
 pub mod attr;
 mod cc;
-pub mod cli;
 mod cx;
 mod daemon;
 pub mod dirbuf;
@@ -34,10 +33,17 @@ mod kernel;
 mod mainloop;
 pub mod node;
 pub mod ops;
-pub mod options;
 mod reactor;
+mod stacking;
 mod usermount;
 mod wakeup;
+
+/// The shared command line (`-f -d -o ... [SOURCE] MOUNTPOINT`), from puffs-options
+/// (feature `cli`).
+#[cfg(feature = "cli")]
+pub use puffs_options::cli;
+/// The `-o` option parser, from puffs-options.
+pub use puffs_options::options;
 
 pub use aio::Aio;
 pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs};
@@ -54,6 +60,7 @@ pub use usermount::{MountFlags, PuffsUserMount, State};
 
 /// Sets up logging with env_logger: `RUST_LOG` when set, else every request and reply
 /// when `debug` (the `-d` flag), else warnings only.
+#[cfg(feature = "logging")]
 pub fn init_logging(debug: bool) {
     let default = if debug { "debug" } else { "warn" };
     let env = env_logger::Env::default().default_filter_or(default);

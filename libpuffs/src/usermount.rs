@@ -49,6 +49,8 @@ pub struct MountFlags {
     pub fsname: Option<String>,
     /// The type shown as fuse.SUBTYPE (default: the mount's type name).
     pub subtype: Option<String>,
+    /// Mount even on a directory that is already a mount point (`-o overmount`).
+    pub overmount: bool,
 }
 
 type Hook = Box<dyn Fn(Op, &Cred)>;
@@ -74,6 +76,8 @@ pub(crate) struct Settings<F: Ops> {
     pub pre_op: Option<Hook>,
     pub post_op: Option<PostHook>,
     pub errnotify: Option<ErrNotify>,
+    /// Where a daemon's stdout and stderr go instead of /dev/null (`-o logfile=`).
+    pub logfile: Option<std::path::PathBuf>,
 }
 
 impl<F: Ops> Default for Settings<F> {
@@ -95,6 +99,7 @@ impl<F: Ops> Default for Settings<F> {
             pre_op: None,
             post_op: None,
             errnotify: None,
+            logfile: None,
         }
     }
 }
@@ -262,6 +267,7 @@ impl<F: Ops> PuffsUserMount<F> {
         f.allow_other |= o.allow_other;
         f.default_permissions |= o.default_permissions;
         f.auto_unmount |= o.auto_unmount;
+        f.overmount |= o.overmount;
         if o.fsname.is_some() {
             f.fsname = o.fsname.clone();
         }
@@ -276,6 +282,9 @@ impl<F: Ops> PuffsUserMount<F> {
         }
         if let Some(t) = o.attr_timeout {
             s.attr_timeout = t;
+        }
+        if let Some(path) = &o.logfile {
+            s.logfile = Some(path.into());
         }
         self
     }
@@ -418,7 +427,11 @@ impl<F: Ops> PuffsUserMount<F> {
         if self.state() != State::BeforeMount || self.daemon.is_some() {
             return Err(Error::State("daemon() must be called once, before mount()"));
         }
-        self.daemon = Some(Daemon::fork(detach_stdio)?);
+        let log = match &self.rt.settings.logfile {
+            Some(path) => Some(crate::daemon::open_logfile(path)?),
+            None => None,
+        };
+        self.daemon = Some(Daemon::fork(detach_stdio, log)?);
         Ok(())
     }
 
@@ -428,7 +441,9 @@ impl<F: Ops> PuffsUserMount<F> {
         if self.state() != State::BeforeMount {
             return Err(Error::State("mount() called twice"));
         }
-        let result = kernel::mount(dir.as_ref(), &self.rt, &self.inbox);
+        let result = self
+            .refuse_stacked(dir.as_ref())
+            .and_then(|()| kernel::mount(dir.as_ref(), &self.rt, &self.inbox));
         let daemon = self.daemon.take();
         match result {
             Ok(session) => {
@@ -446,6 +461,13 @@ impl<F: Ops> PuffsUserMount<F> {
                 Err(e)
             }
         }
+    }
+
+    fn refuse_stacked(&self, dir: &Path) -> Result<(), Error> {
+        if self.rt.settings.flags.overmount {
+            return Ok(());
+        }
+        crate::stacking::refuse_stacked(dir)
     }
 
     /// Serves requests until the file system is unmounted (by `umount`, a signal, or

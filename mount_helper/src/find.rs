@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{HelperError, Result};
 
-/// The example file systems of this project.
-pub const KNOWN_TYPES: &[&str] = &["hellofs", "memfs", "nullfs", "rot13fs", "sftpfs"];
+/// The example file systems of this project: the binaries of fs-examples
+/// (a test keeps the two, and docs/mount_helper.md, in step).
+pub const KNOWN_TYPES: &[&str] = &["hellofs", "memfs"];
 
 /// Environment variable naming extra file system types (comma or colon
 /// separated), for file systems written outside this project.
@@ -139,6 +140,51 @@ mod tests {
         for t in KNOWN_TYPES {
             assert!(types.iter().any(|x| x == t));
         }
+    }
+
+    /// The `[[bin]]` names of fs-examples/Cargo.toml.
+    fn example_binaries() -> Vec<String> {
+        let manifest = include_str!("../../fs-examples/Cargo.toml");
+        let mut names: Vec<String> = manifest
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|section| {
+                let line = section
+                    .lines()
+                    .find(|l| l.trim_start().starts_with("name"))?;
+                Some(line.split('"').nth(1)?.to_string())
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn known_types_are_the_example_binaries() {
+        let mut known: Vec<String> = KNOWN_TYPES.iter().map(|t| t.to_string()).collect();
+        known.sort();
+        assert_eq!(known, example_binaries(), "update KNOWN_TYPES");
+    }
+
+    /// docs/mount_helper.md names exactly the types that exist, in its
+    /// "Only puffs types are run:" sentence.
+    #[test]
+    fn manual_lists_the_known_types() {
+        let manual = include_str!("../../docs/mount_helper.md").replace('\n', " ");
+        let (_, rest) = manual
+            .split_once("Only puffs types are run:")
+            .expect("the manual's list of types");
+        let (list, _) = rest
+            .split_once("and any named in")
+            .expect("end of the list");
+        let mut listed: Vec<String> = list
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        listed.sort();
+        assert_eq!(listed, example_binaries(), "update docs/mount_helper.md");
     }
 
     #[test]

@@ -3,13 +3,14 @@
 //! For `mount -t puffs.memfs`, util-linux mount tries /sbin/mount.puffs.memfs
 //! and then /sbin/mount.puffs (passing `-t puffs.memfs`); it looks only in
 //! /sbin, /sbin/fs.d and /sbin/fs. So DIR is normally /sbin; a link for
-//! each TYPE is optional.
+//! each TYPE is optional. A TYPE must be a puffs type whose binary is found
+//! (as for mounting), so no link is made that mount(8) could not use.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{HelperError, Result};
-use crate::find::is_valid_type_name;
+use crate::find::{is_valid_type_name, resolve, search_dirs};
 use crate::say;
 
 pub fn install_links(dir: &Path, types: &[String], verbose: bool) -> Result<()> {
@@ -17,6 +18,11 @@ pub fn install_links(dir: &Path, types: &[String], verbose: bool) -> Result<()> 
         return Err(HelperError::usage(format!(
             "'{bad}' is not a file system type name"
         )));
+    }
+    // A link for a type that cannot be mounted would only fail later, in mount(8).
+    let dirs = search_dirs(None);
+    for t in types {
+        resolve(t, &dirs)?;
     }
     let target = own_path()?;
     let names = std::iter::once("mount.puffs".to_string())

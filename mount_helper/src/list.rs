@@ -32,9 +32,14 @@ fn format_rows(mounts: &[MountEntry], procs: &[Proc]) -> String {
         "MOUNTPOINT".into(),
         "PID".into(),
     ]];
+    // Mounts stacked on one mount point come lowest first in the table; each
+    // takes the earliest started process not already given to one below.
+    let mut taken = Vec::new();
     for m in mounts {
         let fstype = m.fuse_subtype().unwrap_or("");
-        let pid = fs_pid(procs, fstype, &m.target).map_or("-".to_string(), |p| p.to_string());
+        let pid = fs_pid(procs, fstype, &m.target, &taken);
+        taken.extend(pid);
+        let pid = pid.map_or("-".to_string(), |p| p.to_string());
         rows.push([
             fstype.to_string(),
             m.source.clone(),
@@ -77,6 +82,8 @@ mod tests {
             argv: ["/bin/memfs", "none", "/tmp/m"]
                 .map(OsString::from)
                 .to_vec(),
+            cwd: None,
+            start: 1,
         }];
         let text = format_rows(&mounts, &procs);
         let lines: Vec<&str> = text.lines().collect();

@@ -8,6 +8,7 @@ mod error;
 mod find;
 mod links;
 mod list;
+mod lock;
 mod mountinfo;
 mod mountpoint;
 mod namespace;

@@ -6,10 +6,52 @@ use std::path::{Path, PathBuf};
 use crate::error::{HelperError, Result};
 use crate::mountinfo::{find_mount, mount_table, MountEntry};
 
-/// Checks that `path` can be mounted on: it exists, is a directory and is
-/// not already a mount point. Returns its canonical path, which is how it
-/// will show in the mount table.
-pub fn check_free(path: &Path) -> Result<PathBuf> {
+/// Why a mount point cannot be used.
+#[derive(Debug, PartialEq)]
+pub enum Unusable {
+    /// It does not exist (mount(8)'s `nofail` forgives this).
+    Missing,
+    /// Anything else; the error says what.
+    Other,
+}
+
+/// Checks that `path` can be mounted on: it exists, is a directory and
+/// (unless `overmount`) is not already a mount point. Returns its canonical
+/// path, which is how it will show in the mount table.
+pub fn check_free(
+    path: &Path,
+    overmount: bool,
+) -> std::result::Result<PathBuf, (Unusable, HelperError)> {
+    let canonical = check_usable(path).map_err(|e| {
+        let missing = matches!(path.metadata(), Err(e) if e.kind() == io::ErrorKind::NotFound);
+        let kind = if missing {
+            Unusable::Missing
+        } else {
+            Unusable::Other
+        };
+        (kind, e)
+    })?;
+    if !overmount {
+        check_unmounted(path, &canonical).map_err(|e| (Unusable::Other, e))?;
+    }
+    Ok(canonical)
+}
+
+/// Refuses a mount point that something is mounted on already.
+pub fn check_unmounted(path: &Path, canonical: &Path) -> Result<()> {
+    if let Some(m) = find_mount(&read_table()?, canonical) {
+        return Err(HelperError::failed(format!(
+            "{} is already a mount point (type {}, source {}); \
+             unmount it first, or give -o overmount to mount on top of it",
+            path.display(),
+            m.fstype,
+            m.source
+        )));
+    }
+    Ok(())
+}
+
+fn check_usable(path: &Path) -> Result<PathBuf> {
     let shown = path.display();
     match path.metadata() {
         Ok(m) if m.is_dir() => {}
@@ -35,16 +77,8 @@ pub fn check_free(path: &Path) -> Result<PathBuf> {
             )))
         }
     }
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| HelperError::failed(format!("cannot resolve mount point {shown}: {e}")))?;
-    if let Some(m) = find_mount(&read_table()?, &canonical) {
-        return Err(HelperError::failed(format!(
-            "{shown} is already a mount point (type {}, source {})",
-            m.fstype, m.source
-        )));
-    }
-    Ok(canonical)
+    path.canonicalize()
+        .map_err(|e| HelperError::failed(format!("cannot resolve mount point {shown}: {e}")))
 }
 
 /// The mount on `path`, found without touching the mount point itself

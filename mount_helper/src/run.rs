@@ -13,13 +13,14 @@ use std::process::{Command, ExitStatus};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use puffs::options::{drop_mount8_options, MountOptions};
+use puffs_options::options::{drop_mount8_options, MountOptions};
 
 use crate::args::MountRequest;
 use crate::error::{HelperError, Result};
 use crate::find;
+use crate::lock::lock_mountpoint;
 use crate::mountinfo::find_mount;
-use crate::mountpoint::{check_free, read_table};
+use crate::mountpoint::{check_free, check_unmounted, read_table, Unusable};
 use crate::namespace;
 use crate::say;
 
@@ -36,8 +37,15 @@ pub fn mount(req: &MountRequest, verbose: bool) -> Result<()> {
     }
     let dirs = find::search_dirs(req.fs_dir.as_deref());
     let binary = find::resolve(&req.fstype, &dirs)?;
-    let options = fs_options(&req.options)?;
-    let mountpoint = check_free(&req.mountpoint)?;
+    let (options, overmount) = fs_options(&req.options)?;
+    let mountpoint = match check_free(&req.mountpoint, overmount) {
+        Ok(canonical) => canonical,
+        Err((Unusable::Missing, e)) if has_nofail(&req.options) => {
+            eprintln!("mount_puffs: warning: {e}; not mounted (nofail)");
+            return Ok(());
+        }
+        Err((_, e)) => return Err(e),
+    };
     let argv = fs_argv(&binary, req, &options, &mountpoint);
     say(verbose, &format!("running {}", show_argv(&argv)));
     if req.fake {
@@ -46,6 +54,12 @@ pub fn mount(req: &MountRequest, verbose: bool) -> Result<()> {
     }
     if req.foreground {
         return Err(exec(&argv));
+    }
+    // Check again under the lock: another mount_puffs may have mounted there
+    // since the first check.
+    let _lock = lock_mountpoint(&mountpoint)?;
+    if !overmount {
+        check_unmounted(&req.mountpoint, &mountpoint)?;
     }
     let status = spawn_and_wait(&argv)?;
     if !status.success() {
@@ -62,15 +76,23 @@ pub fn mount(req: &MountRequest, verbose: bool) -> Result<()> {
 }
 
 /// Drops mount(8)'s own options and checks the standard ones; options
-/// specific to the file system are left for it to check.
-fn fs_options(given: &str) -> Result<String> {
+/// specific to the file system are left for it to check. Also says whether
+/// `overmount` was given.
+fn fs_options(given: &str) -> Result<(String, bool)> {
     let options = drop_mount8_options(given);
-    MountOptions::parse_lenient(&options).map_err(|e| HelperError::usage(e.to_string()))?;
-    Ok(options)
+    let parsed =
+        MountOptions::parse_lenient(&options).map_err(|e| HelperError::usage(e.to_string()))?;
+    Ok((options, parsed.overmount))
+}
+
+/// mount(8)'s `nofail`: a missing mount point is then a warning, not an
+/// error, so that `mount -a` goes on.
+fn has_nofail(given: &str) -> bool {
+    given.split(',').any(|item| item == "nofail")
 }
 
 /// `BINARY [-f] [-o OPTS] [SOURCE] MOUNTPOINT`: the synopsis every puffs
-/// file system shares (puffs::cli).
+/// file system shares (puffs_options::cli).
 fn fs_argv(binary: &Path, req: &MountRequest, options: &str, mountpoint: &Path) -> Vec<OsString> {
     let mut argv = vec![binary.as_os_str().to_os_string()];
     if req.foreground {

@@ -178,6 +178,7 @@ pub(crate) fn mount<F: Ops>(
     let adapter = Adapter::new(Arc::clone(inbox), F::OPMASK, s.statvfs, s.root_attr, init);
     let config = fuser_config(&s.flags, &rt.typename, &rt.source);
     let own = nix::unistd::geteuid().is_root() && !s.flags.auto_unmount;
+    let denied = dev.is_none();
     let (session, unmount) = if let Some(dev) = dev.filter(|_| own) {
         let fd = mount_as_root(dev, &dir, &s.flags, &rt.typename, &rt.source)?;
         let session =
@@ -187,8 +188,8 @@ pub(crate) fn mount<F: Ops>(
             })?;
         (session, Unmount::Own { mounted: true })
     } else {
-        let mut session =
-            fuser::Session::new(adapter, &dir, &config).map_err(|e| refused_mount(&dir, e))?;
+        let mut session = fuser::Session::new(adapter, &dir, &config)
+            .map_err(|e| refused_mount_without_dev(&dir, e, denied))?;
         let unmounter = session.unmount_callable();
         (session, Unmount::Fuser(unmounter))
     };
@@ -214,6 +215,35 @@ fn refused_mount(dir: &Path, e: io::Error) -> Error {
         _ => "the kernel refused the mount",
     };
     mount_error(dir, why, e)
+}
+
+/// A failed mount through fuser. By a user who could not open /dev/fuse: fuser opens it
+/// itself before any fusermount3, so the denial is the reason; say so, with the
+/// device's mode. The mount point was checked, so ENOENT here is fuser failing to run fusermount3.
+fn refused_mount_without_dev(dir: &Path, e: io::Error, dev_denied: bool) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        let why = "fusermount3 was not found (it mounts for users and for auto_unmount): \
+                   install fuse3";
+        return mount_error(dir, why, e);
+    }
+    let denied = matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
+    if !(dev_denied && denied) {
+        return refused_mount(dir, e);
+    }
+    use std::os::unix::fs::MetadataExt;
+    let mode = std::fs::metadata("/dev/fuse").map_or("unknown mode".to_owned(), |m| {
+        format!(
+            "mode {:04o}, owner {}:{}",
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid()
+        )
+    });
+    let why = format!(
+        "cannot open /dev/fuse ({mode}) for reading and writing; it must be usable by \
+         you (mode 0666, as fuse3 installs it), or mount as root"
+    );
+    mount_error(dir, &why, e)
 }
 
 /// mount(2) of type fuse.TYPE, so /proc/mounts shows the type (fuser's own root mount

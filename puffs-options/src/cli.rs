@@ -26,7 +26,10 @@ pub struct Args {
     pub debug: bool,
     /// The first of two positional arguments (a backing directory, a host...).
     pub source: Option<String>,
+    /// Where to mount (the last positional argument).
     pub mountpoint: PathBuf,
+    /// Every `-o` merged in order, checked against the standard options and
+    /// the file system's own.
     pub options: MountOptions,
 }
 

@@ -18,8 +18,11 @@ use std::time::Duration;
 /// An option a file system declares, e.g. memfs's `size=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FsOption {
+    /// The option's name, as written before any `=`.
     pub name: &'static str,
+    /// Whether it is written `name=value` (true) or as a bare `name` (false).
     pub takes_value: bool,
+    /// One line for `--help`.
     pub help: &'static str,
 }
 
@@ -47,13 +50,23 @@ impl FsOption {
 /// each of them; a unit test keeps the two in step.
 pub const STANDARD_OPTIONS: &[FsOption] = &[
     FsOption::flag("ro", "mount read-only (rw undoes it)"),
-    FsOption::flag("nosuid", "ignore set-user/group-id bits (suid undoes it)"),
-    FsOption::flag("nodev", "do not interpret device files (dev undoes it)"),
+    FsOption::flag(
+        "nosuid",
+        "ignore set-user/group-id bits (always: puffs mounts are nosuid)",
+    ),
+    FsOption::flag(
+        "nodev",
+        "do not interpret device files (always: puffs mounts are nodev)",
+    ),
     FsOption::flag("noexec", "do not allow executing files (exec undoes it)"),
     FsOption::flag("noatime", "do not update access times (atime undoes it)"),
     FsOption::flag("allow_other", "let users other than the mounter in"),
     FsOption::flag("default_permissions", "let the kernel check permissions"),
     FsOption::flag("auto_unmount", "unmount when the file system process exits"),
+    FsOption::flag(
+        "overmount",
+        "mount even where something is mounted already (stack on it)",
+    ),
     FsOption::value("fsname", "source shown in the mount table"),
     FsOption::value("subtype", "type shown as fuse.SUBTYPE in the mount table"),
     FsOption::value(
@@ -68,6 +81,18 @@ pub const STANDARD_OPTIONS: &[FsOption] = &[
         "attr_timeout",
         "seconds the kernel caches attributes (e.g. 1.5)",
     ),
+    FsOption::value(
+        "logfile",
+        "append the daemon's log (its stderr) to this file",
+    ),
+];
+
+/// Options that a puffs mount cannot honour, with the reason: a user file
+/// system never gets set-user-id programs or device files (as libfuse's
+/// fusermount3 enforces for every user but root, and puffs for root too).
+const REFUSED_OPTIONS: &[(&str, &str)] = &[
+    ("suid", "puffs mounts are always nosuid"),
+    ("dev", "puffs mounts are always nodev"),
 ];
 
 /// Options accepted for compatibility with mount(8) and fstab, and ignored.
@@ -81,20 +106,38 @@ const MOUNT8_OPTIONS: &[&str] = &[
 /// Parsed mount options.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MountOptions {
+    /// `ro` (`rw` undoes it): the kernel refuses writes with EROFS.
     pub ro: bool,
+    /// `nosuid`: accepted for mount(8); puffs mounts are nosuid always.
     pub nosuid: bool,
+    /// `nodev`: accepted for mount(8); puffs mounts are nodev always.
     pub nodev: bool,
+    /// `noexec` (`exec` undoes it).
     pub noexec: bool,
+    /// `noatime` (`atime` and `relatime` undo it).
     pub noatime: bool,
+    /// `allow_other`: users other than the mounter may enter.
     pub allow_other: bool,
     /// False unless given: the framework decides what absence means.
     pub default_permissions: bool,
+    /// `auto_unmount`: unmount when the file system process exits.
     pub auto_unmount: bool,
+    /// `overmount`: mount on a directory that is already a mount point,
+    /// stacking on what is there (refused without it).
+    pub overmount: bool,
+    /// `fsname=NAME`: the source shown in the mount table.
     pub fsname: Option<String>,
+    /// `subtype=TYPE`: shown as type fuse.TYPE in the mount table.
     pub subtype: Option<String>,
+    /// `max_write=BYTES`: the largest write request.
     pub max_write: Option<u32>,
+    /// `entry_timeout=SECONDS`: how long the kernel caches names.
     pub entry_timeout: Option<Duration>,
+    /// `attr_timeout=SECONDS`: how long the kernel caches attributes.
     pub attr_timeout: Option<Duration>,
+    /// `logfile=PATH`: where a daemonized file system's stderr (and so its
+    /// log) goes, appended, instead of /dev/null.
+    pub logfile: Option<String>,
     /// File-system-specific options in the order given.
     pub fs: Vec<(String, Option<String>)>,
 }
@@ -107,6 +150,7 @@ pub struct OptionError {
 }
 
 impl OptionError {
+    /// An option nobody declared.
     pub fn unknown(option: &str) -> OptionError {
         OptionError {
             option: option.to_string(),
@@ -114,6 +158,7 @@ impl OptionError {
         }
     }
 
+    /// A `name` given bare that must be `name=value`.
     pub fn needs_value(option: &str) -> OptionError {
         OptionError {
             option: option.to_string(),
@@ -121,6 +166,7 @@ impl OptionError {
         }
     }
 
+    /// A `name=value` for an option that is a bare word.
     pub fn takes_no_value(option: &str) -> OptionError {
         OptionError {
             option: option.to_string(),
@@ -128,10 +174,19 @@ impl OptionError {
         }
     }
 
+    /// A value the option cannot take, and why.
     pub fn bad_value(option: &str, value: &str, reason: &str) -> OptionError {
         OptionError {
             option: option.to_string(),
             message: format!("bad value '{value}' for option '{option}': {reason}"),
+        }
+    }
+
+    /// A known option this mount cannot honour, and why.
+    pub fn refused(option: &str, reason: &str) -> OptionError {
+        OptionError {
+            option: option.to_string(),
+            message: format!("option '{option}' is not supported: {reason}"),
         }
     }
 
@@ -207,6 +262,9 @@ impl MountOptions {
 
     /// Applies a standard option; false when `name` is not one.
     fn apply_standard(&mut self, name: &str, value: Option<&str>) -> Result<bool, OptionError> {
+        if let Some((_, why)) = REFUSED_OPTIONS.iter().find(|(n, _)| *n == name) {
+            return Err(OptionError::refused(name, why));
+        }
         let flag = |field: &mut bool, on: bool| -> Result<bool, OptionError> {
             no_value(name, value)?;
             *field = on;
@@ -227,6 +285,7 @@ impl MountOptions {
             "allow_other" => flag(&mut self.allow_other, true),
             "default_permissions" => flag(&mut self.default_permissions, true),
             "auto_unmount" => flag(&mut self.auto_unmount, true),
+            "overmount" => flag(&mut self.overmount, true),
             "fsname" => {
                 self.fsname = Some(needs_value(name, value)?.to_string());
                 Ok(true)
@@ -245,6 +304,10 @@ impl MountOptions {
             }
             "attr_timeout" => {
                 self.attr_timeout = Some(parse_timeout(name, needs_value(name, value)?)?);
+                Ok(true)
+            }
+            "logfile" => {
+                self.logfile = Some(needs_value(name, value)?.to_string());
                 Ok(true)
             }
             _ if IGNORED_OPTIONS.contains(&name) => flag(&mut false, false),
@@ -304,6 +367,7 @@ impl MountOptions {
             (self.allow_other, "allow_other"),
             (self.default_permissions, "default_permissions"),
             (self.auto_unmount, "auto_unmount"),
+            (self.overmount, "overmount"),
         ];
         let mut items: Vec<String> = flags
             .iter()
@@ -320,6 +384,7 @@ impl MountOptions {
         push("max_write", self.max_write.map(|n| n.to_string()));
         push("entry_timeout", self.entry_timeout.map(format_seconds));
         push("attr_timeout", self.attr_timeout.map(format_seconds));
+        push("logfile", self.logfile.clone());
         for (name, value) in &self.fs {
             match value {
                 Some(v) => items.push(format!("{}={}", escape(name), escape(v))),
@@ -513,8 +578,8 @@ mod tests {
     #[test]
     fn later_options_override_earlier_ones() {
         let mut o = MountOptions::parse("ro,nosuid,noatime,size=1M", MEMFS).unwrap();
-        o.merge("rw,suid,relatime,size=2M", MEMFS).unwrap();
-        assert!(!o.ro && !o.nosuid && !o.noatime);
+        o.merge("rw,relatime,size=2M", MEMFS).unwrap();
+        assert!(!o.ro && o.nosuid && !o.noatime);
         assert_eq!(o.fs_value("size"), Some("2M"));
         assert_eq!(o.fs.len(), 2, "fs options keep their history in order");
     }
@@ -546,6 +611,28 @@ mod tests {
         assert!(err("max_write=0").contains("'max_write'"));
         assert!(err("max_write=8G").contains("too large"));
         assert_eq!(err("=x"), "unknown mount option '=x'");
+    }
+
+    #[test]
+    fn suid_and_dev_are_refused_with_the_reason() {
+        let e = MountOptions::parse("rw,suid", &[]).unwrap_err();
+        assert_eq!(e.option(), "suid");
+        assert!(e.to_string().contains("always nosuid"), "{e}");
+        let e = MountOptions::parse_lenient("dev").unwrap_err();
+        assert!(e.to_string().contains("always nodev"), "{e}");
+        let help: Vec<&str> = STANDARD_OPTIONS.iter().map(|o| o.help).collect();
+        assert!(!help
+            .iter()
+            .any(|h| h.contains("undoes it)") && h.contains("suid")));
+    }
+
+    #[test]
+    fn overmount_and_logfile() {
+        let o = MountOptions::parse("overmount,logfile=/tmp/fs.log", &[]).unwrap();
+        assert!(o.overmount);
+        assert_eq!(o.logfile.as_deref(), Some("/tmp/fs.log"));
+        assert!(MountOptions::parse("logfile", &[]).is_err());
+        assert!(MountOptions::parse("overmount=1", &[]).is_err());
     }
 
     #[test]
@@ -590,7 +677,8 @@ mod tests {
     #[test]
     fn round_trips_through_to_option_string() {
         let cases = [
-            "ro,nosuid,nodev,noexec,noatime,allow_other,default_permissions,auto_unmount",
+            "ro,nosuid,nodev,noexec,noatime,allow_other,default_permissions,auto_unmount,overmount",
+            "logfile=/var/log/a\\,b.log",
             "fsname=host:/a\\,b,subtype=sftpfs,max_write=131072",
             "entry_timeout=1.5,attr_timeout=0.000000001,size=64M,nocache,size=1G",
             "fsname=back\\\\slash,inodes=a=b",
