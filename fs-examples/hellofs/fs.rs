@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::time::{Duration, SystemTime};
 
-use puffs::{Attr, Cx, DirBuf, EntryOf, Errno, FileType, Node, OpResult, Ops};
+use puffs::{Attr, Cx, DirBuf, Entry, EntryOf, Errno, FileType, Node, OpResult, Ops};
 
 const GREETING: &[u8] = b"Hello, world!\n";
 const FILE_NAME: &str = "hello";
@@ -35,16 +35,10 @@ impl Hello {
         };
         if node == HelloNode::Hello {
             a.size = GREETING.len() as u64;
-            a.blocks = 1;
+            a.blocks = 1; // 512-byte blocks: what `ls -s` and `du` count
         }
         (a.atime, a.mtime, a.ctime) = (self.born, self.born, self.born);
         a
-    }
-}
-
-impl Default for Hello {
-    fn default() -> Self {
-        Hello::new()
     }
 }
 
@@ -67,8 +61,8 @@ impl Ops for Hello {
             return Err(Errno::ENOENT);
         }
         let node = HelloNode::Hello;
-        let mut entry = puffs::Entry::new(node, node, self.attr(node));
-        // Nothing ever changes: the kernel may cache for as long as it likes.
+        let mut entry = Entry::new(node, node, self.attr(node));
+        // Nothing ever changes: the kernel may cache the name for as long as it likes.
         entry.entry_ttl = Some(Duration::from_secs(3600));
         Ok(entry)
     }

@@ -21,11 +21,11 @@ fn main() {
 
 fn run(args: &puffs::cli::Args, source: &str) -> Result<(), puffs::Error> {
     let mut pu = PuffsUserMount::new(fs::Hello::new(), "hellofs", source)?
-        .options(&args.options)
+        .options(&args.options) // -o ro,attr_timeout=...,fsname=...
         .read_only(true);
     if !args.foreground {
-        pu.daemon()?;
+        pu.daemon()?; // the parent exits 0 once the mount is up
     }
-    pu.mount(&args.mountpoint)?;
-    pu.mainloop()
+    pu.mount(&args.mountpoint)?; // returns after the kernel's INIT: mounted
+    pu.mainloop() // returns Ok after umount or SIGTERM
 }

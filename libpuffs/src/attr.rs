@@ -7,12 +7,19 @@ use std::time::{Duration, SystemTime};
 /// The type of a node, as `st_mode & S_IFMT` says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileType {
+    /// A named pipe (S_IFIFO).
     Fifo,
+    /// A character device (S_IFCHR).
     CharDevice,
+    /// A directory (S_IFDIR).
     Directory,
+    /// A block device (S_IFBLK).
     BlockDevice,
+    /// A regular file (S_IFREG).
     RegularFile,
+    /// A symbolic link (S_IFLNK).
     Symlink,
+    /// A Unix domain socket (S_IFSOCK).
     Socket,
 }
 
@@ -54,19 +61,29 @@ pub struct Attr {
     /// and finding the node again); 0: the framework picks one. Used when a node enters
     /// the node table and the number is free; st_ino is always the node's `Node::ino`.
     pub ino: u64,
+    /// Size in bytes (a symlink: the length of its target).
     pub size: u64,
     /// 512-byte blocks allocated.
     pub blocks: u64,
+    /// Last access.
     pub atime: SystemTime,
+    /// Last change of the contents.
     pub mtime: SystemTime,
+    /// Last change of the contents or the attributes.
     pub ctime: SystemTime,
+    /// The node type (the `S_IFMT` bits of st_mode).
     pub kind: FileType,
     /// Permission bits including set-uid, set-gid and sticky (`mode & 07777`).
     pub perm: u16,
+    /// Number of hard links (a directory: 2 plus its subdirectories).
     pub nlink: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Device number of a device node; 0 otherwise.
     pub rdev: u32,
+    /// Preferred I/O size (st_blksize).
     pub blksize: u32,
 }
 
@@ -102,7 +119,9 @@ impl Attr {
 /// the absence of a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetTime {
+    /// The time the request is handled (`UTIME_NOW`).
     Now,
+    /// A given instant.
     At(SystemTime),
 }
 
@@ -119,12 +138,20 @@ impl SetTime {
 /// What a setattr request changes; each field that is None stays as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SetAttr {
+    /// New mode (chmod): the permission bits are `mode & 0o7777`; the type bits, when
+    /// present, are the node's own and do not change.
     pub mode: Option<u32>,
+    /// New owner (chown).
     pub uid: Option<u32>,
+    /// New group (chown, chgrp).
     pub gid: Option<u32>,
+    /// New size (truncate, ftruncate, open with O_TRUNC): cut off or extend with zeros.
     pub size: Option<u64>,
+    /// New access time (utimensat, touch).
     pub atime: Option<SetTime>,
+    /// New modification time (utimensat, touch).
     pub mtime: Option<SetTime>,
+    /// New change time, when the kernel sets it explicitly.
     pub ctime: Option<SystemTime>,
     /// The file handle when the change comes through an open file (ftruncate, fchmod).
     pub fh: Option<u64>,
@@ -136,8 +163,11 @@ pub struct SetAttr {
 /// known the framework reuses it and drops `data`, so hard links share one node.
 #[derive(Debug)]
 pub struct Entry<K, N> {
+    /// Names the node in the file system's terms; equal keys are one node.
     pub key: K,
+    /// The node's private data, kept only when the node is new to the table.
     pub data: N,
+    /// The node's attributes, as getattr would answer.
     pub attr: Attr,
     /// How long the kernel may cache the name (None: the mount's entry timeout).
     pub entry_ttl: Option<Duration>,
@@ -146,6 +176,7 @@ pub struct Entry<K, N> {
 }
 
 impl<K, N> Entry<K, N> {
+    /// An entry with the mount's default timeouts.
     pub fn new(key: K, data: N, attr: Attr) -> Self {
         Entry {
             key,
@@ -161,6 +192,8 @@ impl<K, N> Entry<K, N> {
 /// should treat the open file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Opened {
+    /// The file handle: any number the fs likes, given back to read, write,
+    /// flush, release and the other ops on this open file.
     pub fh: u64,
     /// Bypass the page cache for this open file (FOPEN_DIRECT_IO).
     pub direct_io: bool,
@@ -171,6 +204,7 @@ pub struct Opened {
 }
 
 impl Opened {
+    /// Opened with handle `fh` and the kernel's default caching.
     pub fn fh(fh: u64) -> Self {
         Opened {
             fh,
@@ -182,10 +216,13 @@ impl Opened {
 /// A POSIX record lock (getlk / setlk), byte range `start..=end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lock {
+    /// First byte of the range.
     pub start: u64,
+    /// Last byte of the range (`i64::MAX as u64`: to the end of the file, however long).
     pub end: u64,
     /// F_RDLCK, F_WRLCK or F_UNLCK.
     pub typ: i32,
+    /// The process holding the lock (getlk answers it; 0 when unknown).
     pub pid: u32,
     /// The lock owner the kernel gives (one per open file description / process).
     pub owner: u64,
@@ -194,13 +231,21 @@ pub struct Lock {
 /// The answer to statvfs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Statvfs {
+    /// Total blocks of `frsize` bytes.
     pub blocks: u64,
+    /// Free blocks.
     pub bfree: u64,
+    /// Free blocks that unprivileged users may take.
     pub bavail: u64,
+    /// Total inodes (file nodes).
     pub files: u64,
+    /// Free inodes.
     pub ffree: u64,
+    /// Preferred block size for I/O.
     pub bsize: u32,
+    /// Longest file name, in bytes.
     pub namemax: u32,
+    /// Fragment size: the unit of `blocks`, `bfree` and `bavail`.
     pub frsize: u32,
 }
 
@@ -224,8 +269,12 @@ impl Default for Statvfs {
 /// number (a hint only). `offset` is the cookie of the *next* entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The d_ino user space sees.
     pub ino: u64,
+    /// The cookie of the entry after this one.
     pub offset: u64,
+    /// The entry's type (d_type).
     pub kind: FileType,
+    /// The entry's name.
     pub name: OsString,
 }

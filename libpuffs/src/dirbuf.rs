@@ -48,10 +48,12 @@ impl DirBuf {
         true
     }
 
+    /// Whether nothing was added (an empty reply: the end of the directory).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The entries added, in order (the framework turns them into the reply).
     pub fn into_entries(self) -> Vec<DirEntry> {
         self.entries
     }
@@ -60,8 +62,11 @@ impl DirBuf {
 /// One readdirplus entry: a name with its node entry (None for "." and "..", which the
 /// kernel does not count as lookups).
 pub struct DirPlusEntry<F: Ops> {
+    /// The entry's name.
     pub name: std::ffi::OsString,
+    /// The cookie of the entry after this one.
     pub offset: u64,
+    /// The node the name leads to and its attributes, as lookup would answer.
     pub entry: EntryOf<F>,
 }
 
@@ -72,6 +77,7 @@ pub struct DirPlusBuf<F: Ops> {
 }
 
 impl<F: Ops> DirPlusBuf<F> {
+    /// A buffer for a reply of at most `size` bytes.
     pub fn new(size: usize) -> Self {
         DirPlusBuf {
             entries: Vec::new(),
@@ -95,10 +101,12 @@ impl<F: Ops> DirPlusBuf<F> {
         true
     }
 
+    /// Whether nothing was added (an empty reply: the end of the directory).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The entries added, in order (the framework turns them into the reply).
     pub fn into_entries(self) -> Vec<DirPlusEntry<F>> {
         self.entries
     }

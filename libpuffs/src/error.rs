@@ -5,18 +5,24 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+/// Why mounting, daemonizing or running the loop failed. Its `Display` is one line
+/// fit for a user ("cannot mount on /mnt: ...").
 #[derive(Debug)]
 pub enum Error {
     /// The mount failed; `why` says what to do about it.
     Mount {
+        /// The mount point.
         path: PathBuf,
+        /// What went wrong and what to do about it, in words.
         why: String,
+        /// The system error underneath.
         source: io::Error,
     },
     /// A call that the mount's state does not allow (mount twice, mainloop unmounted).
     State(&'static str),
     /// The background process reported a failure, or the fork / pipe failed.
     Daemon(String),
+    /// Any other system error (the kernel channel, the poller, signals).
     Io(io::Error),
 }
 

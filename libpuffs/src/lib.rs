@@ -1,5 +1,14 @@
 //! puffs-rs: write a file system as a small Rust program.
 //!
+//! The package is `libpuffs` and its library `puffs`: depend on `libpuffs` (from git or
+//! a path until it is on crates.io) and write `puffs::` in the code, without renaming
+//! the dependency (`#[puffs::ops]` expands to paths under `::puffs`):
+//!
+//! ```toml
+//! [dependencies]
+//! libpuffs = { git = "https://github.com/puffs-rs/puffs-rs" }
+//! ```
+//!
 //! A file system implements [`Ops`] (async methods, one per kernel request; the ones it
 //! leaves out answer ENOSYS without ever reaching it), puts `#[puffs::ops]` on the impl
 //! so the opmask is derived from it, and runs it with [`PuffsUserMount`]:
@@ -16,6 +25,9 @@
 //!     pu.mainloop()
 //! }
 //! ```
+//!
+//! What each op must do, when the kernel calls it and what happens when it is left
+//! out: [`Ops`]. A whole file system, step by step: docs/writing-a-filesystem.md.
 //!
 //! The request path: `kernel` (fuser's reader thread → request frame) → `mainloop`
 //! (one thread, all state) → `kernel::dispatch` (a continuation in `cc` runs the op)

@@ -33,9 +33,11 @@ impl<F: Ops> Node<F> {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+    /// The key the file system named this node by (`Entry::key`).
     pub fn key(&self) -> &F::Key {
         &self.key
     }
+    /// The file system's private data (what `*node` derefs to).
     pub fn data(&self) -> &F::Node {
         &self.data
     }
@@ -104,23 +106,28 @@ impl<F: Ops> NodeTable<F> {
         self.hasher.hash_one(v)
     }
 
+    /// The live node with inode number `ino`.
     pub fn get(&self, ino: u64) -> Option<&Rc<Node<F>>> {
         self.by_ino.find(self.hash(&ino), |n| n.ino == ino)
     }
 
+    /// The live node the file system's `key` names, if the kernel knows it.
     pub fn by_key(&self, key: &F::Key) -> Option<&Rc<Node<F>>> {
         self.by_key.find(self.hash(key), |n| n.key == *key)
     }
 
+    /// The root node (always live).
     pub fn root(&self) -> &Rc<Node<F>> {
         self.get(ROOT_INO)
             .expect("the root node lives as long as the table")
     }
 
+    /// How many nodes are live, the root included.
     pub fn len(&self) -> usize {
         self.by_ino.len()
     }
 
+    /// Whether no node is live (never, once the root is in).
     pub fn is_empty(&self) -> bool {
         self.by_ino.is_empty()
     }

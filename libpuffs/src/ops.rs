@@ -27,41 +27,77 @@ pub type EntryOf<F> = Entry<<F as Ops>::Key, <F as Ops>::Node>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Op {
+    /// [`Ops::statvfs`].
     Statvfs,
+    /// [`Ops::sync`].
     Sync,
+    /// [`Ops::unmount`].
     Unmount,
+    /// [`Ops::lookup`].
     Lookup,
+    /// [`Ops::getattr`].
     Getattr,
+    /// [`Ops::setattr`].
     Setattr,
+    /// [`Ops::access`].
     Access,
+    /// [`Ops::readlink`].
     Readlink,
+    /// [`Ops::mknod`].
     Mknod,
+    /// [`Ops::mkdir`].
     Mkdir,
+    /// [`Ops::unlink`].
     Unlink,
+    /// [`Ops::rmdir`].
     Rmdir,
+    /// [`Ops::symlink`].
     Symlink,
+    /// [`Ops::rename`].
     Rename,
+    /// [`Ops::link`].
     Link,
+    /// [`Ops::open`].
     Open,
+    /// [`Ops::create`].
     Create,
+    /// [`Ops::read`].
     Read,
+    /// [`Ops::write`].
     Write,
+    /// [`Ops::flush`].
     Flush,
+    /// [`Ops::release`].
     Release,
+    /// [`Ops::fsync`].
     Fsync,
+    /// [`Ops::opendir`].
     Opendir,
+    /// [`Ops::readdir`].
     Readdir,
+    /// [`Ops::readdirplus`].
     Readdirplus,
+    /// [`Ops::releasedir`].
     Releasedir,
+    /// [`Ops::fsyncdir`].
     Fsyncdir,
+    /// [`Ops::setxattr`].
     Setxattr,
+    /// [`Ops::getxattr`].
     Getxattr,
+    /// [`Ops::listxattr`].
     Listxattr,
+    /// [`Ops::removexattr`].
     Removexattr,
+    /// [`Ops::fallocate`].
     Fallocate,
+    /// [`Ops::lseek`].
     Lseek,
+    /// [`Ops::copy_file_range`].
     CopyFileRange,
+    /// [`Ops::getlk`].
     Getlk,
+    /// [`Ops::setlk`].
     Setlk,
 }
 
@@ -71,6 +107,7 @@ pub enum Op {
 pub struct OpMask(u64);
 
 impl OpMask {
+    /// No ops at all.
     pub const EMPTY: OpMask = OpMask(0);
 
     /// The mask holding exactly `ops` (usable in a const).
@@ -84,14 +121,17 @@ impl OpMask {
         OpMask(bits)
     }
 
+    /// Whether `op` is in the set.
     pub const fn contains(self, op: Op) -> bool {
         self.0 & (1 << op as u8) != 0
     }
 
+    /// The set with `op` added.
     pub const fn with(self, op: Op) -> OpMask {
         OpMask(self.0 | 1 << op as u8)
     }
 
+    /// The set with `op` taken out.
     pub const fn without(self, op: Op) -> OpMask {
         OpMask(self.0 & !(1 << op as u8))
     }
@@ -100,12 +140,17 @@ impl OpMask {
 /// Who made the request: the calling process's ids as the kernel gives them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cred {
+    /// The caller's effective user id (its fsuid).
     pub uid: u32,
+    /// The caller's effective group id (its fsgid).
     pub gid: u32,
+    /// The calling process's id; 0 when the kernel sends the request on no
+    /// process's behalf.
     pub pid: u32,
 }
 
 impl Cred {
+    /// Whether the caller is root (uid 0), who passes permission checks.
     pub fn is_root(&self) -> bool {
         self.uid == 0
     }
@@ -153,8 +198,37 @@ pub struct RenameFlags {
 /// A file system: its node data, its node keys and the ops it implements.
 ///
 /// Put `#[puffs::ops]` on the impl to derive `OPMASK` from the methods it defines.
-/// Every op defaults to ENOSYS; `cx` carries the caller's credentials and a handle on
-/// the running mount (node table, timers, spawning, exit).
+/// `cx` carries the caller's credentials ([`Cx::cred`]) and a handle on the running
+/// mount (node table, timers, spawning, exit). docs/ops-contract.md has the same
+/// contract as one table.
+///
+/// # The contract
+///
+/// - **When ops run.** Each kernel request becomes one call, run as a continuation
+///   on the loop thread. An op that awaits lets other requests run meanwhile (even
+///   on the same node), so an op must not assume that what it saw before an `.await`
+///   still holds after it, and must never hold a `RefCell` borrow across one.
+/// - **What to return.** `Ok` with the value the op names, or `Err(errno)`: the errno
+///   reaches the calling process as is (for open, stat, read, ...), so use the one
+///   the system call's man page lists for the case (ENOENT, EEXIST, ENOTEMPTY,
+///   EACCES, ENOSPC, ...).
+/// - **Ops left out.** An op outside `OPMASK` is answered by the kernel reader
+///   thread without reaching the file system. The answer is ENOSYS, and the kernel
+///   turns that into the right thing for each op: each method below says what the
+///   caller then sees. Returning `Err(ENOSYS)` from an op that *is* implemented has
+///   the same effect, and for most ops the kernel then stops asking for the rest of
+///   the mount.
+/// - **Permissions.** Without the `default_permissions` mount option the kernel
+///   checks nothing: an op that should refuse a caller checks [`Cx::cred`] against
+///   the node's owner and mode itself. With it, the kernel checks the mode bits
+///   before each request (from the attributes it has cached or asks getattr for),
+///   and the ops only see calls that passed.
+/// - **Nodes and the kernel's references.** Every entry an op returns (lookup,
+///   create, mkdir, mknod, symlink, link, readdirplus) is one more reference the
+///   kernel holds on the node. A node may still be reached (through an open file, or
+///   a name the kernel resolved just before) after its last name is gone: keep its
+///   data until [`Ops::reclaim`] says the kernel has forgotten it and no file is
+///   open on it.
 pub trait Ops: Sized + 'static {
     /// Private data of each node (puffs' pn_data).
     type Node: 'static;
@@ -164,29 +238,51 @@ pub trait Ops: Sized + 'static {
     /// The ops this file system implements. Written by `#[puffs::ops]`.
     const OPMASK: OpMask;
 
-    /// The root node's key and data, taken once when the mount is created.
+    /// The root node's key and data, taken once when the mount is created
+    /// (`PuffsUserMount::new`). The root is never forgotten.
     fn root(&self) -> (Self::Key, Self::Node);
 
-    /// The kernel forgot the node (its lookup count reached zero): last chance to free
-    /// what it holds. Continuations still running may hold the node a little longer.
+    /// The kernel forgot the node (its lookup count reached zero, after FORGET):
+    /// nothing can reach it through the kernel any more. If it has no name left and
+    /// no open file, free what it holds now. Continuations still running may hold the
+    /// node a little longer. Not an op: it is never masked, and the default does
+    /// nothing.
     fn reclaim(&self, _node: &Node<Self>) {}
 
     // --- file system ops ---
 
+    /// statfs(2) and df: the file system's size and free space.
+    ///
+    /// Left out: the framework answers with `PuffsUserMount::statvfs` (zeros by
+    /// default, so df shows an empty file system of size 0).
     async fn statvfs(&self, _cx: &Cx<Self>) -> OpResult<Statvfs> {
         Err(Errno::ENOSYS)
     }
-    /// Write back everything (called before unmount).
+    /// Write back everything. The framework calls it once before unmounting (the
+    /// kernel never sends it); an error is logged and the unmount goes on.
+    ///
+    /// Left out: nothing is called.
     async fn sync(&self, _cx: &Cx<Self>) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// The file system is being unmounted; the last op it sees.
+    /// The file system is being unmounted (after [`Ops::sync`]); the last op it sees.
+    /// An error is logged and the unmount goes on.
+    ///
+    /// Left out: nothing is called.
     async fn unmount(&self, _cx: &Cx<Self>) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
 
     // --- node ops ---
 
+    /// Resolve `name` in the directory `dir`: path walks ask for each component the
+    /// kernel has not cached (or whose `entry_ttl` ran out). Return the node's
+    /// [`Entry`]; an entry whose key is already known reuses that node.
+    ///
+    /// Errors: ENOENT when there is no such name (the caller sees it), ENOTDIR when
+    /// `dir` is not a directory, ENAMETOOLONG. The kernel never looks up "." or "..".
+    ///
+    /// Left out: every name fails with ENOSYS, so only the root can be reached.
     async fn lookup(
         &self,
         _cx: &Cx<Self>,
@@ -195,6 +291,13 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
+    /// The node's attributes, for stat(2) and whenever the kernel's cached copy is older
+    /// than the attribute timeout (and, with `default_permissions`, for its permission
+    /// checks). `fh` is the open file's handle when the call comes through one
+    /// (fstat).
+    ///
+    /// Left out: the root answers with `PuffsUserMount::root_attr`; every other node
+    /// with ENOSYS.
     async fn getattr(
         &self,
         _cx: &Cx<Self>,
@@ -203,18 +306,45 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<Attr> {
         Err(Errno::ENOSYS)
     }
+    /// Change what `set` names (chmod, chown, truncate, utimes; `set.fh` when through
+    /// an open file) and return the node's attributes after the change. A size change
+    /// cuts the file or extends it with zeros; any change moves ctime, and a size
+    /// change mtime.
+    ///
+    /// Errors: EPERM / EACCES for a caller not allowed to (see Permissions above),
+    /// EFBIG or ENOSPC for a size that cannot be, EROFS on a read-only file system.
+    ///
+    /// Left out: chmod, chown, truncate and utimes fail with ENOSYS.
     async fn setattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _set: &SetAttr) -> OpResult<Attr> {
         Err(Errno::ENOSYS)
     }
-    /// `mask` is R_OK | W_OK | X_OK, or F_OK (0).
+    /// access(2) and faccessat: may the caller use the node as `mask` says (`R_OK |
+    /// W_OK | X_OK`, or `F_OK`, 0: does it exist)? Ok or EACCES. Not sent with
+    /// `default_permissions` (the kernel decides itself).
+    ///
+    /// Left out: the kernel stops asking and every access check succeeds.
     async fn access(&self, _cx: &Cx<Self>, _node: &Node<Self>, _mask: i32) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+    /// The target of the symlink `node`, for readlink(2) and for path walks through it
+    /// (the kernel caches it with the page cache). EINVAL when `node` is not a symlink.
+    ///
+    /// Left out: readlink and every path through a symlink fail with ENOSYS.
     async fn readlink(&self, _cx: &Cx<Self>, _node: &Node<Self>) -> OpResult<OsString> {
         Err(Errno::ENOSYS)
     }
-    /// `mode` holds type and permission bits, already masked by `umask` when the kernel
-    /// applies it (it does unless the fs asked otherwise); `umask` is given for reference.
+    /// Create a node that is not a directory or a symlink (mknod(2), mkfifo; and
+    /// open(O_CREAT) when [`Ops::create`] is left out) and return its entry. `mode`
+    /// holds type and permission bits, already masked by `umask` when the kernel
+    /// applies it (it does unless the fs asked otherwise); `umask` is given for
+    /// reference. `rdev` is the device number of a device node. The new node is owned
+    /// by the caller ([`Cx::cred`]).
+    ///
+    /// Errors: EEXIST when the name exists, ENOSPC, EPERM for device nodes the fs does
+    /// not allow.
+    ///
+    /// Left out: mknod and mkfifo fail with ENOSYS (and so does creating a file, when
+    /// create is left out too).
     async fn mknod(
         &self,
         _cx: &Cx<Self>,
@@ -226,6 +356,13 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
+    /// Create the directory `name` in `dir` (mkdir(2)) and return its entry: nlink 2,
+    /// owned by the caller, `mode` already masked as for [`Ops::mknod`]; `dir` gains a
+    /// link (its "..").
+    ///
+    /// Errors: EEXIST, ENOSPC, EMLINK.
+    ///
+    /// Left out: mkdir fails with ENOSYS.
     async fn mkdir(
         &self,
         _cx: &Cx<Self>,
@@ -236,12 +373,30 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
+    /// Remove the name `name` (not a directory) from `dir` (unlink(2)); the node loses
+    /// a link. Its data must stay while the node is open or the kernel still holds it:
+    /// free it at [`Ops::reclaim`].
+    ///
+    /// Errors: ENOENT, EPERM / EACCES (sticky directories: see Permissions).
+    ///
+    /// Left out: unlink fails with ENOSYS.
     async fn unlink(&self, _cx: &Cx<Self>, _dir: &Node<Self>, _name: &OsStr) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+    /// Remove the empty directory `name` from `dir` (rmdir(2)).
+    ///
+    /// Errors: ENOTEMPTY when it holds anything besides "." and "..", ENOENT, ENOTDIR.
+    ///
+    /// Left out: rmdir fails with ENOSYS.
     async fn rmdir(&self, _cx: &Cx<Self>, _dir: &Node<Self>, _name: &OsStr) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+    /// Create the symlink `name` in `dir` pointing at `target` (stored as given, not
+    /// resolved) and return its entry: size is the target's length.
+    ///
+    /// Errors: EEXIST, ENOSPC, ENAMETOOLONG.
+    ///
+    /// Left out: symlink fails with ENOSYS.
     async fn symlink(
         &self,
         _cx: &Cx<Self>,
@@ -251,6 +406,15 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
+    /// Move `name` in `dir` to `newname` in `newdir` (rename(2), renameat2). An existing
+    /// target is replaced atomically: a file by a file, a directory by an empty
+    /// directory; the replaced node keeps its data while it can still be reached (as
+    /// for [`Ops::unlink`]). See [`RenameFlags`] for NOREPLACE and EXCHANGE.
+    ///
+    /// Errors: ENOENT, EEXIST (NOREPLACE), ENOTEMPTY, EISDIR / ENOTDIR (a file over a
+    /// directory or back), EINVAL (a directory into itself, unsupported flags).
+    ///
+    /// Left out: rename fails with ENOSYS (renameat2 with flags with EINVAL).
     async fn rename(
         &self,
         _cx: &Cx<Self>,
@@ -262,6 +426,12 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+    /// Give `node` the new name `newname` in `newdir` (link(2)) and return the entry:
+    /// the same key as the node's (so the framework keeps one node), nlink one more.
+    ///
+    /// Errors: EEXIST, EMLINK, EPERM for a directory.
+    ///
+    /// Left out: link fails with ENOSYS.
     async fn link(
         &self,
         _cx: &Cx<Self>,
@@ -271,10 +441,26 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
-    /// `flags` are the open(2) flags (O_ACCMODE, O_APPEND, O_TRUNC, ...).
+    /// open(2) of a node that is not a directory. `flags` are the open(2) flags
+    /// (O_ACCMODE, O_APPEND, ...; the kernel has already dealt with O_CREAT and
+    /// O_EXCL). Return an [`Opened`] whose `fh` the kernel passes to every later op on
+    /// this open file, up to [`Ops::release`].
+    ///
+    /// Errors: EACCES, EISDIR, ENXIO, EROFS for writing on a read-only file system.
+    ///
+    /// Left out: the file system is stateless: the kernel stops asking, every open
+    /// succeeds with `fh` 0, and release is never sent.
     async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
         Err(Errno::ENOSYS)
     }
+    /// Atomically create the file `name` in `dir` and open it (open(2) with O_CREAT
+    /// when the name does not exist): return its entry and the open file, as
+    /// [`Ops::mknod`] and [`Ops::open`] would.
+    ///
+    /// Errors: EEXIST (another caller got there first), ENOSPC.
+    ///
+    /// Left out: the kernel stops asking and creates through [`Ops::mknod`] then
+    /// [`Ops::open`].
     async fn create(
         &self,
         _cx: &Cx<Self>,
@@ -286,7 +472,15 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<(EntryOf<Self>, Opened)> {
         Err(Errno::ENOSYS)
     }
-    /// Up to `size` bytes at `offset`; fewer only at end of file.
+    /// Up to `size` bytes at `offset`; fewer only at end of file (a short read is the
+    /// end of the file to the kernel, which fills the rest of a cached page with
+    /// zeros). Reads usually come from the page cache's readahead, in page-sized
+    /// pieces, not as the caller asked. More bytes than `size` is a bug: the caller
+    /// gets EIO and the `errnotify` hook hears of it.
+    ///
+    /// Errors: EIO, EISDIR.
+    ///
+    /// Left out: read fails with ENOSYS.
     async fn read(
         &self,
         _cx: &Cx<Self>,
@@ -297,9 +491,17 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<Vec<u8>> {
         Err(Errno::ENOSYS)
     }
-    /// Returns the number of bytes written. `flags` are the open file's flags
-    /// (O_APPEND is handled by the kernel unless writeback caching is off and the fs
-    /// wants to do it: the offset given is already the end of file then).
+    /// Write `data` at `offset` and return the number of bytes written: all of them,
+    /// unless an error stops it (a short count is a short write to the caller). The
+    /// file grows as needed; a write moves mtime and ctime. `flags` are the open
+    /// file's flags (O_APPEND is handled by the kernel unless writeback caching is off
+    /// and the fs wants to do it: the offset given is already the end of file then).
+    /// With writeback caching, writes come later from the page cache, and the
+    /// credentials need not be the writer's.
+    ///
+    /// Errors: ENOSPC, EFBIG, EIO. More bytes than given is answered EIO.
+    ///
+    /// Left out: write fails with ENOSYS.
     async fn write(
         &self,
         _cx: &Cx<Self>,
@@ -311,6 +513,12 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<u32> {
         Err(Errno::ENOSYS)
     }
+    /// close(2) of one file descriptor of the open file (each dup'd one: there may be
+    /// several per open), before [`Ops::release`]. The error is what close returns:
+    /// report deferred write errors here. `lock_owner` identifies the closing
+    /// process's POSIX locks.
+    ///
+    /// Left out: the kernel stops asking and close succeeds.
     async fn flush(
         &self,
         _cx: &Cx<Self>,
@@ -320,6 +528,11 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+    /// The open file is gone (its last descriptor closed, its last mapping undone):
+    /// free what `fh` holds. `flags` are the flags it was opened with. The kernel does
+    /// not wait for the answer and ignores errors.
+    ///
+    /// Left out: answered Ok by the framework (nothing was opened by the fs).
     async fn release(
         &self,
         _cx: &Cx<Self>,
@@ -329,6 +542,10 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+    /// fsync(2) / fdatasync (`datasync`: the data only, not the metadata): make what
+    /// was written through `fh` durable.
+    ///
+    /// Left out: the kernel stops asking and fsync succeeds.
     async fn fsync(
         &self,
         _cx: &Cx<Self>,
@@ -338,11 +555,22 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+    /// Open the directory `node` for reading (opendir(3)); as [`Ops::open`] for
+    /// directories, the `fh` goes to readdir, releasedir and fsyncdir.
+    ///
+    /// Left out: stateless, as for open: every opendir succeeds with `fh` 0.
     async fn opendir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
         Err(Errno::ENOSYS)
     }
-    /// Fill `out` with entries from cookie `offset` on (0: the start) until it says it
-    /// is full; each entry carries the cookie of the entry after it.
+    /// getdents: fill `out` with entries from cookie `offset` on (0: the start) until
+    /// it says it is full; each entry carries the cookie of the entry after it.
+    /// Include "." and "..". An empty `out` is the end of the directory. Cookies must
+    /// stay valid while entries are added and removed between calls (an entry removed
+    /// may be skipped, but no other may be repeated or lost).
+    ///
+    /// Errors: ENOTDIR.
+    ///
+    /// Left out: listing a directory fails with ENOSYS.
     async fn readdir(
         &self,
         _cx: &Cx<Self>,
@@ -354,7 +582,11 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// readdir with each entry's node and attributes (saves the kernel a lookup each).
-    /// Implement it and the kernel is asked for READDIRPLUS.
+    /// Implement it and the kernel is asked for READDIRPLUS (it then chooses between
+    /// this and readdir). Every entry added, except "." and "..", counts as a lookup,
+    /// as if lookup had returned it.
+    ///
+    /// Left out: the kernel uses [`Ops::readdir`] and looks names up one by one.
     async fn readdirplus(
         &self,
         _cx: &Cx<Self>,
@@ -365,9 +597,15 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+    /// The directory opened by [`Ops::opendir`] is closed: free what `fh` holds.
+    ///
+    /// Left out: answered Ok by the framework.
     async fn releasedir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+    /// fsync(2) on a directory: make its entries durable.
+    ///
+    /// Left out: the kernel stops asking and fsync succeeds.
     async fn fsyncdir(
         &self,
         _cx: &Cx<Self>,
@@ -377,7 +615,14 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// `flags`: XATTR_CREATE / XATTR_REPLACE.
+    /// Set the extended attribute `name` to `value` (setxattr(2)). `flags`:
+    /// XATTR_CREATE (EEXIST if it exists) / XATTR_REPLACE (ENODATA if it does not).
+    ///
+    /// Errors: ENOSPC / E2BIG for a value too big, EOPNOTSUPP for a namespace the fs
+    /// does not keep, EPERM.
+    ///
+    /// Left out: for this and the other xattr ops, the kernel stops asking and every
+    /// xattr call fails with EOPNOTSUPP.
     async fn setxattr(
         &self,
         _cx: &Cx<Self>,
@@ -388,7 +633,10 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// The whole value; the framework answers size probes and ERANGE.
+    /// The whole value of the extended attribute `name`; ENODATA when there is none.
+    /// The framework answers size probes and ERANGE.
+    ///
+    /// Left out: xattr calls fail with EOPNOTSUPP (see [`Ops::setxattr`]).
     async fn getxattr(
         &self,
         _cx: &Cx<Self>,
@@ -397,14 +645,26 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<Vec<u8>> {
         Err(Errno::ENOSYS)
     }
-    /// The names, each followed by a NUL byte; the framework answers size probes and ERANGE.
+    /// The names of the node's extended attributes, each followed by a NUL byte; the
+    /// framework answers size probes and ERANGE.
+    ///
+    /// Left out: xattr calls fail with EOPNOTSUPP (see [`Ops::setxattr`]).
     async fn listxattr(&self, _cx: &Cx<Self>, _node: &Node<Self>) -> OpResult<Vec<u8>> {
         Err(Errno::ENOSYS)
     }
+    /// Remove the extended attribute `name`; ENODATA when there is none.
+    ///
+    /// Left out: xattr calls fail with EOPNOTSUPP (see [`Ops::setxattr`]).
     async fn removexattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _name: &OsStr) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// `mode`: 0 or FALLOC_FL_KEEP_SIZE / FALLOC_FL_PUNCH_HOLE / ...
+    /// fallocate(2) on `offset..offset + length`. `mode`: 0 (allocate, growing the
+    /// file) or FALLOC_FL_KEEP_SIZE / FALLOC_FL_PUNCH_HOLE / ...; EOPNOTSUPP for the
+    /// modes the fs does not do.
+    ///
+    /// Errors: ENOSPC, EFBIG, EOPNOTSUPP.
+    ///
+    /// Left out: the kernel stops asking and fallocate fails with EOPNOTSUPP.
     async fn fallocate(
         &self,
         _cx: &Cx<Self>,
@@ -416,7 +676,11 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// SEEK_DATA / SEEK_HOLE (the kernel handles the others); returns the new offset.
+    /// lseek(2) with SEEK_DATA / SEEK_HOLE (the kernel handles the others); returns the
+    /// new offset. ENXIO when `offset` is at or past the end of file (or no data
+    /// follows, for SEEK_DATA).
+    ///
+    /// Left out: the kernel stops asking and treats the whole file as data.
     async fn lseek(
         &self,
         _cx: &Cx<Self>,
@@ -427,7 +691,11 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<i64> {
         Err(Errno::ENOSYS)
     }
-    /// Returns the number of bytes copied.
+    /// copy_file_range(2): copy `len` bytes from `src` at `offset_in` to `dst` at
+    /// `offset_out` without passing them through user space. Returns the number of
+    /// bytes copied (fewer at the end of the source).
+    ///
+    /// Left out: the kernel stops asking and copies through read and write.
     #[allow(clippy::too_many_arguments)]
     async fn copy_file_range(
         &self,
@@ -442,7 +710,11 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<u32> {
         Err(Errno::ENOSYS)
     }
-    /// The first lock that conflicts with `lock`, or `lock` with typ F_UNLCK if none does.
+    /// fcntl(F_GETLK): the first lock that conflicts with `lock`, or `lock` with typ
+    /// F_UNLCK if none does. Only sent when [`Ops::setlk`] is implemented.
+    ///
+    /// Left out (with setlk): the kernel keeps POSIX locks itself, which is right for
+    /// a file system that only this machine uses.
     async fn getlk(
         &self,
         _cx: &Cx<Self>,
@@ -452,7 +724,12 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<Lock> {
         Err(Errno::ENOSYS)
     }
-    /// Set or clear `lock`; `sleep`: wait for a conflicting lock to go (F_SETLKW).
+    /// fcntl(F_SETLK / F_SETLKW) and the implicit unlock at close: set or clear
+    /// `lock`; `sleep`: wait (await) for a conflicting lock to go (F_SETLKW),
+    /// otherwise EAGAIN. Implement it and the kernel is asked for POSIX_LOCKS: every
+    /// fcntl lock then comes here.
+    ///
+    /// Left out: the kernel keeps POSIX locks itself.
     async fn setlk(
         &self,
         _cx: &Cx<Self>,
