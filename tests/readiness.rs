@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use puffs::{
-    Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Ops, PuffsUserMount, Registration,
+    Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Opened, Ops, PuffsUserMount, Registration,
 };
 use puffs_tests::*;
 
@@ -72,6 +72,15 @@ impl Ops for Probe {
             Attr::new(FileType::Directory, 0o755)
         } else {
             file_attr()
+        })
+    }
+
+    /// Direct I/O: every read reaches the probe, and the page cache never makes the
+    /// kernel read a scenario twice.
+    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+        Ok(Opened {
+            direct_io: true,
+            ..Opened::fh(0)
         })
     }
 

@@ -89,3 +89,82 @@ impl Events {
 }
 
 pub use sys::{Poller, Waker};
+
+/// The backend contract, the same on every OS (run here on epoll; `cargo test` on a BSD
+/// runs it on kqueue).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    const T: Token = Token(42);
+
+    fn poll_once(p: &mut Poller) -> Vec<Event> {
+        let mut events = Events::with_capacity(8);
+        p.poll(&mut events, Some(Duration::from_millis(200)))
+            .expect("poll");
+        events.iter().copied().collect()
+    }
+
+    fn merged(evs: &[Event]) -> Event {
+        evs.iter()
+            .filter(|e| e.token == T)
+            .fold(Event::default(), |a, e| Event {
+                token: e.token,
+                readable: a.readable || e.readable,
+                writable: a.writable || e.writable,
+                read_closed: a.read_closed || e.read_closed,
+                write_closed: a.write_closed || e.write_closed,
+                error: a.error || e.error,
+            })
+    }
+
+    #[test]
+    fn an_edge_is_reported_once_then_again_on_new_data() {
+        let mut p = Poller::new().unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        p.register(a.as_fd(), T, Interest::READABLE).unwrap();
+        assert!(poll_once(&mut p).is_empty(), "nothing to read yet");
+        b.write_all(b"x").unwrap();
+        assert!(merged(&poll_once(&mut p)).readable);
+        // Edge-triggered: unread data is not reported again...
+        assert!(poll_once(&mut p).is_empty());
+        // ...new data is.
+        b.write_all(b"y").unwrap();
+        assert!(merged(&poll_once(&mut p)).readable);
+        p.deregister(a.as_fd()).unwrap();
+        b.write_all(b"z").unwrap();
+        assert!(poll_once(&mut p).is_empty(), "deregistered");
+    }
+
+    #[test]
+    fn a_hang_up_is_reported_as_closed() {
+        let mut p = Poller::new().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        p.register(a.as_fd(), T, Interest::BOTH).unwrap();
+        let first = merged(&poll_once(&mut p));
+        assert!(first.writable && !first.read_closed);
+        drop(b);
+        let ev = merged(&poll_once(&mut p));
+        assert!(ev.read_closed, "{ev:?}");
+    }
+
+    #[test]
+    fn the_waker_wakes_a_sleeping_poll() {
+        let mut p = Poller::new().unwrap();
+        let w = std::sync::Arc::new(Waker::new(&mut p, Token(0)).unwrap());
+        let w2 = std::sync::Arc::clone(&w);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            w2.wake().unwrap();
+        });
+        let mut events = Events::with_capacity(8);
+        p.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+        t.join().unwrap();
+        assert!(events.iter().any(|e| e.token == Token(0)));
+        w.reset();
+    }
+}

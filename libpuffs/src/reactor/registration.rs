@@ -307,3 +307,45 @@ impl<T: AsFd> Drop for Readiness<'_, T> {
         self.stop_waiting();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Token;
+
+    fn ev(f: impl FnOnce(&mut Event)) -> Event {
+        let mut e = Event {
+            token: Token(16),
+            ..Event::default()
+        };
+        f(&mut e);
+        e
+    }
+
+    #[test]
+    fn readiness_stays_until_cleared_and_sides_are_separate() {
+        let mut s = Source::default();
+        assert!(matches!(s.state(Side::Read), State::Waiting));
+        s.on_event(&ev(|e| e.readable = true));
+        assert!(matches!(s.state(Side::Read), State::Ready));
+        assert!(matches!(s.state(Side::Read), State::Ready), "still set");
+        assert!(matches!(s.state(Side::Write), State::Waiting));
+        s.clear(Side::Read);
+        assert!(matches!(s.state(Side::Read), State::Waiting));
+    }
+
+    #[test]
+    fn errors_and_hang_ups_outrank_readiness_and_stay() {
+        let mut s = Source::default();
+        s.on_event(&ev(|e| {
+            e.readable = true;
+            e.read_closed = true;
+        }));
+        assert!(matches!(s.state(Side::Read), State::HungUp));
+        assert!(matches!(s.state(Side::Write), State::Waiting));
+        s.clear(Side::Read);
+        assert!(matches!(s.state(Side::Read), State::HungUp));
+        s.on_event(&ev(|e| e.error = true));
+        assert!(matches!(s.state(Side::Write), State::Failed));
+    }
+}
