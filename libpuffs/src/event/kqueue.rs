@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::event::{EvFlags, EventFilter, FilterFlag, KEvent, Kqueue};
 use nix::sys::time::TimeSpec;
 
@@ -64,19 +65,12 @@ fn event_of(ev: &KEvent) -> Event {
 impl Poller {
     /// A new kqueue.
     pub fn new() -> io::Result<Poller> {
+        let kq = Kqueue::new()?;
+        fcntl(&kq, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        let empty = change(0, EventFilter::EVFILT_READ, EvFlags::empty(), Token(0));
         Ok(Poller {
-            kq: Arc::new(Kqueue::new()?),
-            buf: vec![
-                KEvent::new(
-                    0,
-                    EventFilter::EVFILT_READ,
-                    EvFlags::empty(),
-                    FilterFlag::empty(),
-                    0,
-                    0
-                );
-                256
-            ],
+            kq: Arc::new(kq),
+            buf: vec![empty; 256],
         })
     }
 
@@ -84,9 +78,15 @@ impl Poller {
     /// (an errno in `ignore` is no error).
     fn apply(&self, changes: &[KEvent], ignore: &[Errno]) -> io::Result<()> {
         let mut receipts = changes.to_vec();
-        let n = self
+        let n = match self
             .kq
-            .kevent(changes, &mut receipts, Some(timespec(Duration::ZERO)))?;
+            .kevent(changes, &mut receipts, Some(timespec(Duration::ZERO)))
+        {
+            Ok(n) => n,
+            // "When kevent() fails with EINTR, all changes have been applied" (FreeBSD).
+            Err(Errno::EINTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
         for r in &receipts[..n] {
             if r.flags().contains(EvFlags::EV_ERROR) && r.data() != 0 {
                 let e = Errno::from_raw(r.data() as i32);
@@ -110,7 +110,9 @@ impl Poller {
         let changes: Vec<KEvent> = filters(interest)
             .map(|f| change(ident, f, flags, token))
             .collect();
-        self.apply(&changes, &[])
+        // macOS answers EPIPE for a pipe whose other end is gone, yet reports its
+        // events: the hang-up then arrives as an event like any other.
+        self.apply(&changes, &[Errno::EPIPE])
     }
 
     /// Changes what a registered `fd` is watched for: adds the filters `interest` names
@@ -134,7 +136,7 @@ impl Poller {
                 )
             })
             .collect();
-        self.apply(&changes, &[Errno::ENOENT])
+        self.apply(&changes, &[Errno::ENOENT, Errno::EPIPE])
     }
 
     /// Stops watching `fd` (a filter that was never added is no error).

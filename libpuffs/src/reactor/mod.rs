@@ -140,3 +140,67 @@ impl Reactor {
         id
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::pin::pin;
+    use std::task::{Context, Poll};
+
+    fn pair() -> (UnixStream, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    /// One loop iteration's worth of reactor work: poll without sleeping, dispatch.
+    fn turn(reactor: &Reactor) {
+        let mut events = Events::with_capacity(16);
+        reactor.poll(&mut events, Some(Duration::ZERO)).unwrap();
+        events.iter().for_each(|ev| reactor.dispatch(ev));
+    }
+
+    #[test]
+    fn into_inner_deregisters_so_the_fd_can_be_registered_again() {
+        let reactor = Reactor::new(Poller::new().unwrap());
+        let (a, mut b) = pair();
+        let reg = Registration::new(Rc::clone(&reactor), a).unwrap();
+        let a = reg.into_inner();
+        assert_eq!(reactor.stats().ctl_calls, 2);
+        assert!(reactor.sources.borrow().is_empty());
+        b.write_all(b"x").unwrap();
+        turn(&reactor);
+        assert_eq!(reactor.stats().fd_events, 0, "no events once deregistered");
+        // Registered anew (no EEXIST), in the freed slot.
+        let reg = Registration::new(Rc::clone(&reactor), &a).unwrap();
+        assert_eq!(reg.slot, 0);
+    }
+
+    #[test]
+    fn a_dropped_waiter_leaves_its_side() {
+        let reactor = Reactor::new(Poller::new().unwrap());
+        let (a, _b) = pair();
+        let reg = Registration::new(Rc::clone(&reactor), a).unwrap();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        {
+            let mut first = pin!(reg.readable());
+            let mut second = pin!(reg.readable());
+            assert!(first.as_mut().poll(&mut cx).is_pending());
+            assert!(second.as_mut().poll(&mut cx).is_pending());
+            assert!(first.as_mut().poll(&mut cx).is_pending(), "polled again");
+            assert_eq!(reg.waiting_readers(), 2, "one entry per waiter");
+        }
+        assert_eq!(reg.waiting_readers(), 0);
+        // The first edge (writable) does not wake readers, and leaves them waiting.
+        turn(&reactor);
+        let mut r = pin!(reg.readable());
+        assert!(r.as_mut().poll(&mut cx).is_pending());
+        assert!(matches!(
+            pin!(reg.writable()).as_mut().poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+    }
+}

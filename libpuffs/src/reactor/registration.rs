@@ -114,7 +114,7 @@ pub struct Registration<T: AsFd> {
     /// Always `Some` but inside `into_inner` and `drop`.
     io: Option<T>,
     reactor: Rc<Reactor>,
-    slot: usize,
+    pub(super) slot: usize,
 }
 
 impl<T: AsFd> Registration<T> {
@@ -188,6 +188,11 @@ impl<T: AsFd> Registration<T> {
                 r => return r,
             }
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn waiting_readers(&self) -> usize {
+        self.reactor.with_source(self.slot, |s| s.readers.len())
     }
 
     fn try_io<R>(&self, side: Side, f: impl FnOnce(&T) -> io::Result<R>) -> io::Result<R> {
