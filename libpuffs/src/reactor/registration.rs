@@ -110,6 +110,20 @@ impl Source {
 ///
 /// The fd must be non-blocking. Share the registration (e.g. in an `Rc`) to let several
 /// continuations wait on it. Dropping it deregisters the fd; `T` closes it, if it owns it.
+///
+/// ```no_run
+/// # use puffs::{Cx, Ops};
+/// # use std::io::Read;
+/// # use std::os::unix::net::UnixStream;
+/// async fn receive<F: Ops>(cx: &Cx<F>, sock: UnixStream) -> std::io::Result<Vec<u8>> {
+///     sock.set_nonblocking(true)?;
+///     let reg = cx.register(sock)?;
+///     let mut buf = vec![0; 4096];
+///     let n = reg.read_with(|mut s| s.read(&mut buf)).await?;
+///     buf.truncate(n);
+///     Ok(buf)
+/// }
+/// ```
 pub struct Registration<T: AsFd> {
     /// Always `Some` but inside `into_inner` and `drop`.
     io: Option<T>,
