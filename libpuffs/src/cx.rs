@@ -5,15 +5,14 @@
 use std::cell::Ref;
 use std::future::Future;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::cc::{JoinHandle, YieldNow};
-use crate::event::Interest;
 use crate::node::{Node, NodeTable};
 use crate::ops::{Cred, Ops};
-use crate::reactor::{FdReady, Sleep};
+use crate::reactor::{ReactorStats, Registration, Sleep};
 use crate::usermount::{Runtime, State};
 
 pub struct Cx<F: Ops> {
@@ -61,14 +60,17 @@ impl<F: Ops> Cx<F> {
         Sleep::new(Rc::clone(&self.rt.reactor), Instant::now() + d)
     }
 
-    /// Waits until `fd` is readable (framebuf channels, sockets, pipes).
-    pub fn readable(&self, fd: RawFd) -> impl Future<Output = io::Result<()>> {
-        FdReady::new(Rc::clone(&self.rt.reactor), fd, Interest::READABLE)
+    /// Registers a non-blocking fd (a socket, a pipe, a framebuf channel; owned, or
+    /// borrowed as `&fd`) with the loop's poller, once, to wait on its readiness from
+    /// any number of continuations; dropping the registration deregisters it.
+    pub fn register<T: AsFd>(&self, io: T) -> io::Result<Registration<T>> {
+        Registration::new(Rc::clone(&self.rt.reactor), io)
     }
 
-    /// Waits until `fd` is writable.
-    pub fn writable(&self, fd: RawFd) -> impl Future<Output = io::Result<()>> {
-        FdReady::new(Rc::clone(&self.rt.reactor), fd, Interest::WRITABLE)
+    /// What the reactor has asked of the kernel so far (for tests and measurements).
+    #[doc(hidden)]
+    pub fn reactor_stats(&self) -> ReactorStats {
+        self.rt.reactor.stats()
     }
 
     /// Async file I/O (io_uring, or worker threads where it is missing): reads,

@@ -67,7 +67,9 @@ pub use libpuffs_macros::ops;
 pub use nix::errno::Errno;
 pub use node::{Node, NodeTable, ROOT_INO};
 pub use ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
-pub use reactor::{FdReady, Sleep};
+#[doc(hidden)]
+pub use reactor::ReactorStats;
+pub use reactor::{Readiness, Registration, Sleep};
 pub use usermount::{MountFlags, PuffsUserMount, State};
 
 /// Sets up logging with env_logger: `RUST_LOG` when set, else every request and reply

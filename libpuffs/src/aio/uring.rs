@@ -43,7 +43,7 @@ impl Uring {
         let eventfd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         ring.submitter()
             .register_eventfd(eventfd.as_fd().as_raw_fd())?;
-        poller.register(eventfd.as_fd().as_raw_fd(), token, Interest::READABLE)?;
+        poller.register(eventfd.as_fd(), token, Interest::READABLE)?;
         Ok(Uring {
             inner: Rc::new(RefCell::new(Ring {
                 ring,

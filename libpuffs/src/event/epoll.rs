@@ -1,7 +1,7 @@
-//! The Linux backend: epoll, and an eventfd as the waker.
+//! The Linux backend: epoll, edge-triggered, and an eventfd as the waker.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -9,13 +9,15 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::{Event, Events, Interest, Token};
 
+/// An epoll instance and the buffer its events land in (many per syscall).
 pub struct Poller {
     epoll: Epoll,
     buf: Vec<EpollEvent>,
 }
 
+/// Edge-triggered flags for `interest`: an event per change, never one per wait.
 fn flags(interest: Interest) -> EpollFlags {
-    let mut f = EpollFlags::empty();
+    let mut f = EpollFlags::EPOLLET;
     if interest.readable {
         f |= EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
     }
@@ -25,13 +27,21 @@ fn flags(interest: Interest) -> EpollFlags {
     f
 }
 
-fn borrow(fd: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: the caller registered `fd` and keeps it open until it deregisters it;
-    // the borrow lives only for the epoll_ctl call.
-    unsafe { BorrowedFd::borrow_raw(fd) }
+fn event_of(ev: &EpollEvent) -> Event {
+    let f = ev.events();
+    let hup = f.contains(EpollFlags::EPOLLHUP);
+    Event {
+        token: Token(ev.data() as usize),
+        readable: f.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLPRI),
+        writable: f.contains(EpollFlags::EPOLLOUT),
+        read_closed: hup || f.contains(EpollFlags::EPOLLRDHUP),
+        write_closed: hup,
+        error: f.contains(EpollFlags::EPOLLERR),
+    }
 }
 
 impl Poller {
+    /// A new epoll instance.
     pub fn new() -> io::Result<Poller> {
         Ok(Poller {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
@@ -39,18 +49,31 @@ impl Poller {
         })
     }
 
-    pub fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+    /// Watches `fd` (edge-triggered) until `deregister`; its events carry `token`.
+    pub fn register(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         let ev = EpollEvent::new(flags(interest), token.0 as u64);
-        Ok(self.epoll.add(borrow(fd), ev)?)
+        Ok(self.epoll.add(fd, ev)?)
     }
 
-    pub fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+    /// Changes what a registered `fd` is watched for.
+    pub fn reregister(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         let mut ev = EpollEvent::new(flags(interest), token.0 as u64);
-        Ok(self.epoll.modify(borrow(fd), &mut ev)?)
+        Ok(self.epoll.modify(fd, &mut ev)?)
     }
 
-    pub fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
-        Ok(self.epoll.delete(borrow(fd))?)
+    /// Stops watching `fd`.
+    pub fn deregister(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        Ok(self.epoll.delete(fd)?)
     }
 
     /// Waits until an event or the timeout (None: forever); EINTR returns no events.
@@ -67,17 +90,7 @@ impl Poller {
             Err(nix::errno::Errno::EINTR) => 0,
             Err(e) => return Err(e.into()),
         };
-        for ev in &self.buf[..n] {
-            let f = ev.events();
-            events.list.push(Event {
-                token: Token(ev.data() as usize),
-                readable: f.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLPRI),
-                writable: f.contains(EpollFlags::EPOLLOUT),
-                closed: f.intersects(
-                    EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP | EpollFlags::EPOLLRDHUP,
-                ),
-            });
-        }
+        events.list.extend(self.buf[..n].iter().map(event_of));
         Ok(())
     }
 }
@@ -89,13 +102,14 @@ pub struct Waker {
 }
 
 impl Waker {
+    /// An eventfd registered in `poller` under `token`.
     pub fn new(poller: &mut Poller, token: Token) -> io::Result<Waker> {
         let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, token.0 as u64);
-        poller.epoll.add(fd.as_fd(), ev)?;
+        poller.register(fd.as_fd(), token, Interest::READABLE)?;
         Ok(Waker { fd })
     }
 
+    /// Makes the poller's current or next `poll` return.
     pub fn wake(&self) -> io::Result<()> {
         match self.fd.write(1) {
             // The counter is full: the loop has a wake pending anyway.
@@ -104,6 +118,7 @@ impl Waker {
         }
     }
 
+    /// Nothing to undo: see the type's comment.
     pub fn reset(&self) {}
 }
 
