@@ -36,6 +36,7 @@ pub mod node;
 pub mod ops;
 pub mod options;
 mod reactor;
+mod signals;
 mod usermount;
 mod wakeup;
 
@@ -50,7 +51,7 @@ pub use nix::errno::Errno;
 pub use node::{Node, NodeTable, ROOT_INO};
 pub use ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
 pub use reactor::{FdReady, Sleep};
-pub use usermount::{MountFlags, PuffsUserMount, State};
+pub use usermount::{ExitHandle, MountFlags, PuffsUserMount, State};
 
 /// Sets up logging with env_logger: `RUST_LOG` when set, else every request and reply
 /// when `debug` (the `-d` flag), else warnings only.

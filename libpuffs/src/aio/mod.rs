@@ -11,16 +11,24 @@
 //!
 //! Ownership: the buffer and a reference to the fd belong to the in-flight operation
 //! until its completion is reaped, so dropping the future (cancelling the op) never
-//! frees memory the kernel may still write, nor closes an fd it still uses.
+//! frees memory the kernel may still write, nor closes an fd it still uses. Tearing the
+//! backend down cancels and reaps every op still in flight before anything is freed.
+//!
+//! Bounds: at most `cap` ops are in flight (`semaphore.rs`); past it an op waits for a
+//! slot, it never fails. io_uring entries are queued as ops start and submitted once
+//! per mainloop iteration (`Aio::flush`), so a burst of requests costs one system call.
 
 use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+mod semaphore;
 mod threads;
 #[cfg(target_os = "linux")]
 mod uring;
+
+use semaphore::Semaphore;
 
 use crate::event::Poller;
 
@@ -35,8 +43,12 @@ pub(crate) enum Kind {
 /// The async file I/O of a mount (`Cx::aio`).
 pub struct Aio {
     backend: Backend,
+    /// The in-flight cap.
+    slots: Semaphore,
 }
 
+/// The backend in use; clones are handles on the same ring or workers.
+#[derive(Clone)]
 enum Backend {
     #[cfg(target_os = "linux")]
     Uring(uring::Uring),
@@ -45,7 +57,8 @@ enum Backend {
 
 impl Aio {
     /// io_uring when the kernel has it (registered in `poller` under `token`), else
-    /// worker threads. `threads` (or PUFFS_AIO=threads) forces the fallback.
+    /// worker threads. `threads` (or PUFFS_AIO=threads) forces the fallback. At most
+    /// `depth` (rounded to a power of two in 64..=4096) ops are in flight at once.
     pub(crate) fn new(
         poller: &mut Poller,
         token: crate::event::Token,
@@ -53,20 +66,24 @@ impl Aio {
         threads: bool,
     ) -> Aio {
         let forced = threads || std::env::var("PUFFS_AIO").is_ok_and(|v| v == "threads");
+        let cap = depth.clamp(64, 4096).next_power_of_two();
+        let slots = Semaphore::new(cap as usize);
         #[cfg(target_os = "linux")]
         if !forced {
-            match uring::Uring::new(poller, token, depth) {
+            match uring::Uring::new(poller, token, cap) {
                 Ok(u) => {
                     return Aio {
                         backend: Backend::Uring(u),
+                        slots,
                     }
                 }
                 Err(e) => log::info!("io_uring unavailable ({e}); file I/O uses worker threads"),
             }
         }
-        let _ = (poller, token, depth, forced);
+        let _ = (poller, token, forced);
         Aio {
             backend: Backend::Threads(threads::Pool::new(4)),
+            slots,
         }
     }
 
@@ -111,11 +128,33 @@ impl Aio {
         async move { op.await.map(|_| ()) }
     }
 
-    fn submit(&self, kind: Kind, fd: &Arc<OwnedFd>, offset: u64, buf: Vec<u8>) -> Pending {
-        match &self.backend {
-            #[cfg(target_os = "linux")]
-            Backend::Uring(u) => Pending::Uring(u.submit(kind, Arc::clone(fd), offset, buf)),
-            Backend::Threads(p) => Pending::Threads(p.submit(kind, Arc::clone(fd), offset, buf)),
+    /// Waits for a slot under the cap, then starts the op.
+    fn submit(
+        &self,
+        kind: Kind,
+        fd: &Arc<OwnedFd>,
+        offset: u64,
+        buf: Vec<u8>,
+    ) -> impl Future<Output = io::Result<(usize, Vec<u8>)>> {
+        let slot = self.slots.acquire();
+        let (backend, fd) = (self.backend.clone(), Arc::clone(fd));
+        async move {
+            let permit = slot.await;
+            match backend {
+                #[cfg(target_os = "linux")]
+                Backend::Uring(u) => Pending::Uring(u.submit(kind, fd, offset, buf, permit)),
+                Backend::Threads(p) => Pending::Threads(p.submit(kind, fd, offset, buf, permit)),
+            }
+            .await
+        }
+    }
+
+    /// Hands the ops queued since the last call to the kernel (one system call for
+    /// all). The mainloop calls it before it sleeps.
+    pub(crate) fn flush(&self) {
+        #[cfg(target_os = "linux")]
+        if let Backend::Uring(u) = &self.backend {
+            u.flush();
         }
     }
 
