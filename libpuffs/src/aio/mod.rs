@@ -187,3 +187,108 @@ impl Future for Pending {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    type Io = Pin<Box<dyn Future<Output = io::Result<(usize, Vec<u8>)>>>>;
+
+    fn uring(depth: u32) -> (Aio, Poller) {
+        let mut poller = Poller::new().unwrap();
+        let aio = Aio::new(&mut poller, crate::event::Token(1), depth, false);
+        assert_eq!(aio.backend(), "io_uring", "these tests need io_uring");
+        (aio, poller)
+    }
+
+    fn pipe() -> (Arc<OwnedFd>, Arc<OwnedFd>) {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        (Arc::new(r), Arc::new(w))
+    }
+
+    /// Polls every op once; returns how many are done.
+    fn poll_all(ops: &mut [Io]) -> usize {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut done = 0;
+        for op in ops.iter_mut() {
+            done += usize::from(op.as_mut().poll(&mut cx).is_ready());
+        }
+        done
+    }
+
+    /// Reaps until `ops` are all done (bounded).
+    fn finish(aio: &Aio, ops: &mut Vec<Io>) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut cx = Context::from_waker(Waker::noop());
+        while !ops.is_empty() {
+            assert!(std::time::Instant::now() < end, "ops never completed");
+            aio.flush();
+            aio.reap();
+            ops.retain_mut(|op| match op.as_mut().poll(&mut cx) {
+                Poll::Ready(r) => {
+                    r.expect("no op fails for want of a slot");
+                    false
+                }
+                Poll::Pending => true,
+            });
+        }
+    }
+
+    #[test]
+    fn ops_reach_the_kernel_only_at_flush_and_all_at_once() {
+        let (aio, _poller) = uring(64);
+        let (r, w) = pipe();
+        let mut ops: Vec<Io> = (0..10)
+            .map(|_| Box::pin(aio.submit(Kind::Write, &w, 0, vec![7])) as Io)
+            .collect();
+        assert_eq!(poll_all(&mut ops), 0);
+        let mut buf = [0u8; 16];
+        nix::fcntl::fcntl(
+            &*r,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        assert_eq!(
+            nix::unistd::read(r.as_fd(), &mut buf),
+            Err(nix::errno::Errno::EAGAIN),
+            "queued writes are not submitted before flush"
+        );
+        finish(&aio, &mut ops);
+        assert_eq!(nix::unistd::read(r.as_fd(), &mut buf), Ok(10));
+    }
+
+    #[test]
+    fn past_the_cap_ops_wait_and_then_all_complete() {
+        let (aio, _poller) = uring(64);
+        let (r, w) = pipe();
+        // 200 one-byte reads of an empty pipe: they stay in flight until written to.
+        let mut ops: Vec<Io> = (0..200)
+            .map(|_| Box::pin(aio.submit(Kind::Read, &r, 0, vec![0])) as Io)
+            .collect();
+        assert_eq!(poll_all(&mut ops), 0);
+        aio.flush();
+        assert_eq!(aio.slots.free(), 0, "the first 64 took every slot");
+        nix::unistd::write(w.as_fd(), &[1u8; 200]).unwrap();
+        finish(&aio, &mut ops);
+        assert_eq!(aio.slots.free(), 64, "every slot came back");
+    }
+
+    #[test]
+    fn dropping_the_aio_reaps_ops_still_in_flight() {
+        let (aio, _poller) = uring(64);
+        let (r, _w) = pipe();
+        let mut ops: Vec<Io> = (0..8)
+            .map(|_| Box::pin(aio.submit(Kind::Read, &r, 0, vec![0; 4096])) as Io)
+            .collect();
+        assert_eq!(poll_all(&mut ops), 0);
+        aio.flush();
+        drop(ops); // abandoned: their buffers now belong to the ring until reaped
+        let started = std::time::Instant::now();
+        drop(aio); // cancels the 8 reads and reaps them before freeing anything
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(Arc::strong_count(&r), 1, "the ops' fd references are gone");
+    }
+}

@@ -55,7 +55,7 @@ impl Semaphore {
     }
 
     #[cfg(test)]
-    fn free(&self) -> usize {
+    pub(crate) fn free(&self) -> usize {
         lock(&self.state).free
     }
 }
