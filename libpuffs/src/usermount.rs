@@ -1,6 +1,6 @@
 //! `PuffsUserMount` (puffs_usermount): the file system value, its settings before
 //! mount, its state, and the calls that move it along: `daemon`, `mount`, `mainloop`,
-//! `exit`.
+//! `exit` (and `ExitHandle`, which stops the loop from another thread).
 
 use std::cell::{Cell, RefCell};
 use std::path::Path;
@@ -399,8 +399,10 @@ impl<F: Ops> PuffsUserMount<F> {
         self
     }
 
-    /// Whether SIGINT, SIGTERM and SIGHUP unmount cleanly (default on). Turn it off
-    /// when the process has other uses for them (tests running several mounts).
+    /// Whether SIGINT, SIGTERM and SIGHUP unmount cleanly (default on). The handler is
+    /// installed when `mainloop` starts and the old dispositions are put back when it
+    /// returns; no thread's signal mask is touched. Turn it off when the process has
+    /// other uses for them.
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.settings().handle_signals = on;
         self
