@@ -305,11 +305,11 @@ fn abort_connection(ctl: &MountPoint, dir: &std::path::Path) {
     std::fs::write(ctl.join(&format!("{minor}/abort")), "1").unwrap();
 }
 
-/// One round: mount, write and read 1 MiB through aio, then leave a read in flight
-/// (an io_uring read of a pipe nobody writes) and end the mount under it by aborting
-/// the connection, so the loop returns with a continuation parked and an op in the
-/// kernel: the worst case for teardown.
-fn mount_aio_abort(ctl: &MountPoint) {
+/// One round: mount, write and read 1 MiB through aio, then unmount; or, with `abort`,
+/// leave a read in flight (an io_uring read of a pipe nobody writes) and end the mount
+/// under it by aborting the connection, so the loop returns with a continuation parked
+/// and an op in the kernel: the worst case for teardown.
+fn mount_aio_unmount(ctl: &MountPoint, abort: bool) {
     let backing = tempfile::tempfile().unwrap();
     let (park_r, park_w) = nix::unistd::pipe().unwrap();
     let parked = Arc::new(AtomicBool::new(false));
@@ -323,6 +323,10 @@ fn mount_aio_abort(ctl: &MountPoint) {
     std::fs::write("/proc/sys/vm/drop_caches", "1").unwrap();
     assert!(std::fs::read(&path).unwrap() == data);
     assert_eq!(*backend.lock().unwrap(), Some("io_uring"));
+    if !abort {
+        mnt.unmount().unwrap();
+        return thread.join().unwrap();
+    }
 
     let park = mnt.join("park");
     let reader = std::thread::spawn(move || std::fs::read(park));
@@ -337,8 +341,9 @@ fn mount_aio_abort(ctl: &MountPoint) {
     drop(park_w);
 }
 
-/// Mounting, doing aio, and ending the mount with I/O in flight, 20 times in one
-/// process, leaves memory and fds where they were after the first rounds: each
+/// Mounting, doing aio, and unmounting (every other time by aborting the connection
+/// with I/O in flight), 20 times in one process, leaves memory and fds where they were
+/// after the first rounds: each
 /// mount's runtime, ring, buffers and fds are freed when its mainloop returns. (Before
 /// the teardown, a continuation parked at the end kept its `Cx`, so the runtime, so
 /// itself, alive: 6 fds and an io_uring per mount.)
@@ -350,15 +355,15 @@ fn repeated_mounts_leak_neither_memory_nor_fds() {
     let ctl = fusectl();
     // Warm-up rounds: the allocator's per-thread arenas (a new thread per mount) and
     // the harness settle; RSS jumps once in the first rounds, then stays flat.
-    for _ in 0..5 {
-        mount_aio_abort(&ctl);
+    for round in 0..5 {
+        mount_aio_unmount(&ctl, round % 2 == 1);
     }
     // The reader thread ends just after the loop returns; wait for it before counting.
     let settled = || wait_until(Duration::from_secs(5), || puffs_threads() == 0);
     assert!(settled(), "framework threads left after the warm-up");
     let (fds0, rss0, maps0, heap0) = (fd_count(), rss_kib(), map_count(), heap_in_use());
-    for _ in 5..20 {
-        mount_aio_abort(&ctl);
+    for round in 5..20 {
+        mount_aio_unmount(&ctl, round % 2 == 1);
     }
     assert!(settled(), "framework threads left after 20 mounts");
     let (fds1, rss1, maps1, heap1) = (fd_count(), rss_kib(), map_count(), heap_in_use());
