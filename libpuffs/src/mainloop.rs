@@ -30,6 +30,7 @@ pub(crate) fn run<F: Ops>(
     rt: &Rc<Runtime<F>>,
     inbox: &Inbox,
     session: &mut Session,
+    signals: Option<&Signals>,
 ) -> Result<(), Error> {
     let mut events = Events::with_capacity(64);
     let mut batch = Vec::new();
@@ -37,14 +38,6 @@ pub(crate) fn run<F: Ops>(
     let fs_done = Rc::new(std::cell::Cell::new(false));
     let loop_cx = Cx::new(own_cred(), Rc::clone(rt));
     let mut spin = Spin::new(rt.settings.spin);
-    // Undone (dropped) when this function returns, however it returns.
-    let signals = match rt.settings.handle_signals {
-        true => Some(
-            rt.reactor
-                .with_poller(|p| Signals::install(p, SIGNAL_TOKEN))?,
-        ),
-        false => None,
-    };
     loop {
         let mut destroyed = take_requests(rt, inbox, &mut batch);
         rt.exec.run_ready();
@@ -76,14 +69,7 @@ pub(crate) fn run<F: Ops>(
         if let Some(aio) = rt.aio.get() {
             aio.flush(); // one submission for all the I/O this iteration started
         }
-        sleep(
-            rt,
-            inbox,
-            &mut events,
-            &shutdown,
-            &mut spin,
-            signals.as_ref(),
-        )?;
+        sleep(rt, inbox, &mut events, &shutdown, &mut spin, signals)?;
     }
     rt.state.set(State::Unmounted);
     log::info!("{} unmounted", session.mountpoint.display());

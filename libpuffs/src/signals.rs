@@ -1,6 +1,8 @@
-//! SIGINT, SIGTERM and SIGHUP -> a clean unmount. The mainloop installs this when it
-//! starts (so after a successful mount: a failed one has changed nothing) and undoes it
-//! when it returns.
+//! SIGINT, SIGTERM and SIGHUP -> a clean unmount, for the mainloop. Installed when a
+//! mount has succeeded (before `mount()` returns, so a signal sent as soon as the mount
+//! shows unmounts it rather than killing the process; a failed mount changes nothing)
+//! and undone when `mainloop` returns, or when a mount that never ran its loop is
+//! dropped.
 //!
 //! How: a signal handler that writes the signal's number into a pipe per running loop;
 //! the pipe's read end is in the loop's poller, and the loop forwards what it reads as

@@ -20,6 +20,7 @@ use crate::node::{Node, NodeTable};
 use crate::ops::{Cred, Op, Ops};
 use crate::options::MountOptions;
 use crate::reactor::Reactor;
+use crate::signals::Signals;
 use crate::wakeup::Wakeup;
 use crate::Errno;
 
@@ -260,6 +261,8 @@ pub struct PuffsUserMount<F: Ops> {
     inbox: Arc<Inbox>,
     session: Option<Session>,
     daemon: Option<Daemon>,
+    /// SIGINT/SIGTERM/SIGHUP handling, from a successful mount until the loop returns.
+    signals: Option<Signals>,
 }
 
 impl<F: Ops> PuffsUserMount<F> {
@@ -287,6 +290,7 @@ impl<F: Ops> PuffsUserMount<F> {
             inbox: Arc::new(Inbox::new(wakeup)),
             session: None,
             daemon: None,
+            signals: None,
         })
     }
 
@@ -400,8 +404,8 @@ impl<F: Ops> PuffsUserMount<F> {
     }
 
     /// Whether SIGINT, SIGTERM and SIGHUP unmount cleanly (default on). The handler is
-    /// installed when `mainloop` starts and the old dispositions are put back when it
-    /// returns; no thread's signal mask is touched. Turn it off when the process has
+    /// installed when `mount` succeeds and the old dispositions are put back when
+    /// `mainloop` returns; no thread's signal mask is touched. Turn it off when the process has
     /// other uses for them.
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.settings().handle_signals = on;
@@ -476,7 +480,8 @@ impl<F: Ops> PuffsUserMount<F> {
         if self.state() != State::BeforeMount {
             return Err(Error::State("mount() called twice"));
         }
-        let result = kernel::mount(dir.as_ref(), &self.rt, &self.inbox);
+        let result = kernel::mount(dir.as_ref(), &self.rt, &self.inbox)
+            .and_then(|session| self.catch_signals(session));
         let daemon = self.daemon.take();
         match result {
             Ok(session) => {
@@ -496,14 +501,40 @@ impl<F: Ops> PuffsUserMount<F> {
         }
     }
 
+    /// Starts handling the termination signals for a mount that is up: before
+    /// `mount()` returns (and a daemon's parent reports success), so that a signal sent
+    /// as soon as the mount shows can only unmount it, never kill the process. Nothing
+    /// is installed for a mount that failed. If it cannot be installed, the mount is
+    /// undone and fails.
+    fn catch_signals(&mut self, mut session: Session) -> Result<Session, Error> {
+        if !self.rt.settings.handle_signals {
+            return Ok(session);
+        }
+        let installed = self
+            .rt
+            .reactor
+            .with_poller(|p| Signals::install(p, SIGNAL_TOKEN));
+        match installed {
+            Ok(signals) => {
+                self.signals = Some(signals);
+                Ok(session)
+            }
+            Err(e) => {
+                let _ = session.unmount();
+                Err(e.into())
+            }
+        }
+    }
+
     /// Serves requests until the file system is unmounted (by `umount`, a signal, or
-    /// `exit`), then returns Ok.
+    /// `exit`), then returns Ok. Signal handling ends when it returns.
     pub fn mainloop(&mut self) -> Result<(), Error> {
         let session = self
             .session
             .as_mut()
             .ok_or(Error::State("mainloop() needs a mounted file system"))?;
-        let served = crate::mainloop::run(&self.rt, &self.inbox, session);
+        let served = crate::mainloop::run(&self.rt, &self.inbox, session, self.signals.as_ref());
+        self.signals = None; // the old dispositions are back
         self.tear_down();
         served
     }
