@@ -405,8 +405,8 @@ impl<F: Ops> PuffsUserMount<F> {
 
     /// Whether SIGINT, SIGTERM and SIGHUP unmount cleanly (default on). The handler is
     /// installed when `mount` succeeds and the old dispositions are put back when
-    /// `mainloop` returns; no thread's signal mask is touched. Turn it off when the process has
-    /// other uses for them.
+    /// `mainloop` returns; no thread's signal mask is touched. Turn it off when the
+    /// process has other uses for them.
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.settings().handle_signals = on;
         self
