@@ -217,6 +217,11 @@ fn round_trip(threads: bool, expect_backend: &str) {
     assert_eq!(*backend.lock().unwrap(), Some(expect_backend));
     mnt.unmount().unwrap();
     thread.join().unwrap();
+    // The loop's end took the I/O backend (ring or worker threads) and the reader down.
+    assert!(
+        wait_until(Duration::from_secs(5), || puffs_threads() == 0),
+        "framework threads left after the mount ended"
+    );
 }
 
 #[test]
