@@ -104,6 +104,22 @@ impl Executor {
         }
     }
 
+    /// Drops every continuation (the loop has ended). Their `Cx`s hold the runtime,
+    /// which holds this executor: without this the cycle keeps the whole mount, its fds
+    /// and its I/O buffers alive after `mainloop` returns. Dropping a task may drop
+    /// futures that spawn or wake others, so the slab is taken out first and the loop
+    /// repeats until nothing is left.
+    pub(crate) fn clear(&self) {
+        loop {
+            let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+            if tasks.is_empty() {
+                break;
+            }
+            drop(tasks);
+        }
+        while self.queue.pop().is_some() {}
+    }
+
     fn poll_one(&self, id: usize) {
         // A stale wake for a finished (or reused) slot is harmless: futures tolerate
         // being polled spuriously.

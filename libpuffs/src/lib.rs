@@ -46,6 +46,7 @@ mod mainloop;
 pub mod node;
 pub mod ops;
 mod reactor;
+mod signals;
 mod stacking;
 mod usermount;
 mod wakeup;
@@ -70,7 +71,7 @@ pub use ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
 #[doc(hidden)]
 pub use reactor::ReactorStats;
 pub use reactor::{Readiness, Registration, Sleep};
-pub use usermount::{MountFlags, PuffsUserMount, State};
+pub use usermount::{ExitHandle, MountFlags, PuffsUserMount, State};
 
 /// Sets up logging with env_logger: `RUST_LOG` when set, else every request and reply
 /// when `debug` (the `-d` flag), else warnings only.

@@ -11,7 +11,8 @@ use crate::error::Error;
 use crate::event::Events;
 use crate::kernel::{self, Inbox, Request, Session};
 use crate::ops::{Cred, Op, Ops};
-use crate::usermount::{Runtime, State, AIO_TOKEN, WAKE_TOKEN};
+use crate::signals::Signals;
+use crate::usermount::{Runtime, State, AIO_TOKEN, SIGNAL_TOKEN, WAKE_TOKEN};
 
 /// How long an unmounted file system keeps serving users that still hold it open.
 const UNMOUNT_GRACE: Duration = Duration::from_secs(5);
@@ -29,6 +30,7 @@ pub(crate) fn run<F: Ops>(
     rt: &Rc<Runtime<F>>,
     inbox: &Inbox,
     session: &mut Session,
+    signals: Option<&Signals>,
 ) -> Result<(), Error> {
     let mut events = Events::with_capacity(64);
     let mut batch = Vec::new();
@@ -64,7 +66,10 @@ pub(crate) fn run<F: Ops>(
         if let Some(f) = rt.settings.loop_fn.borrow_mut().as_mut() {
             f(&loop_cx);
         }
-        sleep(rt, inbox, &mut events, &shutdown, &mut spin)?;
+        if let Some(aio) = rt.aio.get() {
+            aio.flush(); // one submission for all the I/O this iteration started
+        }
+        sleep(rt, inbox, &mut events, &shutdown, &mut spin, signals)?;
     }
     rt.state.set(State::Unmounted);
     log::info!("{} unmounted", session.mountpoint.display());
@@ -120,6 +125,7 @@ fn sleep<F: Ops>(
     events: &mut Events,
     shutdown: &Shutdown,
     spin: &mut Spin,
+    signals: Option<&Signals>,
 ) -> Result<(), Error> {
     let now = Instant::now();
     let grace_ends = match shutdown {
@@ -155,6 +161,10 @@ fn sleep<F: Ops>(
         } else if ev.token == AIO_TOKEN {
             if let Some(aio) = rt.aio.get() {
                 aio.reap();
+            }
+        } else if ev.token == SIGNAL_TOKEN {
+            if let Some(s) = signals {
+                s.forward(inbox);
             }
         } else {
             rt.reactor.dispatch(ev);

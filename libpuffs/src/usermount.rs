@@ -1,10 +1,11 @@
 //! `PuffsUserMount` (puffs_usermount): the file system value, its settings before
 //! mount, its state, and the calls that move it along: `daemon`, `mount`, `mainloop`,
-//! `exit`.
+//! `exit` (and `ExitHandle`, which stops the loop from another thread).
 
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::node::{Node, NodeTable};
 use crate::ops::{Cred, Op, Ops};
 use crate::options::MountOptions;
 use crate::reactor::Reactor;
+use crate::signals::Signals;
 use crate::wakeup::Wakeup;
 use crate::Errno;
 
@@ -131,7 +133,7 @@ pub(crate) struct Runtime<F: Ops> {
     pub reactor: Rc<Reactor>,
     pub wakeup: Arc<Wakeup>,
     pub state: Cell<State>,
-    pub exit_requested: Cell<bool>,
+    pub exit_requested: ExitFlag,
     pub settings: Settings<F>,
     /// Async file I/O, set up on first use.
     pub aio: std::cell::OnceCell<crate::aio::Aio>,
@@ -141,6 +143,51 @@ pub(crate) struct Runtime<F: Ops> {
 pub(crate) const WAKE_TOKEN: Token = Token(0);
 /// The token of async I/O completions.
 pub(crate) const AIO_TOKEN: Token = Token(1);
+/// The token of the termination signals' pipe (`signals.rs`).
+pub(crate) const SIGNAL_TOKEN: Token = Token(2);
+
+/// "Unmount and return", set from the loop thread (`Cx::exit`) or from any thread
+/// through an `ExitHandle`.
+#[derive(Clone, Default)]
+pub(crate) struct ExitFlag(Arc<AtomicBool>);
+
+impl ExitFlag {
+    pub(crate) fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set(&self, on: bool) {
+        self.0.store(on, Ordering::SeqCst);
+    }
+}
+
+/// Stops a mount from any thread: `exit()` asks its mainloop to unmount cleanly and
+/// return, as SIGTERM would. Get one with `PuffsUserMount::exit_handle`; it is `Send`,
+/// `Sync` and `Clone`, and outlives the mount harmlessly (calling it after the loop has
+/// returned does nothing).
+#[derive(Clone)]
+pub struct ExitHandle {
+    flag: ExitFlag,
+    wakeup: Arc<Wakeup>,
+}
+
+impl ExitHandle {
+    /// Asks the mainloop to unmount and return; returns at once, without waiting.
+    pub fn exit(&self) {
+        self.flag.set(true);
+        // Unconditionally: the loop does not look at the flag between deciding to
+        // sleep and sleeping, so a wake that depends on it being asleep could be lost.
+        self.wakeup.wake_now();
+    }
+}
+
+impl std::fmt::Debug for ExitHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExitHandle")
+            .field("requested", &self.flag.get())
+            .finish()
+    }
+}
 
 impl<F: Ops> Runtime<F> {
     pub(crate) fn node(&self, ino: u64) -> Option<Rc<Node<F>>> {
@@ -219,6 +266,8 @@ pub struct PuffsUserMount<F: Ops> {
     inbox: Arc<Inbox>,
     session: Option<Session>,
     daemon: Option<Daemon>,
+    /// SIGINT/SIGTERM/SIGHUP handling, from a successful mount until the loop returns.
+    signals: Option<Signals>,
 }
 
 impl<F: Ops> PuffsUserMount<F> {
@@ -237,7 +286,7 @@ impl<F: Ops> PuffsUserMount<F> {
             reactor: Reactor::new(poller),
             wakeup: Arc::clone(&wakeup),
             state: Cell::new(State::BeforeMount),
-            exit_requested: Cell::new(false),
+            exit_requested: ExitFlag::default(),
             settings: Settings::default(),
             aio: std::cell::OnceCell::new(),
         };
@@ -246,6 +295,7 @@ impl<F: Ops> PuffsUserMount<F> {
             inbox: Arc::new(Inbox::new(wakeup)),
             session: None,
             daemon: None,
+            signals: None,
         })
     }
 
@@ -362,8 +412,10 @@ impl<F: Ops> PuffsUserMount<F> {
         self
     }
 
-    /// Whether SIGINT, SIGTERM and SIGHUP unmount cleanly (default on). Turn it off
-    /// when the process has other uses for them (tests running several mounts).
+    /// Whether SIGINT, SIGTERM and SIGHUP unmount cleanly (default on). The handler is
+    /// installed when `mount` succeeds and the old dispositions are put back when
+    /// `mainloop` returns; no thread's signal mask is touched. Turn it off when the
+    /// process has other uses for them.
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.settings().handle_signals = on;
         self
@@ -443,7 +495,8 @@ impl<F: Ops> PuffsUserMount<F> {
         }
         let result = self
             .refuse_stacked(dir.as_ref())
-            .and_then(|()| kernel::mount(dir.as_ref(), &self.rt, &self.inbox));
+            .and_then(|()| kernel::mount(dir.as_ref(), &self.rt, &self.inbox))
+            .and_then(|session| self.catch_signals(session));
         let daemon = self.daemon.take();
         match result {
             Ok(session) => {
@@ -470,18 +523,68 @@ impl<F: Ops> PuffsUserMount<F> {
         crate::stacking::refuse_stacked(dir)
     }
 
+    /// Starts handling the termination signals for a mount that is up: before
+    /// `mount()` returns (and a daemon's parent reports success), so that a signal sent
+    /// as soon as the mount shows can only unmount it, never kill the process. Nothing
+    /// is installed for a mount that failed. If it cannot be installed, the mount is
+    /// undone and fails.
+    fn catch_signals(&mut self, mut session: Session) -> Result<Session, Error> {
+        if !self.rt.settings.handle_signals {
+            return Ok(session);
+        }
+        let installed = self
+            .rt
+            .reactor
+            .with_poller(|p| Signals::install(p, SIGNAL_TOKEN));
+        match installed {
+            Ok(signals) => {
+                self.signals = Some(signals);
+                Ok(session)
+            }
+            Err(e) => {
+                let _ = session.unmount();
+                Err(e.into())
+            }
+        }
+    }
+
     /// Serves requests until the file system is unmounted (by `umount`, a signal, or
-    /// `exit`), then returns Ok.
+    /// `exit`), then returns Ok. Signal handling ends when it returns.
     pub fn mainloop(&mut self) -> Result<(), Error> {
         let session = self
             .session
             .as_mut()
             .ok_or(Error::State("mainloop() needs a mounted file system"))?;
-        crate::mainloop::run(&self.rt, &self.inbox, session)
+        let served = crate::mainloop::run(&self.rt, &self.inbox, session, self.signals.as_ref());
+        self.signals = None; // the old dispositions are back
+        self.tear_down();
+        served
     }
 
-    /// Asks a running mainloop to unmount and return (from a loop function or hook).
+    /// Frees what only the running loop needed, as soon as it returns: the
+    /// continuations still parked (their `Cx`s hold the runtime, which holds them: a
+    /// cycle that would keep the whole mount alive), then the async I/O, which cancels
+    /// and reaps its in-flight ops before freeing their buffers.
+    fn tear_down(&mut self) {
+        self.rt.exec.clear();
+        match Rc::get_mut(&mut self.rt) {
+            Some(rt) => drop(rt.aio.take()),
+            None => log::error!("the runtime is still shared after the mainloop returned"),
+        }
+    }
+
+    /// Asks the mainloop to unmount and return. Before `mainloop` runs, it makes the
+    /// loop return as soon as it starts; to stop a running loop from another thread,
+    /// use an `exit_handle()`.
     pub fn exit(&self) {
         self.rt.request_exit();
+    }
+
+    /// A handle that stops this mount's mainloop from any thread (`ExitHandle::exit`).
+    pub fn exit_handle(&self) -> ExitHandle {
+        ExitHandle {
+            flag: self.rt.exit_requested.clone(),
+            wakeup: Arc::clone(&self.rt.wakeup),
+        }
     }
 }

@@ -11,16 +11,24 @@
 //!
 //! Ownership: the buffer and a reference to the fd belong to the in-flight operation
 //! until its completion is reaped, so dropping the future (cancelling the op) never
-//! frees memory the kernel may still write, nor closes an fd it still uses.
+//! frees memory the kernel may still write, nor closes an fd it still uses. Tearing the
+//! backend down cancels and reaps every op still in flight before anything is freed.
+//!
+//! Bounds: at most `cap` ops are in flight (`semaphore.rs`); past it an op waits for a
+//! slot, it never fails. io_uring entries are queued as ops start and submitted once
+//! per mainloop iteration (`Aio::flush`), so a burst of requests costs one system call.
 
 use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+mod semaphore;
 mod threads;
 #[cfg(target_os = "linux")]
 mod uring;
+
+use semaphore::Semaphore;
 
 use crate::event::Poller;
 
@@ -35,8 +43,12 @@ pub(crate) enum Kind {
 /// The async file I/O of a mount (`Cx::aio`).
 pub struct Aio {
     backend: Backend,
+    /// The in-flight cap.
+    slots: Semaphore,
 }
 
+/// The backend in use; clones are handles on the same ring or workers.
+#[derive(Clone)]
 enum Backend {
     #[cfg(target_os = "linux")]
     Uring(uring::Uring),
@@ -45,7 +57,8 @@ enum Backend {
 
 impl Aio {
     /// io_uring when the kernel has it (registered in `poller` under `token`), else
-    /// worker threads. `threads` (or PUFFS_AIO=threads) forces the fallback.
+    /// worker threads. `threads` (or PUFFS_AIO=threads) forces the fallback. At most
+    /// `depth` (rounded to a power of two in 64..=4096) ops are in flight at once.
     pub(crate) fn new(
         poller: &mut Poller,
         token: crate::event::Token,
@@ -53,20 +66,24 @@ impl Aio {
         threads: bool,
     ) -> Aio {
         let forced = threads || std::env::var("PUFFS_AIO").is_ok_and(|v| v == "threads");
+        let cap = depth.clamp(64, 4096).next_power_of_two();
+        let slots = Semaphore::new(cap as usize);
         #[cfg(target_os = "linux")]
         if !forced {
-            match uring::Uring::new(poller, token, depth) {
+            match uring::Uring::new(poller, token, cap) {
                 Ok(u) => {
                     return Aio {
                         backend: Backend::Uring(u),
+                        slots,
                     }
                 }
                 Err(e) => log::info!("io_uring unavailable ({e}); file I/O uses worker threads"),
             }
         }
-        let _ = (poller, token, depth, forced);
+        let _ = (poller, token, forced);
         Aio {
             backend: Backend::Threads(threads::Pool::new(4)),
+            slots,
         }
     }
 
@@ -111,11 +128,33 @@ impl Aio {
         async move { op.await.map(|_| ()) }
     }
 
-    fn submit(&self, kind: Kind, fd: &Arc<OwnedFd>, offset: u64, buf: Vec<u8>) -> Pending {
-        match &self.backend {
-            #[cfg(target_os = "linux")]
-            Backend::Uring(u) => Pending::Uring(u.submit(kind, Arc::clone(fd), offset, buf)),
-            Backend::Threads(p) => Pending::Threads(p.submit(kind, Arc::clone(fd), offset, buf)),
+    /// Waits for a slot under the cap, then starts the op.
+    fn submit(
+        &self,
+        kind: Kind,
+        fd: &Arc<OwnedFd>,
+        offset: u64,
+        buf: Vec<u8>,
+    ) -> impl Future<Output = io::Result<(usize, Vec<u8>)>> {
+        let slot = self.slots.acquire();
+        let (backend, fd) = (self.backend.clone(), Arc::clone(fd));
+        async move {
+            let permit = slot.await;
+            match backend {
+                #[cfg(target_os = "linux")]
+                Backend::Uring(u) => Pending::Uring(u.submit(kind, fd, offset, buf, permit)),
+                Backend::Threads(p) => Pending::Threads(p.submit(kind, fd, offset, buf, permit)),
+            }
+            .await
+        }
+    }
+
+    /// Hands the ops queued since the last call to the kernel (one system call for
+    /// all). The mainloop calls it before it sleeps.
+    pub(crate) fn flush(&self) {
+        #[cfg(target_os = "linux")]
+        if let Backend::Uring(u) = &self.backend {
+            u.flush();
         }
     }
 
@@ -146,5 +185,110 @@ impl Future for Pending {
             Pending::Uring(op) => std::pin::Pin::new(op).poll(cx),
             Pending::Threads(op) => std::pin::Pin::new(op).poll(cx),
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    type Io = Pin<Box<dyn Future<Output = io::Result<(usize, Vec<u8>)>>>>;
+
+    fn uring(depth: u32) -> (Aio, Poller) {
+        let mut poller = Poller::new().unwrap();
+        let aio = Aio::new(&mut poller, crate::event::Token(1), depth, false);
+        assert_eq!(aio.backend(), "io_uring", "these tests need io_uring");
+        (aio, poller)
+    }
+
+    fn pipe() -> (Arc<OwnedFd>, Arc<OwnedFd>) {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        (Arc::new(r), Arc::new(w))
+    }
+
+    /// Polls every op once; returns how many are done.
+    fn poll_all(ops: &mut [Io]) -> usize {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut done = 0;
+        for op in ops.iter_mut() {
+            done += usize::from(op.as_mut().poll(&mut cx).is_ready());
+        }
+        done
+    }
+
+    /// Reaps until `ops` are all done (bounded).
+    fn finish(aio: &Aio, ops: &mut Vec<Io>) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut cx = Context::from_waker(Waker::noop());
+        while !ops.is_empty() {
+            assert!(std::time::Instant::now() < end, "ops never completed");
+            aio.flush();
+            aio.reap();
+            ops.retain_mut(|op| match op.as_mut().poll(&mut cx) {
+                Poll::Ready(r) => {
+                    r.expect("no op fails for want of a slot");
+                    false
+                }
+                Poll::Pending => true,
+            });
+        }
+    }
+
+    #[test]
+    fn ops_reach_the_kernel_only_at_flush_and_all_at_once() {
+        let (aio, _poller) = uring(64);
+        let (r, w) = pipe();
+        let mut ops: Vec<Io> = (0..10)
+            .map(|_| Box::pin(aio.submit(Kind::Write, &w, 0, vec![7])) as Io)
+            .collect();
+        assert_eq!(poll_all(&mut ops), 0);
+        let mut buf = [0u8; 16];
+        nix::fcntl::fcntl(
+            &*r,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        assert_eq!(
+            nix::unistd::read(r.as_fd(), &mut buf),
+            Err(nix::errno::Errno::EAGAIN),
+            "queued writes are not submitted before flush"
+        );
+        finish(&aio, &mut ops);
+        assert_eq!(nix::unistd::read(r.as_fd(), &mut buf), Ok(10));
+    }
+
+    #[test]
+    fn past_the_cap_ops_wait_and_then_all_complete() {
+        let (aio, _poller) = uring(64);
+        let (r, w) = pipe();
+        // 200 one-byte reads of an empty pipe: they stay in flight until written to.
+        let mut ops: Vec<Io> = (0..200)
+            .map(|_| Box::pin(aio.submit(Kind::Read, &r, 0, vec![0])) as Io)
+            .collect();
+        assert_eq!(poll_all(&mut ops), 0);
+        aio.flush();
+        assert_eq!(aio.slots.free(), 0, "the first 64 took every slot");
+        nix::unistd::write(w.as_fd(), &[1u8; 200]).unwrap();
+        finish(&aio, &mut ops);
+        assert_eq!(aio.slots.free(), 64, "every slot came back");
+    }
+
+    #[test]
+    fn dropping_the_aio_reaps_ops_still_in_flight() {
+        let (aio, _poller) = uring(64);
+        let (r, _w) = pipe();
+        let mut ops: Vec<Io> = (0..8)
+            .map(|_| Box::pin(aio.submit(Kind::Read, &r, 0, vec![0; 4096])) as Io)
+            .collect();
+        assert_eq!(poll_all(&mut ops), 0);
+        aio.flush();
+        drop(ops); // abandoned: their buffers now belong to the ring until reaped
+        let started = std::time::Instant::now();
+        drop(aio); // cancels the 8 reads and reaps them before freeing anything
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(Arc::strong_count(&r), 1, "the ops' fd references are gone");
     }
 }

@@ -1,6 +1,8 @@
 //! The fallback backend: a few worker threads doing blocking pread / pwrite / fsync.
-//! Each job owns its buffer and fd reference; the result goes back through a shared
-//! slot and the op's waker (wakers may fire from any thread).
+//! Each job owns its buffer, fd reference and permit (the in-flight cap) until a worker
+//! has finished it; the result goes back through a shared slot and the op's waker
+//! (wakers may fire from any thread). The workers end when the last handle on the pool
+//! is dropped and the queue is empty.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -9,6 +11,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use super::semaphore::Permit;
 use super::Kind;
 
 type Outcome = io::Result<(usize, Vec<u8>)>;
@@ -25,8 +28,12 @@ struct Job {
     offset: u64,
     buf: Vec<u8>,
     done: Arc<Mutex<Done>>,
+    /// Given back when the job is dropped, after the result is in place.
+    _permit: Permit,
 }
 
+/// A handle on the workers; clones share them.
+#[derive(Clone)]
 pub(crate) struct Pool {
     jobs: Sender<Job>,
 }
@@ -47,7 +54,14 @@ impl Pool {
         Pool { jobs: tx }
     }
 
-    pub(crate) fn submit(&self, kind: Kind, fd: Arc<OwnedFd>, offset: u64, buf: Vec<u8>) -> Op {
+    pub(crate) fn submit(
+        &self,
+        kind: Kind,
+        fd: Arc<OwnedFd>,
+        offset: u64,
+        buf: Vec<u8>,
+        permit: Permit,
+    ) -> Op {
         let done = Arc::new(Mutex::new(Done::default()));
         let job = Job {
             kind,
@@ -55,6 +69,7 @@ impl Pool {
             offset,
             buf,
             done: Arc::clone(&done),
+            _permit: permit,
         };
         if self.jobs.send(job).is_err() {
             done.lock().unwrap_or_else(|e| e.into_inner()).outcome =

@@ -1,6 +1,8 @@
-//! The io_uring backend (Linux). Submissions go straight to the ring; the ring signals
-//! completions on an eventfd the poller watches, and the loop reaps them here. Each
-//! in-flight entry owns its buffer and fd until its completion is reaped.
+//! The io_uring backend (Linux). Ops queue their entries in the submission ring; the
+//! mainloop submits them all with one `io_uring_enter` per iteration (`flush`), just
+//! before it sleeps. The ring signals completions on an eventfd the poller watches, and
+//! the loop reaps them here. Each in-flight entry owns its buffer, fd and permit until
+//! its completion is reaped; the ring is torn down only after every entry is reaped.
 
 use std::cell::RefCell;
 use std::io;
@@ -9,17 +11,25 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
-use io_uring::{opcode, types, IoUring};
+use io_uring::{opcode, squeue, types, IoUring};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use slab::Slab;
 
+use super::semaphore::Permit;
 use super::Kind;
 use crate::event::{Interest, Poller, Token};
+
+/// user_data of the cancel requests sent at teardown (slab keys never reach it).
+const CANCEL: u64 = u64::MAX;
+/// How long teardown waits for cancelled ops before it gives up on them.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 struct InFlight {
     /// Kept alive (not read) until the kernel is done with them.
     _fd: Arc<OwnedFd>,
+    _permit: Permit,
     buf: Vec<u8>,
     result: Option<i32>,
     waker: Option<Waker>,
@@ -30,16 +40,21 @@ struct InFlight {
 struct Ring {
     ring: IoUring,
     slots: Slab<InFlight>,
-}
-
-pub(crate) struct Uring {
-    inner: Rc<RefCell<Ring>>,
     eventfd: EventFd,
 }
 
+/// A handle on the ring; clones share it.
+#[derive(Clone)]
+pub(crate) struct Uring {
+    inner: Rc<RefCell<Ring>>,
+}
+
 impl Uring {
-    pub(crate) fn new(poller: &mut Poller, token: Token, depth: u32) -> io::Result<Uring> {
-        let ring = IoUring::new(depth.clamp(64, 4096).next_power_of_two())?;
+    /// A ring of `entries` submission slots (a power of two); the caller caps in-flight
+    /// ops at that, so the submission queue never overflows and the completion queue
+    /// (twice as large) never drops a completion.
+    pub(crate) fn new(poller: &mut Poller, token: Token, entries: u32) -> io::Result<Uring> {
+        let ring = IoUring::new(entries)?;
         let eventfd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         ring.submitter()
             .register_eventfd(eventfd.as_fd().as_raw_fd())?;
@@ -48,12 +63,20 @@ impl Uring {
             inner: Rc::new(RefCell::new(Ring {
                 ring,
                 slots: Slab::new(),
+                eventfd,
             })),
-            eventfd,
         })
     }
 
-    pub(crate) fn submit(&self, kind: Kind, fd: Arc<OwnedFd>, offset: u64, mut buf: Vec<u8>) -> Op {
+    /// Queues one op; it reaches the kernel at the next `flush`.
+    pub(crate) fn submit(
+        &self,
+        kind: Kind,
+        fd: Arc<OwnedFd>,
+        offset: u64,
+        mut buf: Vec<u8>,
+        permit: Permit,
+    ) -> Op {
         let mut r = self.inner.borrow_mut();
         let raw = types::Fd(fd.as_raw_fd());
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
@@ -79,31 +102,49 @@ impl Uring {
         // The Vec's heap buffer does not move when the Vec is moved into the slab.
         entry.insert(InFlight {
             _fd: fd,
+            _permit: permit,
             buf,
             result: None,
             waker: None,
             abandoned: false,
         });
-        if let Err(e) = push(&mut r.ring, &sqe) {
+        let error = push(&mut r.ring, &sqe).err();
+        if error.is_some() {
             r.slots.remove(id);
-            return Op {
-                ring: Rc::clone(&self.inner),
-                id: None,
-                error: Some(e),
-            };
         }
         Op {
             ring: Rc::clone(&self.inner),
-            id: Some(id),
-            error: None,
+            id: error.is_none().then_some(id),
+            error,
+        }
+    }
+
+    /// Submits every queued entry with one system call.
+    pub(crate) fn flush(&self) {
+        let mut r = self.inner.borrow_mut();
+        if r.ring.submission().is_empty() {
+            return;
+        }
+        match r.ring.submit() {
+            Ok(_) => {}
+            // Out of kernel resources for now: the entries stay queued for the next try.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAGAIN | libc::EBUSY | libc::EINTR)
+                ) =>
+            {
+                log::debug!("io_uring submit deferred: {e}")
+            }
+            Err(e) => log::error!("io_uring submit failed: {e}"),
         }
     }
 
     /// Moves every completion into its entry and wakes the waiting op.
     pub(crate) fn reap(&self) {
-        let _ = self.eventfd.read(); // level-triggered: clear it before looking
         let mut r = self.inner.borrow_mut();
-        let Ring { ring, slots } = &mut *r;
+        let _ = r.eventfd.read(); // level-triggered: clear it before looking
+        let Ring { ring, slots, .. } = &mut *r;
         for cqe in ring.completion() {
             let id = cqe.user_data() as usize;
             let Some(slot) = slots.get_mut(id) else {
@@ -121,18 +162,77 @@ impl Uring {
     }
 }
 
-/// Queues one entry and submits it, flushing a full submission queue first.
-fn push(ring: &mut IoUring, sqe: &io_uring::squeue::Entry) -> io::Result<()> {
+/// Queues one entry, submitting what is queued first if the ring is full (it cannot be
+/// while in-flight ops are capped at its size, but a full ring must never lose an op).
+fn push(ring: &mut IoUring, sqe: &squeue::Entry) -> io::Result<()> {
     // SAFETY: the entry points at a buffer and fd owned by its slab slot, which stays
-    // until the completion is reaped (a dropped future only marks it abandoned).
-    if unsafe { ring.submission().push(sqe) }.is_err() {
-        ring.submit()?;
-        // SAFETY: as above.
-        unsafe { ring.submission().push(sqe) }
-            .map_err(|_| io::Error::other("io_uring queue full"))?;
+    // until the completion is reaped (a dropped future only marks it abandoned, and the
+    // ring is dropped only after every slot is reaped: see `Drop for Ring`).
+    if unsafe { ring.submission().push(sqe) }.is_ok() {
+        return Ok(());
     }
     ring.submit()?;
-    Ok(())
+    // SAFETY: as above.
+    unsafe { ring.submission().push(sqe) }.map_err(|_| io::Error::other("io_uring queue full"))
+}
+
+impl Ring {
+    /// Cancels every op still in flight and reaps them all, so that no buffer is freed
+    /// while the kernel may still write into it. Gives up after `DRAIN_LIMIT` and then
+    /// leaks the buffers rather than free memory the kernel still owns.
+    fn drain(&mut self) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = self.slots.iter().map(|(id, _)| id as u64).collect();
+        for id in ids {
+            let cancel = opcode::AsyncCancel::new(id).build().user_data(CANCEL);
+            if let Err(e) = push(&mut self.ring, &cancel) {
+                log::debug!("cannot cancel io_uring op {id}: {e}");
+            }
+        }
+        let end = Instant::now() + DRAIN_LIMIT;
+        while !self.slots.is_empty() && Instant::now() < end {
+            if let Err(e) = self.wait_one(end) {
+                log::debug!("waiting for cancelled io_uring ops: {e}");
+            }
+            for cqe in self.ring.completion() {
+                if cqe.user_data() != CANCEL {
+                    self.slots.try_remove(cqe.user_data() as usize);
+                }
+            }
+        }
+        if !self.slots.is_empty() {
+            log::error!(
+                "{} io_uring ops did not finish in {DRAIN_LIMIT:?}; leaking their buffers",
+                self.slots.len()
+            );
+            std::mem::forget(std::mem::take(&mut self.slots));
+        }
+    }
+
+    /// Submits what is queued and waits for a completion, at most until `end`.
+    fn wait_one(&mut self, end: Instant) -> io::Result<()> {
+        let left = end.saturating_duration_since(Instant::now());
+        let ts = types::Timespec::from(left.min(Duration::from_millis(100)));
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => Ok(()),
+            // Kernels before 5.11 take no timeout: wait without one (the ops were
+            // cancelled, so they end).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                self.ring.submit_and_wait(1).map(drop)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.drain();
+    }
 }
 
 /// An io_uring operation under way.

@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use fuser::{Config, MountOption, SessionACL, SessionUnmounter};
-use nix::sys::signal::{SigSet, Signal};
 
 use super::adapter::{Adapter, InitParams};
-use super::request::{Inbox, Request};
+use super::request::Inbox;
 use crate::error::Error;
 use crate::ops::Ops;
 use crate::usermount::{MountFlags, Runtime};
@@ -137,25 +136,6 @@ fn fuser_config(flags: &MountFlags, typename: &str, source: &str) -> Config {
     config
 }
 
-/// Blocks the termination signals in this thread (and so in every thread it starts)
-/// and turns them into `Request::Signal` on the inbox from a thread of their own.
-fn forward_signals(inbox: &Arc<Inbox>) -> io::Result<()> {
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(s);
-    }
-    set.thread_block()?;
-    let inbox = Arc::clone(inbox);
-    std::thread::Builder::new()
-        .name("puffs-signals".into())
-        .spawn(move || {
-            while let Ok(sig) = set.wait() {
-                inbox.push(Request::Signal(sig as i32));
-            }
-        })?;
-    Ok(())
-}
-
 /// Mounts `rt`'s file system on `dir` and starts the reader thread.
 pub(crate) fn mount<F: Ops>(
     dir: &Path,
@@ -168,9 +148,6 @@ pub(crate) fn mount<F: Ops>(
     let dir = dir
         .canonicalize()
         .map_err(|e| mount_error(dir, "cannot resolve the mount point", e))?;
-    if s.handle_signals {
-        forward_signals(inbox)?;
-    }
     let init = InitParams {
         max_write: s.max_write,
         writeback_cache: s.writeback_cache,
