@@ -6,6 +6,7 @@ mod config;
 mod data;
 mod dir;
 mod fs;
+mod heap;
 mod inode;
 mod perm;
 mod space;
