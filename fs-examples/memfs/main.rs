@@ -17,6 +17,7 @@ use puffs::PuffsUserMount;
 use config::Config;
 
 fn main() {
+    heap::configure();
     let args = puffs::cli::Args::parse(
         "memfs",
         "A file system in memory, like tmpfs.",
