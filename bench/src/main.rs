@@ -31,16 +31,18 @@ enum Group {
     Seq,
     Getattr,
     Memory,
+    DataMemory,
 }
 
 impl Group {
-    const ALL: [Group; 6] = [
+    const ALL: [Group; 7] = [
         Group::Meta,
         Group::StatCold,
         Group::Small,
         Group::Seq,
         Group::Getattr,
         Group::Memory,
+        Group::DataMemory,
     ];
 
     fn name(self) -> &'static str {
@@ -51,6 +53,7 @@ impl Group {
             Group::Seq => "seq",
             Group::Getattr => "getattr",
             Group::Memory => "memory",
+            Group::DataMemory => "data_memory",
         }
     }
 
@@ -66,6 +69,7 @@ impl Group {
             "seq" | "seq_write" | "seq_read_cold" | "seq_read_warm" => vec![Group::Seq],
             "getattr" | "latency" | "getattr_us" => vec![Group::Getattr],
             "memory" | "mem" => vec![Group::Memory],
+            "data_memory" | "rss_data" => vec![Group::DataMemory],
             "all" => Group::ALL.to_vec(),
             _ => return None,
         })
@@ -79,7 +83,7 @@ impl Group {
     }
 
     fn applies_to(self, kind: Kind) -> bool {
-        self != Group::Memory || kind == Kind::Memfs
+        !matches!(self, Group::Memory | Group::DataMemory) || kind == Kind::Memfs
     }
 }
 
@@ -93,6 +97,7 @@ struct Config {
     seq_mib: usize,
     getattr_iters: usize,
     mem_files: usize,
+    data_mib: usize,
     groups: Vec<Group>,
     targets: Vec<Kind>,
     dir: PathBuf,
@@ -111,8 +116,9 @@ usage: puffs-bench [options]   (as root; see docs/performance.md)
   --seq-mib N           size of the sequential file in MiB (default 1024)
   --getattr-iters N     fstat calls for the getattr round trip (default 100000)
   --mem-files N         empty files for the memfs memory figure (default 100000)
+  --data-mib N          MiB of data for the memfs RSS empty/full/deleted figures (default 512)
   --only LIST           comma list of: meta (create,stat_hot,unlink), stat_cold, small, seq,
-                        getattr, memory; metric names select their group; stat = meta+stat_cold
+                        getattr, memory, data_memory; metric names select their group; stat = meta+stat_cold
   --dir PATH            where to make the mount points (default /tmp/puffs-bench.PID)
 ";
 
@@ -131,6 +137,7 @@ fn parse_args() -> Result<Config, String> {
         seq_mib: 1024,
         getattr_iters: 100_000,
         mem_files: 100_000,
+        data_mib: 512,
         groups: Group::ALL.to_vec(),
         targets: Kind::ALL.to_vec(),
         dir: PathBuf::from(format!("/tmp/puffs-bench.{}", std::process::id())),
@@ -170,6 +177,7 @@ fn parse_args() -> Result<Config, String> {
                 c.getattr_iters = num("--getattr-iters", value("--getattr-iters")?)?
             }
             "--mem-files" => c.mem_files = num("--mem-files", value("--mem-files")?)?,
+            "--data-mib" => c.data_mib = num("--data-mib", value("--data-mib")?)?,
             "--dir" => c.dir = PathBuf::from(value("--dir")?),
             "--no-bindfs" => no_bindfs = true,
             "--targets" => {
@@ -243,6 +251,10 @@ fn run_one(env: &Env, c: &Config, group: Group, kind: Kind) -> Result<Vec<Sample
         Group::Getattr => workloads::getattr_latency(&path, c.getattr_iters),
         Group::Memory => match mounted.pid() {
             Some(pid) => workloads::memory(&path, pid, c.mem_files),
+            None => Err("memfs daemon process not found in /proc".into()),
+        },
+        Group::DataMemory => match mounted.pid() {
+            Some(pid) => workloads::data_memory(&path, pid, c.data_mib),
             None => Err("memfs daemon process not found in /proc".into()),
         },
     };
@@ -352,6 +364,7 @@ fn main() -> ExitCode {
         ("seq_mib", c.seq_mib.to_string()),
         ("getattr_iters", c.getattr_iters.to_string()),
         ("mem_files", c.mem_files.to_string()),
+        ("data_mib", c.data_mib.to_string()),
         (
             "targets",
             c.targets
@@ -441,6 +454,7 @@ fn main() -> ExitCode {
         seq_mib: c.seq_mib,
         getattr_iters: c.getattr_iters,
         mem_files: c.mem_files,
+        data_mib: c.data_mib,
     };
     println!();
     print!("{}", report::table(&res, &c.targets, &counts));

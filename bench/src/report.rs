@@ -41,6 +41,10 @@ pub const METRICS: &[Metric] = &[
     m("rss_base_bytes", Unit::Bytes, false),
     m("rss_growth_bytes", Unit::Bytes, false),
     m("bytes_per_file", Unit::Bytes, false),
+    m("rss_data_empty_bytes", Unit::Bytes, false),
+    m("rss_data_warm_bytes", Unit::Bytes, false),
+    m("rss_data_full_bytes", Unit::Bytes, false),
+    m("rss_data_deleted_bytes", Unit::Bytes, false),
 ];
 
 const fn m(name: &'static str, unit: Unit, meta_small: bool) -> Metric {
@@ -58,6 +62,7 @@ pub struct Counts {
     pub seq_mib: usize,
     pub getattr_iters: usize,
     pub mem_files: usize,
+    pub data_mib: usize,
 }
 
 impl Counts {
@@ -67,6 +72,10 @@ impl Counts {
             "seq_write" | "seq_read_cold" | "seq_read_warm" => self.seq_mib,
             "getattr_us" => self.getattr_iters,
             "rss_base_bytes" | "rss_growth_bytes" | "bytes_per_file" => self.mem_files,
+            "rss_data_empty_bytes"
+            | "rss_data_warm_bytes"
+            | "rss_data_full_bytes"
+            | "rss_data_deleted_bytes" => self.data_mib,
             _ => self.small,
         }
     }
@@ -218,6 +227,22 @@ pub fn table(res: &Results, targets: &[Kind], counts: &Counts) -> String {
             per
         );
     }
+    if let Some(deleted) = res.median("rss_data_deleted_bytes", Kind::Memfs) {
+        let empty = res.median("rss_data_empty_bytes", Kind::Memfs);
+        let warm = res.median("rss_data_warm_bytes", Kind::Memfs);
+        let vs = |base: f64| format!("{:+.1}%", (deleted / base - 1.0) * 100.0);
+        let _ = writeln!(
+            out,
+            "\nmemfs memory with {} MiB of data (+ as many 4 KiB files): VmRSS empty {}, warm empty {}, full {}, after deleting everything {} ({} of empty, {} of warm empty)",
+            counts.data_mib,
+            cell(empty, kib),
+            cell(warm, kib),
+            cell(res.median("rss_data_full_bytes", Kind::Memfs), kib),
+            kib(deleted),
+            cell(empty, vs),
+            cell(warm, vs),
+        );
+    }
     out
 }
 
@@ -258,6 +283,16 @@ pub fn verdicts(res: &Results) -> Vec<Verdict> {
         value: b,
         goal: "< 300 B".into(),
         pass: b.map(|b| b < 300.0),
+    });
+    let r = res
+        .median("rss_data_deleted_bytes", Kind::Memfs)
+        .zip(res.median("rss_data_warm_bytes", Kind::Memfs))
+        .map(|(deleted, warm)| deleted / warm);
+    v.push(Verdict {
+        name: "memfs RSS deleted vs warm empty".into(),
+        value: r,
+        goal: "<= 1.10x".into(),
+        pass: r.map(|r| r <= 1.1),
     });
     v
 }

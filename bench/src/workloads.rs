@@ -334,6 +334,74 @@ pub fn getattr_latency(mount: &Path, iters: usize) -> Result<Vec<Sample>, String
     Ok(vec![("getattr_us", us)])
 }
 
+/// Resident memory of the memfs daemon `pid` (VmRSS) before, with and after `mib` MiB of file
+/// data: empty right after mount; warm after writing and deleting one 1 MiB file (the
+/// framework's request buffers are then touched: a fixed cost that no deletion gives back);
+/// full after writing `mib` files of 1 MiB, each followed by a
+/// 4 KiB file so that small allocations sit between the large ones as in real use; and after
+/// deleting every file (once the kernel's forgets have arrived and the figure has settled).
+pub fn data_memory(mount: &Path, pid: i32, mib: usize) -> Result<Vec<Sample>, String> {
+    let rss = || crate::targets::vm_rss(pid);
+    let settled = || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        rss()
+    };
+    let empty = settled()?;
+    let dir = workdir(mount)?;
+    let block = vec![0x5au8; BLOCK];
+    let warmup = CString::new("warmup").expect("no NUL in name");
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
+    let fd = openat(
+        &dir,
+        warmup.as_c_str(),
+        flags,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(|e| err("data_memory: create", &warmup, e))?;
+    write_full(&fd, &block).map_err(|e| err("data_memory: write", &warmup, e))?;
+    drop(fd);
+    unlink_all(&dir, std::slice::from_ref(&warmup))?;
+    let warm = settled()?;
+    let bigs: Vec<CString> = names(mib);
+    let smalls: Vec<CString> = (0..mib)
+        .map(|i| CString::new(format!("s{i:06}")).expect("no NUL in name"))
+        .collect();
+    for (i, (big, small)) in bigs.iter().zip(&smalls).enumerate() {
+        check_interrupt(i)?;
+        for (name, data) in [(big, &block[..]), (small, &block[..SMALL_SIZE])] {
+            let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
+            let fd = openat(
+                &dir,
+                name.as_c_str(),
+                flags,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map_err(|e| err("data_memory: create", name, e))?;
+            write_full(&fd, data).map_err(|e| err("data_memory: write", name, e))?;
+        }
+    }
+    let full = settled()?;
+    unlink_all(&dir, &bigs).map_err(|e| format!("data_memory: {e}"))?;
+    unlink_all(&dir, &smalls).map_err(|e| format!("data_memory: {e}"))?;
+    drop(dir);
+    let mut deleted = settled()?;
+    // The forgets that free the data follow the unlinks at once; wait a little longer
+    // only while the figure still falls.
+    for _ in 0..10 {
+        let now = settled()?;
+        if now >= deleted {
+            break;
+        }
+        deleted = now;
+    }
+    Ok(vec![
+        ("rss_data_empty_bytes", empty as f64),
+        ("rss_data_warm_bytes", warm as f64),
+        ("rss_data_full_bytes", full as f64),
+        ("rss_data_deleted_bytes", deleted as f64),
+    ])
+}
+
 /// Resident memory of the memfs daemon `pid` holding `n` empty files named f000000.. (7 bytes):
 /// baseline VmRSS right after mount, VmRSS after creating the files; returns the baseline, the
 /// growth, and bytes per file beyond the name.

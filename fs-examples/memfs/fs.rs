@@ -4,10 +4,15 @@
 //! and a weak link to their parent. Every op completes without awaiting, so no borrow
 //! of an inode ever spans an `.await`.
 //!
-//! An inode that loses its last link while it is open keeps its data and its share of
-//! the limits until its last release, as tmpfs keeps an unlinked inode until its last
-//! reference goes. (The kernel's forget would come too late: it may arrive after
-//! later requests, and statvfs would lag behind tmpfs.)
+//! An inode that loses its last link keeps its data, xattrs, symlink target and its
+//! share of the limits as long as anything can still reach it: an open file, or the
+//! kernel's reference (its lookup count, which an O_PATH descriptor, a working
+//! directory or a path a reader resolved just before an unlink or a rename over it all
+//! hold). tmpfs keeps an unlinked inode until its last reference goes in the same way.
+//! It is given back when the last of those goes: at the kernel's forget (`reclaim`), or
+//! at the last release if the kernel forgot it first. An unlinked inode nobody holds is
+//! evicted by the kernel before unlink(2) returns, so its forget is queued ahead of any
+//! later request and statvfs frees the space as promptly as on tmpfs.
 
 use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
@@ -23,6 +28,7 @@ use puffs::{
 use crate::config::Config;
 use crate::data::Data;
 use crate::dir::Dir;
+use crate::heap::Heap;
 use crate::inode::{
     Content, Inode, LONG_SYMLINK, NAME_MAX, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
@@ -42,6 +48,8 @@ pub struct MemFs {
     root: Rc<Inode>,
     next_id: Cell<u64>,
     space: Space,
+    /// Hands freed pages back to the system.
+    heap: Heap,
     noatime: bool,
     /// The regular file last opened for writing, and the pid that opened it:
     /// open(O_TRUNC) reaches us as that OPEN followed by a size-0 SETATTR from the
@@ -106,6 +114,7 @@ impl MemFs {
             root,
             next_id: Cell::new(2),
             space,
+            heap: Heap::default(),
             noatime: config.noatime,
             last_write_open: Cell::new((0, 0)),
         }
@@ -168,8 +177,8 @@ impl MemFs {
         Ok(inode)
     }
 
-    /// `victim` lost a link (its entry is already gone). Its resources go now if that
-    /// was the last link and it is not open, else at its last release.
+    /// `victim` lost a link (its entry is already gone). What it holds stays: the caller
+    /// gives it back through `release_if_unreachable` once nothing can reach it.
     fn drop_link(&self, victim: &Rc<Inode>, t: SystemTime) {
         victim.changed(t);
         if victim.is_dir() {
@@ -182,26 +191,37 @@ impl MemFs {
                 self.space.release(INODE_SPACE);
             }
         }
-        if victim.nlink() == 0 && victim.opens() == 0 {
-            self.free(victim);
-        }
     }
 
-    /// An open file or directory was released.
-    fn closed(&self, inode: &Inode) {
+    /// An open file or directory was released; `known` says whether the kernel still
+    /// holds the node (it normally does: it forgets a node only after its releases).
+    fn closed(&self, inode: &Inode, known: bool) {
         inode.set_opens(inode.opens().saturating_sub(1));
-        if inode.nlink() == 0 && inode.opens() == 0 {
+        self.release_if_unreachable(inode, known);
+    }
+
+    /// Gives back what `inode` holds once it has no name, no open file, and the kernel
+    /// (`known`) no longer holds it: before that a reader may still open and read it.
+    fn release_if_unreachable(&self, inode: &Inode, known: bool) {
+        if inode.nlink() == 0 && inode.opens() == 0 && !known {
             self.free(inode);
         }
     }
 
-    /// Gives back what an unlinked, closed inode held of the limits, and its memory.
-    /// Runs again if the file is reopened (through /proc) and closed once more: its
-    /// inode space goes back only the first time, pages and xattrs every time.
+    /// Whether the kernel holds the node of `inode` (has looked it up and not forgotten
+    /// it: it may still open it, by an O_PATH descriptor or a path it resolved).
+    fn known(cx: &Cx<Self>, inode: &Inode) -> bool {
+        cx.node_by_key(&inode.id).is_some()
+    }
+
+    /// Gives back what an unreachable inode held of the limits, and its memory. Once:
+    /// nothing can reach the inode again to use it.
     fn free(&self, inode: &Inode) {
-        let first = inode.mark_freed();
+        if !inode.mark_freed() {
+            return;
+        }
         let mut body = inode.body_mut();
-        let mut ispace = if first { INODE_SPACE } else { 0 };
+        let mut ispace = INODE_SPACE;
         if let Some(x) = body.xattrs.take() {
             ispace += x
                 .sizes()
@@ -209,20 +229,26 @@ impl MemFs {
                 .sum::<u64>();
         }
         self.space.release(ispace);
-        match &mut body.content {
-            Content::File(data) => {
-                if let Some(d) = data.take() {
-                    self.space.free_pages(d.pages());
-                }
-            }
-            Content::Symlink(t) if first => {
-                if t.len() >= LONG_SYMLINK {
-                    self.space.free_pages(1);
-                }
+        let freed = match &mut body.content {
+            Content::File(data) => data.take().map_or(0, |d| d.pages()),
+            Content::Symlink(t) => {
+                let pages = u64::from(t.len() >= LONG_SYMLINK);
                 **t = OsString::new();
+                pages
             }
-            _ => {}
-        }
+            _ => 0,
+        };
+        drop(body);
+        let before = self.space.used_pages();
+        self.space.free_pages(freed);
+        self.pages_dropped(before);
+    }
+
+    /// Pages were freed (and dropped) since `used_before` were in use: let the heap
+    /// give the memory back.
+    fn pages_dropped(&self, used_before: u64) {
+        let used = self.space.used_pages();
+        self.heap.freed(used_before.saturating_sub(used), used);
     }
 
     /// Sets the size of a regular file: shrinking frees pages past the end.
@@ -238,8 +264,8 @@ impl MemFs {
         // Like tmpfs, a "truncate" to the same size also drops pages fallocated past
         // the end.
         if size <= inode.size() {
-            let mut body = inode.body_mut();
-            if let Content::File(slot) = &mut body.content {
+            let before = self.space.used_pages();
+            if let Content::File(slot) = &mut inode.body_mut().content {
                 if let Some(d) = slot {
                     d.truncate(size, &self.space);
                     if d.is_empty() {
@@ -247,6 +273,7 @@ impl MemFs {
                     }
                 }
             }
+            self.pages_dropped(before);
         }
         inode.set_size(size);
         Ok(())
@@ -316,8 +343,15 @@ impl MemFs {
         Ok(())
     }
 
-    /// unlink (`is_rmdir` false) or rmdir `name` in `dir`.
-    fn remove(&self, who: &Cred, dir: &Rc<Inode>, name: &OsStr, is_rmdir: bool) -> OpResult<()> {
+    /// unlink (`is_rmdir` false) or rmdir `name` in `dir`. Returns the inode that lost
+    /// the link.
+    fn remove(
+        &self,
+        who: &Cred,
+        dir: &Rc<Inode>,
+        name: &OsStr,
+        is_rmdir: bool,
+    ) -> OpResult<Rc<Inode>> {
         check_name(name)?;
         let victim = dir.dir()?.get(name).cloned().ok_or(Errno::ENOENT)?;
         if !perm::sticky_ok(dir.perm(), dir.uid(), victim.uid(), who) {
@@ -336,10 +370,11 @@ impl MemFs {
         let t = now();
         dir.modified(t);
         self.drop_link(&victim, t);
-        Ok(())
+        Ok(victim)
     }
 
-    /// rename(2) and renameat2(2), with tmpfs's checks in the kernel's order.
+    /// rename(2) and renameat2(2), with tmpfs's checks in the kernel's order. Returns
+    /// the inode the move replaced, if any.
     #[allow(clippy::too_many_arguments)]
     fn move_entry(
         &self,
@@ -349,7 +384,7 @@ impl MemFs {
         newdir: &Rc<Inode>,
         newname: &OsStr,
         flags: RenameFlags,
-    ) -> OpResult<()> {
+    ) -> OpResult<Option<Rc<Inode>>> {
         if flags.exchange && (flags.noreplace || flags.whiteout) {
             return Err(Errno::EINVAL);
         }
@@ -379,7 +414,7 @@ impl MemFs {
                 });
             }
             if Rc::ptr_eq(&src, dst) {
-                return Ok(()); // two links to one inode: nothing to do
+                return Ok(None); // two links to one inode: nothing to do
             }
         }
         if !perm::sticky_ok(dir.perm(), dir.uid(), src.uid(), who) {
@@ -400,7 +435,7 @@ impl MemFs {
         }
         let t = now();
         let same_dir = Rc::ptr_eq(dir, newdir);
-        if flags.exchange {
+        let replaced = if flags.exchange {
             let dst = dst.expect("checked above");
             dir.dir_mut()?.remove(name);
             newdir.dir_mut()?.remove(newname);
@@ -417,6 +452,7 @@ impl MemFs {
                 }
             }
             dst.changed(t);
+            None
         } else {
             // tmpfs makes the whiteout (a 0:0 character device) before the move.
             let whiteout = if flags.whiteout {
@@ -451,11 +487,12 @@ impl MemFs {
                 dir.set_nlink(dir.nlink() - 1);
                 newdir.set_nlink(newdir.nlink() + 1);
             }
-        }
+            dst
+        };
         src.changed(t);
         dir.modified(t);
         newdir.modified(t);
-        Ok(())
+        Ok(replaced)
     }
 
     /// readdir's "." and ".." and the entries after `offset`, each with its cookie;
@@ -499,10 +536,8 @@ impl Ops for MemFs {
     }
 
     fn reclaim(&self, node: &Node<Self>) {
-        // Normally freed already, at its last unlink or release.
-        if node.nlink() == 0 {
-            self.free(node);
-        }
+        // The kernel's reference was the last one unless a name or an open file is left.
+        self.release_if_unreachable(node, false);
     }
 
     async fn statvfs(&self, _cx: &Cx<Self>) -> OpResult<Statvfs> {
@@ -680,11 +715,15 @@ impl Ops for MemFs {
     }
 
     async fn unlink(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
-        self.remove(cx.cred(), dir, name, false)
+        let victim = self.remove(cx.cred(), dir, name, false)?;
+        self.release_if_unreachable(&victim, Self::known(cx, &victim));
+        Ok(())
     }
 
     async fn rmdir(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
-        self.remove(cx.cred(), dir, name, true)
+        let victim = self.remove(cx.cred(), dir, name, true)?;
+        self.release_if_unreachable(&victim, Self::known(cx, &victim));
+        Ok(())
     }
 
     async fn rename(
@@ -696,7 +735,11 @@ impl Ops for MemFs {
         newname: &OsStr,
         flags: RenameFlags,
     ) -> OpResult<()> {
-        self.move_entry(cx.cred(), dir, name, newdir, newname, flags)
+        let replaced = self.move_entry(cx.cred(), dir, name, newdir, newname, flags)?;
+        if let Some(victim) = replaced {
+            self.release_if_unreachable(&victim, Self::known(cx, &victim));
+        }
+        Ok(())
     }
 
     async fn link(
@@ -810,7 +853,7 @@ impl Ops for MemFs {
         _fh: u64,
         _flags: i32,
     ) -> OpResult<()> {
-        self.closed(node);
+        self.closed(node, node.lookups() > 0);
         Ok(())
     }
 
@@ -859,7 +902,7 @@ impl Ops for MemFs {
     }
 
     async fn releasedir(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: u64) -> OpResult<()> {
-        self.closed(node);
+        self.closed(node, node.lookups() > 0);
         Ok(())
     }
 
@@ -981,6 +1024,7 @@ impl Ops for MemFs {
             let Content::File(slot) = &mut body.content else {
                 return Err(Errno::ENODEV);
             };
+            let before = self.space.used_pages();
             let d = slot.get_or_insert_with(Box::default);
             let r = if mode & punch != 0 {
                 d.punch(offset, length, &self.space);
@@ -991,6 +1035,8 @@ impl Ops for MemFs {
             if d.is_empty() {
                 *slot = None;
             }
+            drop(body);
+            self.pages_dropped(before);
             r?;
         }
         if mode & keep == 0 && end > node.size() {
@@ -1085,7 +1131,9 @@ mod tests {
             b: &str,
             flags: RenameFlags,
         ) -> OpResult<()> {
-            self.fs.move_entry(&ROOT, d, n(a), nd, n(b), flags)
+            self.fs
+                .move_entry(&ROOT, d, n(a), nd, n(b), flags)
+                .map(drop)
         }
         fn get(&self, d: &Rc<Inode>, name: &str) -> Option<Rc<Inode>> {
             d.dir().unwrap().get(n(name)).cloned()
@@ -1209,55 +1257,118 @@ mod tests {
                 .unwrap();
         assert_eq!(f.uid(), 1000);
         let bob = user(1001);
-        assert_eq!(t.fs.remove(&bob, r, n("f"), false), Err(Errno::EPERM));
         assert_eq!(
-            t.fs.move_entry(&bob, r, n("f"), r, n("g"), PLAIN),
-            Err(Errno::EPERM)
+            t.fs.remove(&bob, r, n("f"), false).err(),
+            Some(Errno::EPERM)
+        );
+        assert_eq!(
+            t.fs.move_entry(&bob, r, n("f"), r, n("g"), PLAIN).err(),
+            Some(Errno::EPERM)
         );
         t.fs.move_entry(&alice, r, n("f"), r, n("g"), PLAIN)
             .unwrap();
         t.fs.remove(&alice, r, n("g"), false).unwrap();
     }
 
+    /// Writes `len` bytes into the file `f` at 0.
+    fn fill(t: &T, f: &Inode, len: usize) {
+        let mut body = f.body_mut();
+        let Content::File(slot) = &mut body.content else {
+            panic!("not a file")
+        };
+        slot.get_or_insert_with(Box::default)
+            .write(0, &vec![1u8; len], &t.fs.space)
+            .unwrap();
+        drop(body);
+        f.set_size(len as u64);
+    }
+
+    fn free(t: &T) -> (u64, u64) {
+        let v = t.fs.space.statvfs();
+        (v.bfree, v.ffree)
+    }
+
     #[test]
-    fn unlinked_open_file_keeps_its_space_until_closed() {
+    fn unlinked_file_keeps_everything_while_open_or_known_to_the_kernel() {
         let t = T::new(10 * 4096, 10);
         let f = t.file(&t.root, "f");
+        fill(&t, &f, 8192);
+        t.fs.space.charge(t.fs.space.xattr_space(6, 3));
+        f.body_mut()
+            .xattrs
+            .get_or_insert_with(Box::default)
+            .set(n("user.k"), b"val", 0)
+            .unwrap();
         f.set_opens(1);
-        {
-            let mut body = f.body_mut();
-            let Content::File(slot) = &mut body.content else {
-                panic!()
-            };
-            slot.get_or_insert_with(Box::default)
-                .write(0, &[1u8; 8192], &t.fs.space)
-                .unwrap();
-        }
-        f.set_size(8192);
-        let free = |t: &T| (t.fs.space.statvfs().bfree, t.fs.space.statvfs().ffree);
-        assert_eq!(free(&t), (8, 8));
-        t.fs.remove(&ROOT, &t.root, n("f"), false).unwrap();
+        assert_eq!(free(&t), (8, 7));
+        let victim = t.fs.remove(&ROOT, &t.root, n("f"), false).unwrap();
+        assert!(Rc::ptr_eq(&victim, &f));
         assert_eq!(f.nlink(), 0);
-        assert_eq!(free(&t), (8, 8));
-        t.fs.closed(&f);
+        t.fs.release_if_unreachable(&f, true);
+        t.fs.closed(&f, true); // the kernel still holds it: it may open it again
+        assert_eq!(free(&t), (8, 7));
+        assert_eq!(
+            f.body().xattrs.as_ref().unwrap().get(n("user.k")),
+            Some(&b"val"[..])
+        );
+        assert_eq!(f.attr().blocks, 16);
+        // The kernel forgets it: everything goes, once.
+        t.fs.release_if_unreachable(&f, false);
         assert_eq!(free(&t), (10, 9));
-        t.fs.closed(&f); // a second release must not give back twice
+        assert!(f.body().xattrs.is_none());
+        t.fs.release_if_unreachable(&f, false);
         t.fs.free(&f);
         assert_eq!(free(&t), (10, 9));
-        // Reopened through /proc and written: those pages go back at the next close.
-        f.set_opens(1);
-        {
-            let mut body = f.body_mut();
-            let Content::File(slot) = &mut body.content else {
-                panic!()
-            };
-            slot.get_or_insert_with(Box::default)
-                .write(0, &[1u8; 100], &t.fs.space)
-                .unwrap();
-        }
-        assert_eq!(free(&t), (9, 9));
-        t.fs.closed(&f);
+    }
+
+    #[test]
+    fn forgotten_while_open_goes_at_the_last_close() {
+        let t = T::new(10 * 4096, 10);
+        let f = t.file(&t.root, "f");
+        fill(&t, &f, 4096);
+        f.set_opens(2);
+        t.fs.remove(&ROOT, &t.root, n("f"), false).unwrap();
+        t.fs.release_if_unreachable(&f, false); // reclaim with files still open
+        t.fs.closed(&f, false);
+        assert_eq!(free(&t), (9, 8));
+        t.fs.closed(&f, false);
         assert_eq!(free(&t), (10, 9));
+    }
+
+    #[test]
+    fn replaced_and_removed_nodes_keep_their_contents_until_forgotten() {
+        let t = T::new(10 * 4096, 10);
+        let r = &t.root;
+        let old = t.file(r, "f");
+        fill(&t, &old, 4096);
+        t.file(r, "new");
+        let replaced =
+            t.fs.move_entry(&ROOT, r, n("new"), r, n("f"), PLAIN)
+                .unwrap();
+        assert!(Rc::ptr_eq(replaced.as_ref().unwrap(), &old));
+        assert_eq!(old.attr().blocks, 8);
+        let long = "x".repeat(LONG_SYMLINK);
+        let sym =
+            t.fs.make(
+                &ROOT,
+                r,
+                n("s"),
+                S_IFLNK | 0o777,
+                Content::Symlink(Box::new(long.clone().into())),
+            )
+            .unwrap();
+        t.fs.remove(&ROOT, r, n("s"), false).unwrap();
+        assert_eq!(free(&t), (8, 6));
+        assert!(matches!(&sym.body().content, Content::Symlink(s) if **s == *long));
+        t.fs.release_if_unreachable(&sym, false);
+        t.fs.release_if_unreachable(&old, false);
+        assert_eq!(free(&t), (10, 8));
+        // Two links: losing one frees only that link's inode space.
+        let g = t.file(r, "g");
+        t.fs.link_into(&g, r, n("g2")).unwrap();
+        let victim = t.fs.remove(&ROOT, r, n("g"), false).unwrap();
+        t.fs.release_if_unreachable(&victim, false);
+        assert_eq!((g.nlink(), free(&t).1), (1, 7));
     }
 
     #[test]
@@ -1267,10 +1378,22 @@ mod tests {
         let d = t.mkdir(r, "d");
         t.file(&d, "f");
         t.file(r, "g");
-        assert_eq!(t.fs.remove(&ROOT, r, n("d"), true), Err(Errno::ENOTEMPTY));
-        assert_eq!(t.fs.remove(&ROOT, r, n("d"), false), Err(Errno::EISDIR));
-        assert_eq!(t.fs.remove(&ROOT, r, n("g"), true), Err(Errno::ENOTDIR));
-        assert_eq!(t.fs.remove(&ROOT, r, n("x"), false), Err(Errno::ENOENT));
+        assert_eq!(
+            t.fs.remove(&ROOT, r, n("d"), true).err(),
+            Some(Errno::ENOTEMPTY)
+        );
+        assert_eq!(
+            t.fs.remove(&ROOT, r, n("d"), false).err(),
+            Some(Errno::EISDIR)
+        );
+        assert_eq!(
+            t.fs.remove(&ROOT, r, n("g"), true).err(),
+            Some(Errno::ENOTDIR)
+        );
+        assert_eq!(
+            t.fs.remove(&ROOT, r, n("x"), false).err(),
+            Some(Errno::ENOENT)
+        );
         t.fs.remove(&ROOT, &d, n("f"), false).unwrap();
         t.fs.remove(&ROOT, r, n("d"), true).unwrap();
         assert_eq!((r.nlink(), d.nlink()), (2, 0));

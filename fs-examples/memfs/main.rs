@@ -6,6 +6,7 @@ mod config;
 mod data;
 mod dir;
 mod fs;
+mod heap;
 mod inode;
 mod perm;
 mod space;
@@ -16,6 +17,7 @@ use puffs::PuffsUserMount;
 use config::Config;
 
 fn main() {
+    heap::configure();
     let args = puffs::cli::Args::parse(
         "memfs",
         "A file system in memory, like tmpfs.",

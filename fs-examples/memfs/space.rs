@@ -51,7 +51,7 @@ impl Space {
         self.used_pages.set(self.used_pages.get() - n);
     }
 
-    #[cfg(test)]
+    /// Pages in use (data and long symlinks).
     pub fn used_pages(&self) -> u64 {
         self.used_pages.get()
     }
