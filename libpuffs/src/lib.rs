@@ -53,9 +53,14 @@ pub use reactor::{FdReady, Sleep};
 pub use usermount::{MountFlags, PuffsUserMount, State};
 
 /// Sets up logging with env_logger: `RUST_LOG` when set, else every request and reply
-/// when `debug` (the `-d` flag), else warnings only.
+/// when `debug` (the `-d` flag), else warnings only. fuser's INIT chatter (a line per
+/// capability) shows only when `RUST_LOG` asks for `fuser::session=debug`.
 pub fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "warn" };
+    let default = if debug {
+        "debug,fuser::session=info"
+    } else {
+        "warn"
+    };
     let env = env_logger::Env::default().default_filter_or(default);
     let _ = env_logger::Builder::from_env(env)
         .format_timestamp_micros()

@@ -163,6 +163,16 @@ pub trait Ops: Sized + 'static {
     type Key: Eq + Hash + Clone + std::fmt::Debug + 'static;
     /// The ops this file system implements. Written by `#[puffs::ops]`.
     const OPMASK: OpMask;
+    /// Whether the file system clears set-uid/set-gid itself, as the kernel file
+    /// systems do (FUSE_HANDLE_KILLPRIV_V2): on `write` and on truncation (`setattr`
+    /// with a size, `open` with O_TRUNC) by a caller other than root, set-uid goes,
+    /// and set-gid when group-execute is set or the caller is not in the file's
+    /// group; on a chown of a non-directory (`setattr` with uid or gid, even by root)
+    /// set-uid goes, and set-gid as above. It also drops the `security.capability`
+    /// xattr, if it keeps xattrs, on each of these. In return the kernel stops asking
+    /// for `security.capability` (a GETXATTR) before every write. Leave it false and
+    /// the kernel does all this itself, through getxattr, setattr and removexattr.
+    const KILLS_SUIDGID: bool = false;
 
     /// The root node's key and data, taken once when the mount is created.
     fn root(&self) -> (Self::Key, Self::Node);
@@ -203,6 +213,8 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<Attr> {
         Err(Errno::ENOSYS)
     }
+    /// chmod, chown, truncate, utimes. A truncate without `fh` is truncate(2); an
+    /// open with O_TRUNC never comes here (it reaches `open`). See `KILLS_SUIDGID`.
     async fn setattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _set: &SetAttr) -> OpResult<Attr> {
         Err(Errno::ENOSYS)
     }
@@ -271,7 +283,11 @@ pub trait Ops: Sized + 'static {
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
-    /// `flags` are the open(2) flags (O_ACCMODE, O_APPEND, O_TRUNC, ...).
+    /// `flags` are the open(2) flags (O_ACCMODE, O_APPEND, O_TRUNC, ...), less O_CREAT,
+    /// O_EXCL and O_NOCTTY. A file system that implements `open` gets O_TRUNC here
+    /// (the framework asks the kernel for FUSE_ATOMIC_O_TRUNC) and must truncate a
+    /// regular file to 0 itself, moving mtime and ctime even when it was empty, as
+    /// tmpfs does; the kernel sends no SETATTR for it. See `KILLS_SUIDGID`.
     async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
         Err(Errno::ENOSYS)
     }
@@ -300,6 +316,7 @@ pub trait Ops: Sized + 'static {
     /// Returns the number of bytes written. `flags` are the open file's flags
     /// (O_APPEND is handled by the kernel unless writeback caching is off and the fs
     /// wants to do it: the offset given is already the end of file then).
+    /// See `KILLS_SUIDGID` for what a write by an unprivileged caller must clear.
     async fn write(
         &self,
         _cx: &Cx<Self>,
