@@ -62,7 +62,11 @@ pub fn init_logging(debug: bool) {
         "warn"
     };
     let env = env_logger::Env::default().default_filter_or(default);
-    let _ = env_logger::Builder::from_env(env)
+    let logger = env_logger::Builder::from_env(env)
         .format_timestamp_micros()
-        .try_init();
+        .build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(kernel::QuietFuser(logger))).is_ok() {
+        log::set_max_level(max);
+    }
 }
