@@ -539,3 +539,26 @@ fn group_member_write_keeps_set_gid_without_group_exec() {
     });
     assert_eq!(got, (0, 0o2766));
 }
+
+/// With FUSE_HANDLE_KILLPRIV_V2 negotiated the kernel asks for `security.capability`
+/// before the first write to an inode only, not before every write (each ask is a
+/// round trip: +1 request per 1 MiB written). Counted in the -d log, which shows every
+/// request fuser receives.
+#[test]
+fn writes_do_not_each_ask_for_capabilities() {
+    require_fuse!();
+    let fg = Foreground::start(&["-d"]);
+    let p = fg.mnt.join("f");
+    {
+        let f = File::create(&p).unwrap();
+        for i in 0..8u64 {
+            std::os::unix::fs::FileExt::write_all_at(&f, &[7u8; 4096], i * 4096).unwrap();
+        }
+    }
+    assert_eq!(fs::metadata(&p).unwrap().len(), 8 * 4096);
+    let log = fg.stop_with(nix::sys::signal::Signal::SIGTERM);
+    let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count(" WRITE "), 8, "eight WRITE requests:\n{log}");
+    let asks = count("GETXATTR name \"security.capability\"");
+    assert!(asks <= 1, "{asks} GETXATTRs for 8 writes:\n{log}");
+}
