@@ -51,10 +51,6 @@ pub struct MemFs {
     /// Hands freed pages back to the system.
     heap: Heap,
     noatime: bool,
-    /// The regular file last opened for writing, and the pid that opened it:
-    /// open(O_TRUNC) reaches us as that OPEN followed by a size-0 SETATTR from the
-    /// same process, which is all that tells it from truncate(2).
-    last_write_open: Cell<(u64, u32)>,
 }
 
 fn now() -> SystemTime {
@@ -116,7 +112,6 @@ impl MemFs {
             space,
             heap: Heap::default(),
             noatime: config.noatime,
-            last_write_open: Cell::new((0, 0)),
         }
     }
 
@@ -277,6 +272,41 @@ impl MemFs {
         }
         inode.set_size(size);
         Ok(())
+    }
+
+    /// What a write or truncate of a regular file by `who` takes away, as the kernel
+    /// file systems do it (we negotiate FUSE_HANDLE_KILLPRIV_V2, so the kernel leaves
+    /// it to us): set-uid/set-gid for an unprivileged caller, file capabilities for
+    /// anyone. Returns whether anything changed.
+    fn modify_kill_priv(&self, inode: &Inode, who: &impl Who) -> bool {
+        if inode.kind() != FileType::RegularFile {
+            return false;
+        }
+        let perm = perm::modify_kill_priv(inode.perm(), inode.gid(), who);
+        let killed = perm != inode.perm();
+        inode.set_perm(perm);
+        self.drop_caps(inode) || killed
+    }
+
+    /// Drops the `security.capability` xattr (security_inode_killpriv). Returns
+    /// whether there was one.
+    fn drop_caps(&self, inode: &Inode) -> bool {
+        let name = OsStr::new(xattr::CAPS);
+        let old = {
+            let mut body = inode.body_mut();
+            let Some(x) = body.xattrs.as_mut() else {
+                return false;
+            };
+            let Ok(old) = x.remove(name) else {
+                return false;
+            };
+            if x.is_empty() {
+                body.xattrs = None;
+            }
+            old
+        };
+        self.space.release(self.space.xattr_space(name.len(), old));
+        true
     }
 
     /// Whether `who` may get (or, with `write`, set or remove) attributes of `ns` on
@@ -530,6 +560,7 @@ impl MemFs {
 impl Ops for MemFs {
     type Node = Rc<Inode>;
     type Key = u64;
+    const KILLS_SUIDGID: bool = true;
 
     fn root(&self) -> (u64, Rc<Inode>) {
         (self.root.id, Rc::clone(&self.root))
@@ -566,14 +597,12 @@ impl Ops for MemFs {
     async fn setattr(&self, cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
         let who = cx.cred();
         let inode: &Inode = node;
-        let last_open = self.last_write_open.replace((0, 0));
         // All checks before any change, in the kernel's order.
         if set.uid.is_some() || set.gid.is_some() {
             perm::chown(set.uid, set.gid, inode.uid(), inode.gid(), who)?;
         }
         let new_perm = match set.mode {
             Some(m) => Some(perm::chmod(
-                inode.perm(),
                 m,
                 inode.uid(),
                 set.gid.unwrap_or(inode.gid()),
@@ -603,11 +632,12 @@ impl Ops for MemFs {
             // tmpfs moves mtime and ctime when the size changes; on ftruncate and
             // open(O_TRUNC) always; on truncate(2) to the same size only if the file
             // has pages (its truncate_range runs).
-            let o_trunc = size == 0 && last_open == (node.id, who.pid);
-            if size != old || set.fh.is_some() || o_trunc || had_pages {
+            let killed = self.modify_kill_priv(inode, who);
+            if size != old || set.fh.is_some() || had_pages {
                 inode.set_mtime(t);
             } else {
-                ctime = set.mode.is_some()
+                ctime = killed
+                    || set.mode.is_some()
                     || set.uid.is_some()
                     || set.gid.is_some()
                     || set.atime.is_some()
@@ -629,6 +659,9 @@ impl Ops for MemFs {
                     old_gid,
                     who,
                 ));
+            }
+            if !inode.is_dir() {
+                self.drop_caps(inode);
             }
         }
         if let Some(p) = new_perm {
@@ -758,13 +791,12 @@ impl Ops for MemFs {
             node.set_opens(node.opens() + 1);
             return Ok(Opened::default());
         }
-        // The kernel truncates with a setattr, unless it was asked for atomic O_TRUNC.
+        // Atomic O_TRUNC: the kernel sends it here and no SETATTR. Like tmpfs, the
+        // times move even when the file was already empty.
         if flags & libc::O_TRUNC != 0 && node.kind() == FileType::RegularFile {
             self.resize(node, 0)?;
+            self.modify_kill_priv(node, cx.cred());
             node.modified(now());
-        }
-        if flags & libc::O_ACCMODE != libc::O_RDONLY {
-            self.last_write_open.set((node.id, cx.cred().pid));
         }
         node.set_opens(node.opens() + 1);
         Ok(file_opened())
@@ -810,14 +842,13 @@ impl Ops for MemFs {
 
     async fn write(
         &self,
-        _cx: &Cx<Self>,
+        cx: &Cx<Self>,
         node: &Node<Self>,
         _fh: u64,
         offset: u64,
         data: &[u8],
         _flags: i32,
     ) -> OpResult<u32> {
-        self.last_write_open.set((0, 0));
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|&e| e <= i64::MAX as u64);
@@ -841,6 +872,7 @@ impl Ops for MemFs {
         };
         if written > 0 {
             node.set_size(node.size().max(offset + written as u64));
+            self.modify_kill_priv(node, cx.cred());
             node.modified(now());
         }
         Ok(written as u32)
@@ -994,7 +1026,7 @@ impl Ops for MemFs {
 
     async fn fallocate(
         &self,
-        _cx: &Cx<Self>,
+        cx: &Cx<Self>,
         node: &Node<Self>,
         _fh: u64,
         offset: u64,
@@ -1042,6 +1074,7 @@ impl Ops for MemFs {
         if mode & keep == 0 && end > node.size() {
             node.set_size(end);
         }
+        self.modify_kill_priv(node, cx.cred());
         node.modified(now());
         Ok(())
     }

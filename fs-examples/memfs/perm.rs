@@ -60,21 +60,14 @@ pub fn sticky_ok(dir_perm: u32, dir_uid: u32, victim_uid: u32, who: &impl Who) -
     dir_perm & S_ISVTX == 0 || who.is_root() || who.uid() == victim_uid || who.uid() == dir_uid
 }
 
-/// Whether `new` differs from `old` only by dropping set-uid / set-gid bits: the mode
-/// change the kernel sends after a write or truncate by an unprivileged process
-/// (killpriv), which is allowed whoever the caller is.
-fn is_killpriv(old: u32, new: u32) -> bool {
-    let sid = S_ISUID | S_ISGID;
-    new != old && new & !sid == old & !sid && new & !old == 0
-}
-
-/// chmod: the permission bits to store when `who` asks for `new` on a file with
-/// permission bits `old`, owner `uid` and group `gid` (the new group when the same
-/// request changes it). Only the owner or root may chmod (EPERM); an unprivileged
+/// chmod: the permission bits to store when `who` asks for `new` on a file with owner
+/// `uid` and group `gid` (the new group when the same request changes it). Only the owner or root may chmod (EPERM); an unprivileged
 /// caller outside the group loses the set-gid bit.
-pub fn chmod(old: u32, new: u32, uid: u32, gid: u32, who: &impl Who) -> Result<u32, Errno> {
+pub fn chmod(new: u32, uid: u32, gid: u32, who: &impl Who) -> Result<u32, Errno> {
     let new = new & 0o7777;
-    if is_killpriv(old, new) || who.is_root() {
+    // (No "killpriv" chmod arrives from the kernel: memfs clears set-uid/set-gid
+    // itself, FUSE_HANDLE_KILLPRIV_V2.)
+    if who.is_root() {
         return Ok(new);
     }
     if who.uid() != uid {
@@ -120,6 +113,20 @@ pub fn chown_kill_priv(perm: u32, is_dir: bool, old_gid: u32, who: &impl Who) ->
     }
     let mut p = perm & !S_ISUID;
     if perm & S_ISGID != 0 && (perm & S_IXGRP != 0 || (!who.is_root() && !who.in_group(old_gid))) {
+        p &= !S_ISGID;
+    }
+    p
+}
+
+/// The permission bits after a write or truncate of a regular file by `who`: an
+/// unprivileged caller loses set-uid, and set-gid when group-execute is set or it is
+/// not in the file's group (the kernel's setattr_should_drop_suidgid); root keeps both.
+pub fn modify_kill_priv(perm: u32, gid: u32, who: &impl Who) -> u32 {
+    if who.is_root() {
+        return perm;
+    }
+    let mut p = perm & !S_ISUID;
+    if perm & S_ISGID != 0 && (perm & S_IXGRP != 0 || !who.in_group(gid)) {
         p &= !S_ISGID;
     }
     p
@@ -237,17 +244,28 @@ mod tests {
 
     #[test]
     fn chmod_rules() {
-        assert_eq!(chmod(0o644, 0o600, 1000, 1000, &ALICE), Ok(0o600));
-        assert_eq!(chmod(0o644, 0o600, 1000, 1000, &BOB), Err(Errno::EPERM));
-        assert_eq!(chmod(0o644, 0o644, 1000, 1000, &BOB), Err(Errno::EPERM));
-        assert_eq!(chmod(0o644, 0o2755, 1000, 7, &ALICE), Ok(0o755)); // not in group 7
-        assert_eq!(chmod(0o644, 0o2755, 1000, 50, &ALICE), Ok(0o2755));
-        assert_eq!(chmod(0o644, 0o2755, 1000, 7, &ROOT), Ok(0o2755));
-        // killpriv after a write, by anyone: set-uid/set-gid may only go.
-        assert_eq!(chmod(0o6755, 0o755, 1000, 7, &BOB), Ok(0o755));
-        assert_eq!(chmod(0o6745, 0o2745, 1000, 7, &BOB), Ok(0o2745));
-        assert_eq!(chmod(0o6745, 0o2745, 1000, 7, &ALICE), Ok(0o2745));
-        assert_eq!(chmod(0o755, 0o4755, 1000, 7, &BOB), Err(Errno::EPERM));
+        assert_eq!(chmod(0o600, 1000, 1000, &ALICE), Ok(0o600));
+        assert_eq!(chmod(0o600, 1000, 1000, &BOB), Err(Errno::EPERM));
+        assert_eq!(chmod(0o644, 1000, 1000, &BOB), Err(Errno::EPERM));
+        assert_eq!(chmod(0o2755, 1000, 7, &ALICE), Ok(0o755)); // not in group 7
+        assert_eq!(chmod(0o2755, 1000, 50, &ALICE), Ok(0o2755));
+        assert_eq!(chmod(0o2755, 1000, 7, &ROOT), Ok(0o2755));
+        // A non-owner may not even drop set-uid/set-gid by chmod (memfs clears them
+        // itself on writes, so no such request comes from the kernel).
+        assert_eq!(chmod(0o755, 1000, 7, &BOB), Err(Errno::EPERM));
+        assert_eq!(chmod(0o2745, 1000, 7, &ALICE), Ok(0o745)); // not in group 7
+        assert_eq!(chmod(0o4755, 1000, 7, &BOB), Err(Errno::EPERM));
+    }
+
+    #[test]
+    fn modify_kill_priv_rules() {
+        // Root keeps everything; anyone else loses set-uid, and set-gid when
+        // group-execute is set or it is outside the group.
+        assert_eq!(modify_kill_priv(0o6775, 7, &ROOT), 0o6775);
+        assert_eq!(modify_kill_priv(0o6775, 1000, &ALICE), 0o775);
+        assert_eq!(modify_kill_priv(0o6765, 1000, &ALICE), 0o2765);
+        assert_eq!(modify_kill_priv(0o2767, 7, &BOB), 0o767);
+        assert_eq!(modify_kill_priv(0o0755, 7, &BOB), 0o755);
     }
 
     #[test]

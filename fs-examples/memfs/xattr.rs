@@ -9,6 +9,8 @@ use puffs::Errno;
 
 /// setxattr flags, as the FUSE protocol carries them (Linux's values).
 pub const XATTR_CREATE: i32 = 1;
+/// File capabilities, which a write, truncate or chown takes away.
+pub const CAPS: &str = "security.capability";
 pub const XATTR_REPLACE: i32 = 2;
 
 /// "No such attribute": ENODATA on Linux, ENOATTR on the BSDs.

@@ -74,12 +74,21 @@ pub use reactor::{Readiness, Registration, Sleep};
 pub use usermount::{ExitHandle, MountFlags, PuffsUserMount, State};
 
 /// Sets up logging with env_logger: `RUST_LOG` when set, else every request and reply
-/// when `debug` (the `-d` flag), else warnings only.
+/// when `debug` (the `-d` flag), else warnings only. fuser's INIT chatter (a line per
+/// capability) shows only when `RUST_LOG` asks for `fuser::session=debug`.
 #[cfg(feature = "logging")]
 pub fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "warn" };
+    let default = if debug {
+        "debug,fuser::session=info"
+    } else {
+        "warn"
+    };
     let env = env_logger::Env::default().default_filter_or(default);
-    let _ = env_logger::Builder::from_env(env)
+    let logger = env_logger::Builder::from_env(env)
         .format_timestamp_micros()
-        .try_init();
+        .build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(kernel::QuietFuser(logger))).is_ok() {
+        log::set_max_level(max);
+    }
 }

@@ -237,6 +237,16 @@ pub trait Ops: Sized + 'static {
     type Key: Eq + Hash + Clone + std::fmt::Debug + 'static;
     /// The ops this file system implements. Written by `#[puffs::ops]`.
     const OPMASK: OpMask;
+    /// Whether the file system clears set-uid/set-gid itself, as the kernel file
+    /// systems do (FUSE_HANDLE_KILLPRIV_V2): on `write` and on truncation (`setattr`
+    /// with a size, `open` with O_TRUNC) by a caller other than root, set-uid goes,
+    /// and set-gid when group-execute is set or the caller is not in the file's
+    /// group; on a chown of a non-directory (`setattr` with uid or gid, even by root)
+    /// set-uid goes, and set-gid as above. It also drops the `security.capability`
+    /// xattr, if it keeps xattrs, on each of these. In return the kernel stops asking
+    /// for `security.capability` (a GETXATTR) before every write. Leave it false and
+    /// the kernel does all this itself, through getxattr, setattr and removexattr.
+    const KILLS_SUIDGID: bool = false;
 
     /// The root node's key and data, taken once when the mount is created
     /// (`PuffsUserMount::new`). The root is never forgotten.
@@ -309,7 +319,8 @@ pub trait Ops: Sized + 'static {
     /// Change what `set` names (chmod, chown, truncate, utimes; `set.fh` when through
     /// an open file) and return the node's attributes after the change. A size change
     /// cuts the file or extends it with zeros; any change moves ctime, and a size
-    /// change mtime.
+    /// change mtime. A truncate without `fh` is truncate(2); an open with O_TRUNC
+    /// never comes here (it reaches `open`). See `KILLS_SUIDGID`.
     ///
     /// Errors: EPERM / EACCES for a caller not allowed to (see Permissions above),
     /// EFBIG or ENOSPC for a size that cannot be, EROFS on a read-only file system.
@@ -442,9 +453,14 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// open(2) of a node that is not a directory. `flags` are the open(2) flags
-    /// (O_ACCMODE, O_APPEND, ...; the kernel has already dealt with O_CREAT and
-    /// O_EXCL). Return an [`Opened`] whose `fh` the kernel passes to every later op on
-    /// this open file, up to [`Ops::release`].
+    /// (O_ACCMODE, O_APPEND, O_TRUNC, ...), less O_CREAT, O_EXCL and O_NOCTTY, which
+    /// the kernel has dealt with. Return an [`Opened`] whose `fh` the kernel passes to
+    /// every later op on this open file, up to [`Ops::release`].
+    ///
+    /// A file system that implements `open` gets O_TRUNC here (the framework asks the
+    /// kernel for FUSE_ATOMIC_O_TRUNC) and must truncate a regular file to 0 itself,
+    /// moving mtime and ctime even when it was empty, as tmpfs does; the kernel sends
+    /// no SETATTR for it. See `KILLS_SUIDGID`.
     ///
     /// Errors: EACCES, EISDIR, ENXIO, EROFS for writing on a read-only file system.
     ///
@@ -497,7 +513,8 @@ pub trait Ops: Sized + 'static {
     /// file's flags (O_APPEND is handled by the kernel unless writeback caching is off
     /// and the fs wants to do it: the offset given is already the end of file then).
     /// With writeback caching, writes come later from the page cache, and the
-    /// credentials need not be the writer's.
+    /// credentials need not be the writer's. See `KILLS_SUIDGID` for what a write by
+    /// an unprivileged caller must clear.
     ///
     /// Errors: ENOSPC, EFBIG, EIO. More bytes than given is answered EIO.
     ///

@@ -205,8 +205,11 @@ impl<F: Ops> Runtime<F> {
         }
     }
 
+    /// With `-d`, fuser logs each request with its arguments as it arrives (target
+    /// `fuser::request`) and we log its outcome with the caller: one line each. This
+    /// one is for tracing the loop.
     pub(crate) fn pre_op(&self, op: Op, cred: &Cred) {
-        log::debug!(
+        log::trace!(
             "-> {op:?} uid={} gid={} pid={}",
             cred.uid,
             cred.gid,
@@ -218,9 +221,10 @@ impl<F: Ops> Runtime<F> {
     }
 
     pub(crate) fn post_op(&self, op: Op, cred: &Cred, failed: Option<Errno>) {
+        let (uid, gid, pid) = (cred.uid, cred.gid, cred.pid);
         match failed {
-            None => log::debug!("<- {op:?} ok"),
-            Some(e) => log::debug!("<- {op:?} {e}"),
+            None => log::debug!("<- {op:?} ok (uid={uid} gid={gid} pid={pid})"),
+            Some(e) => log::debug!("<- {op:?} {e} (uid={uid} gid={gid} pid={pid})"),
         }
         if let Some(h) = &self.settings.post_op {
             h(op, cred, failed);

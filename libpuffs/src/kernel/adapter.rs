@@ -5,14 +5,16 @@
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request as FReq, TimeOrNow, WriteFlags,
+    InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags, PollNotifier,
+    ReplyAttr, ReplyBmap, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyIoctl, ReplyLock, ReplyLseek, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request as FReq, TimeOrNow, WriteFlags,
 };
 
 use super::request::{Inbox, KOp, Request};
@@ -23,6 +25,8 @@ use crate::ops::{Cred, Op, OpMask, RenameFlags};
 pub(crate) struct InitParams {
     pub max_write: u32,
     pub writeback_cache: bool,
+    /// The fs clears set-uid/set-gid itself (`Ops::KILLS_SUIDGID`).
+    pub kills_suidgid: bool,
 }
 
 pub(crate) struct Adapter {
@@ -33,6 +37,36 @@ pub(crate) struct Adapter {
     /// The root's attributes for file systems that do not implement getattr.
     root_attr: Attr,
     init: InitParams,
+    refused: Refused,
+}
+
+/// What the kernel asked for that the fs does not implement, so that each is logged
+/// once (at debug level), not once per request: a stress run answering every ioctl
+/// with a warning wrote 33 MB of them.
+#[derive(Default)]
+struct Refused {
+    seen: AtomicU64,
+}
+
+/// Bits of `Refused::seen` for requests that are not `Op`s (those use `op as u8`).
+const BIT_IOCTL: u32 = 61;
+const BIT_BMAP: u32 = 62;
+const BIT_POLL: u32 = 63;
+
+impl Refused {
+    fn note(&self, op: Op) {
+        self.note_bit(op as u32, &format!("{op:?}"));
+    }
+
+    /// Logs `what` the first time `bit` is set.
+    fn note_bit(&self, bit: u32, what: &str) {
+        let b = 1u64 << bit;
+        if self.seen.fetch_or(b, Ordering::Relaxed) & b == 0 {
+            log::debug!(
+                "{what}: not implemented by the file system; answered without further notice"
+            );
+        }
+    }
 }
 
 impl Adapter {
@@ -49,12 +83,14 @@ impl Adapter {
             statvfs,
             root_attr,
             init,
+            refused: Refused::default(),
         }
     }
 
     /// Queues `op` for the loop, or answers ENOSYS when the fs does not implement it.
     fn queue(&self, req: &FReq, op: KOp) {
         if !self.mask.contains(op.op()) {
+            self.refused.note(op.op());
             refuse(op);
             return;
         }
@@ -84,6 +120,15 @@ impl Adapter {
         }
         if self.mask.contains(Op::Setlk) {
             want |= InitFlags::FUSE_POSIX_LOCKS;
+        }
+        // O_TRUNC reaches the fs's open, which truncates atomically; the kernel then
+        // sends no SETATTR (which could not be told from truncate(2)).
+        if self.mask.contains(Op::Open) {
+            want |= InitFlags::FUSE_ATOMIC_O_TRUNC;
+        }
+        // The kernel stops asking for security.capability before every write.
+        if self.init.kills_suidgid {
+            want |= InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         }
         if self.init.writeback_cache {
             want |= InitFlags::FUSE_WRITEBACK_CACHE;
@@ -172,7 +217,7 @@ impl Filesystem for Adapter {
             let _ = config.set_max_write(max);
         }
         let _ = config.set_max_background(64);
-        log::debug!("INIT: capabilities {:?}", config.capabilities() & want);
+        log::trace!("INIT: capabilities {:?}", config.capabilities() & want);
         Ok(())
     }
 
@@ -821,6 +866,46 @@ impl Filesystem for Adapter {
             reply,
         };
         self.queue(req, op);
+    }
+
+    // What the framework has no op for: answered as tmpfs answers, quietly (fuser's
+    // defaults warn on every request).
+
+    fn ioctl(
+        &self,
+        _req: &FReq,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        // tmpfs answers an ioctl it does not know with ENOTTY (and so does the kernel
+        // when a FUSE fs answers ENOSYS).
+        self.refused.note_bit(BIT_IOCTL, "ioctl");
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn bmap(&self, _req: &FReq, _ino: INodeNo, _bs: u32, _idx: u64, reply: ReplyBmap) {
+        self.refused.note_bit(BIT_BMAP, "bmap");
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn poll(
+        &self,
+        _req: &FReq,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ph: PollNotifier,
+        _events: PollEvents,
+        _flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        // ENOSYS: the kernel stops asking and treats the file as always ready.
+        self.refused.note_bit(BIT_POLL, "poll");
+        reply.error(Errno::ENOSYS);
     }
 }
 
