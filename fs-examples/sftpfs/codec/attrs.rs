@@ -19,9 +19,9 @@ pub struct Attrs {
 }
 
 impl Attrs {
-    /// The file type bits (`S_IFMT`) of `permissions`, if the server sent them.
+    /// The file type bits ([`S_IFMT`]) of `permissions`, if the server sent them.
     pub fn file_type(&self) -> Option<u32> {
-        self.permissions.map(|m| m & libc::S_IFMT)
+        self.permissions.map(|m| m & S_IFMT)
     }
 
     /// Reads an ATTRS structure; the extended pairs it may carry are skipped without

@@ -73,3 +73,14 @@ pub const EXT_COPY_DATA: &[u8] = b"copy-data";
 
 /// A server's handles are at most this long (the draft's limit; OpenSSH sends 4 bytes).
 pub const MAX_HANDLE: usize = 256;
+
+/// File type bits of `permissions` as servers send them: the traditional Unix values,
+/// whatever the local OS's `mode_t` looks like.
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFBLK: u32 = 0o060000;
+pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFSOCK: u32 = 0o140000;

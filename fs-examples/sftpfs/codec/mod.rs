@@ -26,6 +26,8 @@
 //! hundred lines, and copies every name into a `Box<Path>` where this one borrows from
 //! the frame. This codec bounds every length by the frame, and the frame by 256 KiB.
 
+#![warn(missing_docs)]
+
 mod attrs;
 pub mod consts;
 mod frame;

@@ -160,7 +160,7 @@ fn every_reply_type_decodes() {
     let full = Attrs {
         size: Some(1 << 40),
         uid_gid: Some((1000, 100)),
-        permissions: Some(libc::S_IFREG | 0o644),
+        permissions: Some(S_IFREG | 0o644),
         atime_mtime: Some((1, 2)),
     };
     let f = serve::status(1, SSH_FX_NO_SUCH_FILE, b"No such file");
@@ -206,7 +206,7 @@ fn every_reply_type_decodes() {
     assert_eq!(names.len(), 2);
     assert_eq!(names[1].filename, odd);
     assert_eq!(names[1].attrs, full);
-    assert_eq!(names[1].attrs.file_type(), Some(libc::S_IFREG));
+    assert_eq!(names[1].attrs.file_type(), Some(S_IFREG));
 
     // ATTRS with extended pairs: skipped, the fields before them kept.
     let mut p = serve::attrs(&full);
