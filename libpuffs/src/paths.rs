@@ -152,10 +152,8 @@ pub trait PathOps {
     /// backslashes and non-UTF-8 included.
     fn modify_name<'n>(&self, name: &'n [u8]) -> Result<Cow<'n, [u8]>, Errno> {
         let sep = self.separator();
-        if name.is_empty() || name == b"." || name == b".." || name.contains(&sep) {
-            return Err(Errno::EINVAL);
-        }
-        if name.contains(&0) {
+        let component = !name.is_empty() && name != b"." && name != b"..";
+        if !component || name.contains(&sep) || name.contains(&0) {
             return Err(Errno::EINVAL);
         }
         Ok(Cow::Borrowed(name))
