@@ -45,6 +45,7 @@ mod kernel;
 mod mainloop;
 pub mod node;
 pub mod ops;
+pub mod paths;
 mod reactor;
 mod signals;
 mod stacking;
@@ -68,6 +69,7 @@ pub use libpuffs_macros::ops;
 pub use nix::errno::Errno;
 pub use node::{Node, NodeTable, ROOT_INO};
 pub use ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
+pub use paths::{PathCell, PathOps, PuffsPath};
 #[doc(hidden)]
 pub use reactor::ReactorStats;
 pub use reactor::{Readiness, Registration, Sleep};
