@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::event::{Poller, Token};
 use crate::kernel::{self, Inbox, Session};
 use crate::node::{Node, NodeTable};
+use crate::notify::Notifier;
 use crate::ops::{Cred, Op, Ops};
 use crate::options::MountOptions;
 use crate::reactor::Reactor;
@@ -137,6 +138,20 @@ pub(crate) struct Runtime<F: Ops> {
     pub settings: Settings<F>,
     /// Async file I/O, set up on first use.
     pub aio: std::cell::OnceCell<crate::aio::Aio>,
+    /// Forget frames and the inodes they named (for tests: a batch is one frame).
+    pub forgets: Cell<ForgetStats>,
+    /// Kernel notifications, connected while mounted.
+    pub notifier: Notifier,
+}
+
+/// How many forget frames the loop took, and how many inodes they named.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForgetStats {
+    /// Frames (one per FORGET, one per BATCH_FORGET).
+    pub frames: u64,
+    /// Inodes named by them.
+    pub inodes: u64,
 }
 
 /// The token of the loop's own wakeup in the poller.
@@ -254,12 +269,28 @@ impl<F: Ops> Runtime<F> {
         self.wakeup.wake();
     }
 
+    /// One forget frame (FORGET or a whole BATCH_FORGET): (ino, count) pairs.
+    pub(crate) fn forget_frame(&self, list: Vec<(u64, u64)>) {
+        let mut f = self.forgets.get();
+        f.frames += 1;
+        f.inodes += list.len() as u64;
+        self.forgets.set(f);
+        list.into_iter().for_each(|(ino, n)| self.forget(ino, n));
+    }
+
     /// The kernel dropped `count` lookups of `ino`: reclaim the node if that was all.
     pub(crate) fn forget(&self, ino: u64, count: u64) {
         let gone = self.nodes.borrow_mut().forget(ino, count);
         if let Some(node) = gone {
             self.fs.reclaim(&node);
         }
+    }
+}
+
+impl<F: Ops> Drop for PuffsUserMount<F> {
+    /// Ends the notifier's thread even when the mainloop never ran.
+    fn drop(&mut self) {
+        self.rt.notifier.close();
     }
 }
 
@@ -293,6 +324,8 @@ impl<F: Ops> PuffsUserMount<F> {
             exit_requested: ExitFlag::default(),
             settings: Settings::default(),
             aio: std::cell::OnceCell::new(),
+            forgets: Cell::new(ForgetStats::default()),
+            notifier: Notifier::default(),
         };
         Ok(PuffsUserMount {
             rt: Rc::new(rt),
@@ -561,6 +594,7 @@ impl<F: Ops> PuffsUserMount<F> {
             .ok_or(Error::State("mainloop() needs a mounted file system"))?;
         let served = crate::mainloop::run(&self.rt, &self.inbox, session, self.signals.as_ref());
         self.signals = None; // the old dispositions are back
+        self.rt.notifier.close();
         self.tear_down();
         served
     }
@@ -582,6 +616,12 @@ impl<F: Ops> PuffsUserMount<F> {
     /// use an `exit_handle()`.
     pub fn exit(&self) {
         self.rt.request_exit();
+    }
+
+    /// The mount's kernel notifications (puffs_inval_*), for any thread: they go out
+    /// while the file system is mounted and are refused (ENOTCONN) before and after.
+    pub fn notifier(&self) -> Notifier {
+        self.rt.notifier.clone()
     }
 
     /// A handle that stops this mount's mainloop from any thread (`ExitHandle::exit`).

@@ -237,8 +237,11 @@ impl Filesystem for Adapter {
         );
     }
 
+    /// Also the whole of a BATCH_FORGET: fuser 0.18 does not export the type its
+    /// `batch_forget` takes, so its default calls this once per inode, back to back on
+    /// this thread, and the inbox joins them into the forget frame at its tail.
     fn forget(&self, _req: &FReq, ino: INodeNo, nlookup: u64) {
-        self.inbox.push(Request::Forget(vec![(ino.0, nlookup)]));
+        self.inbox.push_forget(ino.0, nlookup);
     }
 
     fn getattr(&self, req: &FReq, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {

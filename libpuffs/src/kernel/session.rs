@@ -171,6 +171,8 @@ pub(crate) fn mount<F: Ops>(
         let unmounter = session.unmount_callable();
         (session, Unmount::Fuser(unmounter))
     };
+    rt.notifier
+        .connect(super::notify::sender(session.notifier()))?;
     let reader = std::thread::Builder::new()
         .name("puffs-kernel".into())
         .spawn(move || session.run())?;
