@@ -70,6 +70,7 @@ pub(crate) struct Settings<F: Ops> {
     pub attr_timeout: Duration,
     pub flags: MountFlags,
     pub writeback_cache: bool,
+    pub export_support: bool,
     pub loop_fn: RefCell<Option<LoopFn<F>>>,
     pub loop_timeout: Option<Duration>,
     pub max_inflight: usize,
@@ -93,6 +94,7 @@ impl<F: Ops> Default for Settings<F> {
             attr_timeout: Duration::from_secs(1),
             flags: MountFlags::default(),
             writeback_cache: false,
+            export_support: false,
             loop_fn: RefCell::new(None),
             loop_timeout: None,
             max_inflight: 1024,
@@ -361,6 +363,7 @@ impl<F: Ops> PuffsUserMount<F> {
         if o.subtype.is_some() {
             f.subtype = o.subtype.clone();
         }
+        s.export_support |= o.export;
         if let Some(w) = o.max_write {
             s.max_write = w;
         }
@@ -428,6 +431,16 @@ impl<F: Ops> PuffsUserMount<F> {
     /// the fs then sees writes late and must not rely on O_APPEND offsets.
     pub fn writeback_cache(mut self, on: bool) -> Self {
         self.settings().writeback_cache = on;
+        self
+    }
+
+    /// Asks the kernel for export support (FUSE_EXPORT_SUPPORT; `-o export`): file
+    /// handles (`name_to_handle_at`, an NFS server's) then outlive the kernel's cache,
+    /// which finds a forgotten node through [`Ops::lookup_ino`] and a directory's
+    /// parent through a lookup of "..". The fs must implement `lookup_ino` and keep
+    /// its inode numbers (`Attr::ino`) and generations (`Entry::generation`) stable.
+    pub fn export_support(mut self, on: bool) -> Self {
+        self.settings().export_support = on;
         self
     }
 

@@ -27,6 +27,8 @@ pub(crate) struct InitParams {
     pub writeback_cache: bool,
     /// The fs clears set-uid/set-gid itself (`Ops::KILLS_SUIDGID`).
     pub kills_suidgid: bool,
+    /// File handles outlive the kernel's cache (`Ops::lookup_ino`).
+    pub export_support: bool,
 }
 
 pub(crate) struct Adapter {
@@ -132,6 +134,11 @@ impl Adapter {
         }
         if self.init.writeback_cache {
             want |= InitFlags::FUSE_WRITEBACK_CACHE;
+        }
+        // The kernel then looks up "." (-> lookup_ino) and ".." to decode file handles
+        // of nodes it has forgotten.
+        if self.init.export_support {
+            want |= InitFlags::FUSE_EXPORT_SUPPORT;
         }
         want
     }
