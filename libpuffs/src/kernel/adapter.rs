@@ -138,6 +138,12 @@ impl Adapter {
         // The kernel then looks up "." (-> lookup_ino) and ".." to decode file handles
         // of nodes it has forgotten.
         if self.init.export_support {
+            if !self.mask.contains(Op::LookupIno) {
+                log::warn!(
+                    "export support without lookup_ino: file handles go stale once \
+                     the kernel forgets their node"
+                );
+            }
             want |= InitFlags::FUSE_EXPORT_SUPPORT;
         }
         want
