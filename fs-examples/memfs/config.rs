@@ -37,6 +37,9 @@ pub struct Config {
     pub gid: u32,
     /// Never update access times.
     pub noatime: bool,
+    /// Export support (`-o export`): keep an index of inodes by number so that file
+    /// handles outlive the kernel's cache.
+    pub export: bool,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             uid: 0,
             gid: 0,
             noatime: false,
+            export: false,
         }
     }
 }
@@ -81,6 +85,7 @@ impl Config {
             uid,
             gid,
             noatime: o.noatime,
+            export: o.export,
         };
         for (name, value) in &o.fs {
             let v = value.as_deref().unwrap_or("");

@@ -14,10 +14,11 @@
 //! evicted by the kernel before unlink(2) returns, so its forget is queued ahead of any
 //! later request and statvfs frees the space as promptly as on tmpfs.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::SystemTime;
 
 use puffs::{
@@ -51,6 +52,10 @@ pub struct MemFs {
     /// Hands freed pages back to the system.
     heap: Heap,
     noatime: bool,
+    /// With export support: every inode by number, for `lookup_ino` (file handles
+    /// of nodes the kernel has forgotten). Inode numbers are never reused, so the
+    /// generation is always 0.
+    by_id: Option<RefCell<HashMap<u64, Weak<Inode>>>>,
 }
 
 fn now() -> SystemTime {
@@ -106,12 +111,16 @@ impl MemFs {
                 now(),
             )
         });
+        let by_id = config
+            .export
+            .then(|| RefCell::new(HashMap::from([(root.id, Rc::downgrade(&root))])));
         MemFs {
             root,
             next_id: Cell::new(2),
             space,
             heap: Heap::default(),
             noatime: config.noatime,
+            by_id,
         }
     }
 
@@ -165,6 +174,9 @@ impl MemFs {
             t,
         ));
         dir.dir_mut()?.insert(name, Rc::clone(&inode));
+        if let Some(ids) = &self.by_id {
+            ids.borrow_mut().insert(inode.id, Rc::downgrade(&inode));
+        }
         if is_dir {
             dir.set_nlink(dir.nlink() + 1);
         }
@@ -214,6 +226,9 @@ impl MemFs {
     fn free(&self, inode: &Inode) {
         if !inode.mark_freed() {
             return;
+        }
+        if let Some(ids) = &self.by_id {
+            ids.borrow_mut().remove(&inode.id);
         }
         let mut body = inode.body_mut();
         let mut ispace = INODE_SPACE;
@@ -588,6 +603,16 @@ impl Ops for MemFs {
             _ => dir.dir()?.get(name).cloned().ok_or(Errno::ENOENT)?,
         };
         Ok(entry(&child))
+    }
+
+    async fn lookup_ino(&self, _cx: &Cx<Self>, ino: u64) -> OpResult<EntryOf<Self>> {
+        let ids = self.by_id.as_ref().ok_or(Errno::ESTALE)?;
+        let inode = ids.borrow().get(&ino).and_then(Weak::upgrade);
+        match inode {
+            // Unlinked (and so freed once the kernel forgot it): the handle is stale.
+            Some(inode) if inode.nlink() > 0 => Ok(entry(&inode)),
+            _ => Err(Errno::ESTALE),
+        }
     }
 
     async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {

@@ -173,6 +173,12 @@ pub struct Entry<K, N> {
     pub entry_ttl: Option<Duration>,
     /// How long the kernel may cache the attributes (None: the mount's attr timeout).
     pub attr_ttl: Option<Duration>,
+    /// The node's generation (st_gen; 0 by default), which with the inode number names
+    /// the node in the kernel's file handles (export, NFS). Used when the node gets
+    /// the number `attr.ino` asked for: a file system that reuses its inode numbers
+    /// gives each reuse a new generation, so an old handle is stale (ESTALE) instead
+    /// of naming the new file; one that never reuses them can leave it 0.
+    pub generation: u64,
 }
 
 impl<K, N> Entry<K, N> {
@@ -184,6 +190,7 @@ impl<K, N> Entry<K, N> {
             attr,
             entry_ttl: None,
             attr_ttl: None,
+            generation: 0,
         }
     }
 }

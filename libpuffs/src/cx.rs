@@ -73,6 +73,19 @@ impl<F: Ops> Cx<F> {
         self.rt.reactor.stats()
     }
 
+    /// Kernel notifications (invalidate a node's attributes, data or a name; announce
+    /// a deletion; store data in the page cache). Safe inside an op: they are queued
+    /// and written by another thread, so the loop never waits for the kernel.
+    pub fn notifier(&self) -> &crate::Notifier {
+        &self.rt.notifier
+    }
+
+    /// The forget frames the loop has taken (for tests and measurements).
+    #[doc(hidden)]
+    pub fn forget_stats(&self) -> crate::usermount::ForgetStats {
+        self.rt.forgets.get()
+    }
+
     /// Async file I/O (io_uring, or worker threads where it is missing): reads,
     /// writes and fsyncs that let other requests run while they wait.
     pub fn aio(&self) -> &crate::aio::Aio {

@@ -44,6 +44,7 @@ pub mod event;
 mod kernel;
 mod mainloop;
 pub mod node;
+mod notify;
 pub mod ops;
 pub mod paths;
 mod reactor;
@@ -68,11 +69,16 @@ pub use error::Error;
 pub use libpuffs_macros::ops;
 pub use nix::errno::Errno;
 pub use node::{Node, NodeTable, ROOT_INO};
+pub use notify::Notifier;
+#[doc(hidden)]
+pub use notify::NotifyStats;
 pub use ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
 pub use paths::{PathCell, PathOps, PuffsPath};
 #[doc(hidden)]
 pub use reactor::ReactorStats;
 pub use reactor::{Readiness, Registration, Sleep};
+#[doc(hidden)]
+pub use usermount::ForgetStats;
 pub use usermount::{ExitHandle, MountFlags, PuffsUserMount, State};
 
 /// Sets up logging with env_logger: `RUST_LOG` when set, else every request and reply

@@ -85,7 +85,7 @@ fn take_requests<F: Ops>(rt: &Rc<Runtime<F>>, inbox: &Inbox, batch: &mut Vec<Req
     for req in batch.drain(..) {
         match req {
             Request::Op(cred, kop) => kernel::dispatch(rt, cred, kop),
-            Request::Forget(list) => list.into_iter().for_each(|(ino, n)| rt.forget(ino, n)),
+            Request::Forget(list) => rt.forget_frame(list),
             Request::Destroyed => destroyed = true,
             Request::Signal(sig) => {
                 log::info!("signal {sig}: unmounting");

@@ -29,7 +29,10 @@ impl<F: Ops> Node<F> {
     pub fn ino(&self) -> u64 {
         self.ino
     }
-    /// Bumped each time an inode number is reused, so (ino, generation) is unique.
+    /// With the inode number, names the node for the kernel's file handles: the
+    /// file system's own (`Entry::generation`) when the node has the number the fs
+    /// chose, else one the table bumps each time it numbers a node, so (ino,
+    /// generation) never names two nodes.
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -96,7 +99,7 @@ impl<F: Ops> NodeTable<F> {
     /// A table holding only the root node.
     pub(crate) fn with_root(key: F::Key, data: F::Node) -> Self {
         let mut table = NodeTable::default();
-        let root = table.insert(key, data, ROOT_INO);
+        let root = table.insert(key, data, ROOT_INO, 0);
         debug_assert_eq!(root.ino, ROOT_INO);
         root.lookups.set(1); // the kernel never forgets the root
         table
@@ -139,11 +142,19 @@ impl<F: Ops> NodeTable<F> {
 
     /// The kernel is told about the node `key` (lookup, create, readdirplus...): the
     /// existing node gains a lookup, or a new one is made from `data`, numbered
-    /// `want_ino` if that is free (0: any number).
-    pub(crate) fn enter(&mut self, key: F::Key, data: F::Node, want_ino: u64) -> Rc<Node<F>> {
+    /// `want_ino` if that is free (0: any number). A node numbered as the fs asked
+    /// carries the fs's `generation`, so that a node forgotten and found again (by
+    /// an export file handle) is the same (ino, generation) to the kernel.
+    pub(crate) fn enter(
+        &mut self,
+        key: F::Key,
+        data: F::Node,
+        want_ino: u64,
+        generation: u64,
+    ) -> Rc<Node<F>> {
         let node = match self.by_key(&key) {
             Some(node) => Rc::clone(node),
-            None => self.insert(key, data, want_ino),
+            None => self.insert(key, data, want_ino, generation),
         };
         node.lookups.set(node.lookups.get() + 1);
         node
@@ -166,21 +177,21 @@ impl<F: Ops> NodeTable<F> {
         Some(node)
     }
 
-    fn insert(&mut self, key: F::Key, data: F::Node, want_ino: u64) -> Rc<Node<F>> {
-        self.generation += 1;
-        let ino = if want_ino != 0 && self.get(want_ino).is_none() {
-            want_ino
+    fn insert(&mut self, key: F::Key, data: F::Node, want_ino: u64, fs_gen: u64) -> Rc<Node<F>> {
+        let (ino, generation) = if want_ino != 0 && self.get(want_ino).is_none() {
+            (want_ino, fs_gen)
         } else {
             if want_ino != 0 {
                 log::debug!(
                     "inode number {want_ino} is taken by a live node; {key:?} gets another"
                 );
             }
-            self.free_ino()
+            self.generation += 1;
+            (self.free_ino(), self.generation)
         };
         let node = Rc::new(Node {
             ino,
-            generation: self.generation,
+            generation,
             key: key.clone(),
             data,
             lookups: Cell::new(0),
@@ -232,8 +243,8 @@ mod tests {
     #[test]
     fn entering_a_known_key_reuses_its_node() {
         let mut t = NodeTable::<T>::with_root(0, "root");
-        let a = t.enter(7, "first", 0);
-        let b = t.enter(7, "second (dropped)", 0);
+        let a = t.enter(7, "first", 0, 0);
+        let b = t.enter(7, "second (dropped)", 0, 0);
         assert_eq!(a.ino(), b.ino());
         assert_eq!(**b, "first");
         assert_eq!(b.lookups(), 2);
@@ -243,8 +254,8 @@ mod tests {
     #[test]
     fn forget_to_zero_removes_and_returns_the_node() {
         let mut t = NodeTable::<T>::with_root(0, "root");
-        let ino = t.enter(7, "x", 0).ino();
-        t.enter(7, "x", 0);
+        let ino = t.enter(7, "x", 0, 0).ino();
+        t.enter(7, "x", 0, 0);
         assert!(t.forget(ino, 1).is_none(), "one lookup left");
         let gone = t.forget(ino, 1).expect("reclaimed at zero");
         assert_eq!(*gone.key(), 7);
@@ -256,30 +267,43 @@ mod tests {
     }
 
     #[test]
-    fn a_reused_inode_number_gets_a_new_generation() {
+    fn a_number_the_table_reuses_gets_a_new_generation() {
         let mut t = NodeTable::<T>::with_root(0, "root");
-        let first = t.enter(7, "x", 42);
+        let first = t.enter(7, "x", 0, 0);
         let (ino, gen) = (first.ino(), first.generation());
         t.forget(ino, 1);
-        let second = t.enter(8, "y", 42);
+        let second = t.enter(8, "y", 0, 0);
         assert_eq!(second.ino(), ino, "the number is free again");
         assert!(second.generation() > gen);
     }
 
     #[test]
+    fn a_node_numbered_by_the_fs_keeps_the_fs_generation_when_found_again() {
+        let mut t = NodeTable::<T>::with_root(0, "root");
+        let first = t.enter(7, "x", 42, 5);
+        assert_eq!((first.ino(), first.generation()), (42, 5));
+        t.forget(42, 1);
+        let again = t.enter(7, "x", 42, 5);
+        assert_eq!((again.ino(), again.generation()), (42, 5));
+        // Its number taken: the table numbers it, with a generation of its own.
+        let other = t.enter(9, "z", 42, 5);
+        assert_ne!(other.ino(), 42);
+    }
+
+    #[test]
     fn the_fs_chooses_inode_numbers_that_are_free() {
         let mut t = NodeTable::<T>::with_root(0, "root");
-        assert_eq!(t.enter(7, "x", 1000).ino(), 1000);
+        assert_eq!(t.enter(7, "x", 1000, 0).ino(), 1000);
         // Forgotten and looked up again: the same number.
         t.forget(1000, 1);
-        assert_eq!(t.enter(7, "x", 1000).ino(), 1000);
+        assert_eq!(t.enter(7, "x", 1000, 0).ino(), 1000);
         // Taken by another live node, or the root's: another number, never a clash.
-        let other = t.enter(9, "z", 1000).ino();
+        let other = t.enter(9, "z", 1000, 0).ino();
         assert!(other != 1000 && other != ROOT_INO);
-        let not_root = t.enter(10, "w", ROOT_INO).ino();
+        let not_root = t.enter(10, "w", ROOT_INO, 0).ino();
         assert!(not_root != ROOT_INO && not_root != other);
         // No choice: any free number.
-        let any = t.enter(11, "v", 0).ino();
+        let any = t.enter(11, "v", 0, 0).ino();
         assert!(![0, ROOT_INO, 1000, other, not_root].contains(&any));
     }
 }

@@ -99,6 +99,8 @@ pub enum Op {
     Getlk,
     /// [`Ops::setlk`].
     Setlk,
+    /// [`Ops::lookup_ino`].
+    LookupIno,
 }
 
 /// The set of ops a file system implements (puffs' opmask). Requests for other ops are
@@ -290,7 +292,10 @@ pub trait Ops: Sized + 'static {
     /// [`Entry`]; an entry whose key is already known reuses that node.
     ///
     /// Errors: ENOENT when there is no such name (the caller sees it), ENOTDIR when
-    /// `dir` is not a directory, ENAMETOOLONG. The kernel never looks up "." or "..".
+    /// `dir` is not a directory, ENAMETOOLONG. The kernel never looks up "." (that
+    /// goes to [`Ops::lookup_ino`]), and ".." only with export support
+    /// (`PuffsUserMount::export_support`): the parent of a directory it found by a
+    /// file handle.
     ///
     /// Left out: every name fails with ENOSYS, so only the root can be reached.
     async fn lookup(
@@ -300,6 +305,22 @@ pub trait Ops: Sized + 'static {
         _name: &OsStr,
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
+    }
+    /// Find the node the kernel numbers `ino` when the kernel no longer has it
+    /// (puffs' fhtonode): a file handle (`open_by_handle_at`, an NFS server's) names
+    /// a node the kernel has forgotten since, and the kernel asks for it by number
+    /// (FUSE's LOOKUP of "." in `ino`). Only with export support
+    /// (`PuffsUserMount::export_support`). Return the node's [`Entry`] with the same
+    /// key, `attr.ino` = `ino` and the [`Entry::generation`] it had: the kernel
+    /// compares the generation with the handle's and answers ESTALE on a mismatch (a
+    /// number reused for another file), EIO on another inode number.
+    ///
+    /// Errors: ESTALE when the node is gone (deleted and forgotten).
+    ///
+    /// Left out: a handle outlives the kernel's cache only while the node is cached
+    /// (ESTALE after that).
+    async fn lookup_ino(&self, _cx: &Cx<Self>, _ino: u64) -> OpResult<EntryOf<Self>> {
+        Err(Errno::ESTALE)
     }
     /// The node's attributes, for stat(2) and whenever the kernel's cached copy is older
     /// than the attribute timeout (and, with `default_permissions`, for its permission

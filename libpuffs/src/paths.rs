@@ -393,7 +393,7 @@ mod tests {
         let mut t = NodeTable::<PathFs>::with_root(0, PathCell::new(p(b"/")));
         let names: [&[u8]; 4] = [b"/a", b"/a/b", b"/a/b/c", b"/ab"];
         for (key, path) in names.iter().enumerate() {
-            t.enter(key as u64 + 1, PathCell::new(p(path)), 0);
+            t.enter(key as u64 + 1, PathCell::new(p(path)), 0, 0);
         }
         let n = rename_subtree(t.iter().map(|n| n.data()), &p(b"/a"), &p(b"/z"));
         assert_eq!(n, 3);

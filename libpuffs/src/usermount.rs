@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::event::{Poller, Token};
 use crate::kernel::{self, Inbox, Session};
 use crate::node::{Node, NodeTable};
+use crate::notify::Notifier;
 use crate::ops::{Cred, Op, Ops};
 use crate::options::MountOptions;
 use crate::reactor::Reactor;
@@ -69,6 +70,7 @@ pub(crate) struct Settings<F: Ops> {
     pub attr_timeout: Duration,
     pub flags: MountFlags,
     pub writeback_cache: bool,
+    pub export_support: bool,
     pub loop_fn: RefCell<Option<LoopFn<F>>>,
     pub loop_timeout: Option<Duration>,
     pub max_inflight: usize,
@@ -92,6 +94,7 @@ impl<F: Ops> Default for Settings<F> {
             attr_timeout: Duration::from_secs(1),
             flags: MountFlags::default(),
             writeback_cache: false,
+            export_support: false,
             loop_fn: RefCell::new(None),
             loop_timeout: None,
             max_inflight: 1024,
@@ -137,6 +140,20 @@ pub(crate) struct Runtime<F: Ops> {
     pub settings: Settings<F>,
     /// Async file I/O, set up on first use.
     pub aio: std::cell::OnceCell<crate::aio::Aio>,
+    /// Forget frames and the inodes they named (for tests: a batch is one frame).
+    pub forgets: Cell<ForgetStats>,
+    /// Kernel notifications, connected while mounted.
+    pub notifier: Notifier,
+}
+
+/// How many forget frames the loop took, and how many inodes they named.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForgetStats {
+    /// Frames (one per FORGET, one per BATCH_FORGET).
+    pub frames: u64,
+    /// Inodes named by them.
+    pub inodes: u64,
 }
 
 /// The token of the loop's own wakeup in the poller.
@@ -254,12 +271,28 @@ impl<F: Ops> Runtime<F> {
         self.wakeup.wake();
     }
 
+    /// One forget frame (FORGET or a whole BATCH_FORGET): (ino, count) pairs.
+    pub(crate) fn forget_frame(&self, list: Vec<(u64, u64)>) {
+        let mut f = self.forgets.get();
+        f.frames += 1;
+        f.inodes += list.len() as u64;
+        self.forgets.set(f);
+        list.into_iter().for_each(|(ino, n)| self.forget(ino, n));
+    }
+
     /// The kernel dropped `count` lookups of `ino`: reclaim the node if that was all.
     pub(crate) fn forget(&self, ino: u64, count: u64) {
         let gone = self.nodes.borrow_mut().forget(ino, count);
         if let Some(node) = gone {
             self.fs.reclaim(&node);
         }
+    }
+}
+
+impl<F: Ops> Drop for PuffsUserMount<F> {
+    /// Ends the notifier's thread even when the mainloop never ran.
+    fn drop(&mut self) {
+        self.rt.notifier.close();
     }
 }
 
@@ -293,6 +326,8 @@ impl<F: Ops> PuffsUserMount<F> {
             exit_requested: ExitFlag::default(),
             settings: Settings::default(),
             aio: std::cell::OnceCell::new(),
+            forgets: Cell::new(ForgetStats::default()),
+            notifier: Notifier::default(),
         };
         Ok(PuffsUserMount {
             rt: Rc::new(rt),
@@ -328,6 +363,7 @@ impl<F: Ops> PuffsUserMount<F> {
         if o.subtype.is_some() {
             f.subtype = o.subtype.clone();
         }
+        s.export_support |= o.export;
         if let Some(w) = o.max_write {
             s.max_write = w;
         }
@@ -395,6 +431,16 @@ impl<F: Ops> PuffsUserMount<F> {
     /// the fs then sees writes late and must not rely on O_APPEND offsets.
     pub fn writeback_cache(mut self, on: bool) -> Self {
         self.settings().writeback_cache = on;
+        self
+    }
+
+    /// Asks the kernel for export support (FUSE_EXPORT_SUPPORT; `-o export`): file
+    /// handles (`name_to_handle_at`, an NFS server's) then outlive the kernel's cache,
+    /// which finds a forgotten node through [`Ops::lookup_ino`] and a directory's
+    /// parent through a lookup of "..". The fs must implement `lookup_ino` and keep
+    /// its inode numbers (`Attr::ino`) and generations (`Entry::generation`) stable.
+    pub fn export_support(mut self, on: bool) -> Self {
+        self.settings().export_support = on;
         self
     }
 
@@ -561,6 +607,7 @@ impl<F: Ops> PuffsUserMount<F> {
             .ok_or(Error::State("mainloop() needs a mounted file system"))?;
         let served = crate::mainloop::run(&self.rt, &self.inbox, session, self.signals.as_ref());
         self.signals = None; // the old dispositions are back
+        self.rt.notifier.close();
         self.tear_down();
         served
     }
@@ -582,6 +629,12 @@ impl<F: Ops> PuffsUserMount<F> {
     /// use an `exit_handle()`.
     pub fn exit(&self) {
         self.rt.request_exit();
+    }
+
+    /// The mount's kernel notifications (puffs_inval_*), for any thread: they go out
+    /// while the file system is mounted and are refused (ENOTCONN) before and after.
+    pub fn notifier(&self) -> Notifier {
+        self.rt.notifier.clone()
     }
 
     /// A handle that stops this mount's mainloop from any thread (`ExitHandle::exit`).

@@ -64,6 +64,10 @@ pub const STANDARD_OPTIONS: &[FsOption] = &[
     FsOption::flag("default_permissions", "let the kernel check permissions"),
     FsOption::flag("auto_unmount", "unmount when the file system process exits"),
     FsOption::flag(
+        "export",
+        "file handles outlive the kernel's cache (for NFS servers, open_by_handle_at)",
+    ),
+    FsOption::flag(
         "overmount",
         "mount even where something is mounted already (stack on it)",
     ),
@@ -122,6 +126,9 @@ pub struct MountOptions {
     pub default_permissions: bool,
     /// `auto_unmount`: unmount when the file system process exits.
     pub auto_unmount: bool,
+    /// `export`: ask the kernel for export support (file handles that outlive its
+    /// cache, as NFS servers need); the file system must find nodes by number.
+    pub export: bool,
     /// `overmount`: mount on a directory that is already a mount point,
     /// stacking on what is there (refused without it).
     pub overmount: bool,
@@ -285,6 +292,7 @@ impl MountOptions {
             "allow_other" => flag(&mut self.allow_other, true),
             "default_permissions" => flag(&mut self.default_permissions, true),
             "auto_unmount" => flag(&mut self.auto_unmount, true),
+            "export" => flag(&mut self.export, true),
             "overmount" => flag(&mut self.overmount, true),
             "fsname" => {
                 self.fsname = Some(needs_value(name, value)?.to_string());
@@ -367,6 +375,7 @@ impl MountOptions {
             (self.allow_other, "allow_other"),
             (self.default_permissions, "default_permissions"),
             (self.auto_unmount, "auto_unmount"),
+            (self.export, "export"),
             (self.overmount, "overmount"),
         ];
         let mut items: Vec<String> = flags
@@ -677,7 +686,7 @@ mod tests {
     #[test]
     fn round_trips_through_to_option_string() {
         let cases = [
-            "ro,nosuid,nodev,noexec,noatime,allow_other,default_permissions,auto_unmount,overmount",
+            "ro,nosuid,nodev,noexec,noatime,allow_other,default_permissions,auto_unmount,export,overmount",
             "logfile=/var/log/a\\,b.log",
             "fsname=host:/a\\,b,subtype=sftpfs,max_write=131072",
             "entry_timeout=1.5,attr_timeout=0.000000001,size=64M,nocache,size=1G",

@@ -27,6 +27,8 @@ pub(crate) struct InitParams {
     pub writeback_cache: bool,
     /// The fs clears set-uid/set-gid itself (`Ops::KILLS_SUIDGID`).
     pub kills_suidgid: bool,
+    /// File handles outlive the kernel's cache (`Ops::lookup_ino`).
+    pub export_support: bool,
 }
 
 pub(crate) struct Adapter {
@@ -133,6 +135,17 @@ impl Adapter {
         if self.init.writeback_cache {
             want |= InitFlags::FUSE_WRITEBACK_CACHE;
         }
+        // The kernel then looks up "." (-> lookup_ino) and ".." to decode file handles
+        // of nodes it has forgotten.
+        if self.init.export_support {
+            if !self.mask.contains(Op::LookupIno) {
+                log::warn!(
+                    "export support without lookup_ino: file handles go stale once \
+                     the kernel forgets their node"
+                );
+            }
+            want |= InitFlags::FUSE_EXPORT_SUPPORT;
+        }
         want
     }
 }
@@ -237,8 +250,11 @@ impl Filesystem for Adapter {
         );
     }
 
+    /// Also the whole of a BATCH_FORGET: fuser 0.18 does not export the type its
+    /// `batch_forget` takes, so its default calls this once per inode, back to back on
+    /// this thread, and the inbox joins them into the forget frame at its tail.
     fn forget(&self, _req: &FReq, ino: INodeNo, nlookup: u64) {
-        self.inbox.push(Request::Forget(vec![(ino.0, nlookup)]));
+        self.inbox.push_forget(ino.0, nlookup);
     }
 
     fn getattr(&self, req: &FReq, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {

@@ -64,7 +64,10 @@ fn outcome<T>(r: &OpResult<T>) -> Option<Errno> {
 /// Enters the node an entry names into the node table (one more kernel lookup).
 fn enter<F: Ops>(rt: &Runtime<F>, e: EntryOf<F>) -> (Rc<Node<F>>, fuser::FileAttr, Ttls) {
     let ttls = rt.ttls(e.entry_ttl, e.attr_ttl);
-    let node = rt.nodes.borrow_mut().enter(e.key, e.data, e.attr.ino);
+    let node = rt
+        .nodes
+        .borrow_mut()
+        .enter(e.key, e.data, e.attr.ino, e.generation);
     let attr = file_attr(&e.attr, node.ino());
     (node, attr, ttls)
 }
@@ -199,6 +202,18 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                 }
             }
         }),
+        KOp::Lookup {
+            parent: ino,
+            name,
+            reply,
+        } if name == "." && F::OPMASK.contains(Op::LookupIno) => {
+            // A file handle names a node the kernel has forgotten (export support);
+            // it may or may not be in our table still: the fs finds it by number.
+            start(rt, cred, Op::LookupIno, |rt, cx| async move {
+                let r = rt.fs.lookup_ino(&cx, ino).await;
+                reply_entry(&rt, r, reply)
+            })
+        }
         KOp::Lookup {
             parent,
             name,

@@ -302,6 +302,19 @@ impl Inbox {
         self.wakeup.wake();
     }
 
+    /// Queues a forget, joined to the forget frame at the tail of the queue when there
+    /// is one (a BATCH_FORGET of thousands of inodes becomes one frame, not thousands);
+    /// order with the other requests is kept, since only the tail is joined.
+    pub(crate) fn push_forget(&self, ino: u64, count: u64) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        match q.back_mut() {
+            Some(Request::Forget(list)) => list.push((ino, count)),
+            _ => q.push_back(Request::Forget(vec![(ino, count)])),
+        }
+        drop(q);
+        self.wakeup.wake();
+    }
+
     /// Takes up to `max` requests (backpressure: the rest wait in the queue).
     pub(crate) fn take(&self, max: usize, into: &mut Vec<Request>) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());

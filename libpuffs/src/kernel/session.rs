@@ -152,6 +152,7 @@ pub(crate) fn mount<F: Ops>(
         max_write: s.max_write,
         writeback_cache: s.writeback_cache,
         kills_suidgid: F::KILLS_SUIDGID,
+        export_support: s.export_support,
     };
     let adapter = Adapter::new(Arc::clone(inbox), F::OPMASK, s.statvfs, s.root_attr, init);
     let config = fuser_config(&s.flags, &rt.typename, &rt.source);
@@ -171,6 +172,8 @@ pub(crate) fn mount<F: Ops>(
         let unmounter = session.unmount_callable();
         (session, Unmount::Fuser(unmounter))
     };
+    rt.notifier
+        .connect(super::notify::sender(session.notifier()))?;
     let reader = std::thread::Builder::new()
         .name("puffs-kernel".into())
         .spawn(move || session.run())?;
