@@ -142,6 +142,8 @@ type Configure = Box<dyn FnOnce(PuffsUserMount<Probe>) -> PuffsUserMount<Probe> 
 /// bounded time for the loop.
 struct ProbeMount {
     mnt: MountPoint,
+    /// The FUSE connection, to abort at the end (found while the mount answers).
+    conn: Option<u64>,
     stats: Arc<Stats>,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
@@ -156,8 +158,10 @@ impl ProbeMount {
         rx.recv_timeout(Duration::from_secs(20))
             .expect("mount thread answers")
             .expect("probe mounts");
+        let conn = connection_of(mnt.path());
         ProbeMount {
             mnt,
+            conn,
             stats,
             thread: Some(thread),
         }
@@ -185,9 +189,9 @@ impl ProbeMount {
 
 impl Drop for ProbeMount {
     fn drop(&mut self) {
-        let conn = connection_of(self.mnt.path());
+        // No stat of the mount here: a loop that does not serve would block it.
         let _ = nix::mount::umount2(self.mnt.path(), nix::mount::MntFlags::MNT_DETACH);
-        if let Some(c) = conn {
+        if let Some(c) = self.conn {
             abort_connection(c);
         }
         let _ = self.join_within(Duration::from_secs(10));
@@ -210,13 +214,18 @@ fn abort_connection(c: u64) {
     let _ = std::fs::write(dir.join(format!("{c}/abort")), "1");
 }
 
-/// The FUSE connection number of the mount on `dir` (its device minor).
+/// The FUSE connection number of the mount on `dir` (the minor of its device), from
+/// /proc/self/mountinfo: no stat, which a loop that does not serve would block.
 fn connection_of(dir: &Path) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    is_mounted(dir)
-        .then(|| std::fs::metadata(dir).ok())
-        .flatten()
-        .map(|m| u64::from(libc::minor(m.dev())))
+    let dir = dir.canonicalize().ok()?;
+    let want = dir.to_string_lossy().replace(' ', "\\040");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        (fields.get(4) == Some(&want.as_str()))
+            .then(|| fields.get(2)?.split_once(':')?.1.parse().ok())
+            .flatten()
+    })
 }
 
 fn serve(
@@ -414,12 +423,21 @@ fn panics_in_hooks_and_reclaim_do_not_end_the_mount() {
                 })
         }),
     );
-    // Each stat's GETATTR panics in the pre hook; each read's post hook panics.
-    for name in FILES {
-        std::fs::metadata(p.path(name)).expect("stat despite the pre hook's panic");
-    }
-    assert_eq!(read_all(&p.path("nodes")).unwrap().len(), 4);
-    assert_eq!(errno_or_zero(&read_all(&p.path("liar"))), libc::EIO);
+    // Each stat's GETATTR panics in the pre hook; each read's post hook panics. A loop
+    // killed by a panic answers nothing more, so every call here is bounded.
+    let paths: Vec<PathBuf> = FILES.iter().map(|f| p.path(f)).collect();
+    let stats = bounded(move || paths.iter().all(|p| std::fs::metadata(p).is_ok()));
+    assert_eq!(stats, Some(true), "stat despite the pre hook's panic");
+    let nodes = p.path("nodes");
+    let read = bounded(move || read_all(&nodes).map(|v| v.len()).ok());
+    assert_eq!(read, Some(Some(4)), "read despite the post hook's panic");
+    let liar = p.path("liar");
+    let lied = bounded(move || errno_or_zero(&read_all(&liar)));
+    assert_eq!(
+        lied,
+        Some(libc::EIO),
+        "a rejected reply despite errnotify's panic"
+    );
     assert!(hooks_ran.load(Ordering::SeqCst) >= 3, "every hook ran");
     drop_dentries_and_inodes();
     assert!(
@@ -436,6 +454,15 @@ fn panics_in_hooks_and_reclaim_do_not_end_the_mount() {
         .recv_timeout(Duration::from_secs(5))
         .expect("the mount still answers after reclaim panicked");
     assert_eq!(data.unwrap(), b"data");
+}
+
+/// Runs `f` on a thread of its own and waits up to 5 s for its result (None: it hung).
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(5)).ok()
 }
 
 #[test]
