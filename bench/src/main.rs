@@ -248,7 +248,7 @@ fn run_one(env: &Env, c: &Config, group: Group, kind: Kind) -> Result<Vec<Sample
         Group::StatCold => workloads::stat_cold(&path, c.files),
         Group::Small => workloads::small(&path, c.small),
         Group::Seq => workloads::seq(&path, c.seq_mib),
-        Group::Getattr => workloads::getattr_latency(&path, c.getattr_iters),
+        Group::Getattr => workloads::getattr_latency(&path, c.getattr_iters, mounted.pid()),
         Group::Memory => match mounted.pid() {
             Some(pid) => workloads::memory(&path, pid, c.mem_files),
             None => Err("memfs daemon process not found in /proc".into()),
@@ -412,7 +412,7 @@ fn main() -> ExitCode {
                         let shown: Vec<String> = samples
                             .iter()
                             .map(|(m, v)| match *m {
-                                "getattr_us" => format!("{m}={v:.2}"),
+                                m if m.ends_with("_us") => format!("{m}={v:.2}"),
                                 m if m.contains("bytes") => format!("{m}={v:.0}"),
                                 m => format!("{m}={:.1}ms", v * 1e3),
                             })

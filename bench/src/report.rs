@@ -38,6 +38,8 @@ pub const METRICS: &[Metric] = &[
     m("seq_read_cold", Unit::Mib, false),
     m("seq_read_warm", Unit::Mib, false),
     m("getattr_us", Unit::Micros, false),
+    m("getattr_p99_us", Unit::Micros, false),
+    m("getattr_cpu_us", Unit::Micros, false),
     m("rss_base_bytes", Unit::Bytes, false),
     m("rss_growth_bytes", Unit::Bytes, false),
     m("bytes_per_file", Unit::Bytes, false),
@@ -70,7 +72,7 @@ impl Counts {
         match metric {
             "create" | "stat_hot" | "stat_cold" | "unlink" => self.files,
             "seq_write" | "seq_read_cold" | "seq_read_warm" => self.seq_mib,
-            "getattr_us" => self.getattr_iters,
+            "getattr_us" | "getattr_p99_us" | "getattr_cpu_us" => self.getattr_iters,
             "rss_base_bytes" | "rss_growth_bytes" | "bytes_per_file" => self.mem_files,
             "rss_data_empty_bytes"
             | "rss_data_warm_bytes"
@@ -216,6 +218,15 @@ pub fn table(res: &Results, targets: &[Kind], counts: &Counts) -> String {
             );
         }
         let _ = writeln!(out);
+        if let (Some(p99), Some(cpu)) = (
+            res.median("getattr_p99_us", Kind::Memfs),
+            res.median("getattr_cpu_us", Kind::Memfs),
+        ) {
+            let _ = writeln!(
+                out,
+                "  memfs p99 {p99:.2} us; memfs daemon CPU {cpu:.2} us per getattr (user + system)"
+            );
+        }
     }
     if let Some(per) = res.median("bytes_per_file", Kind::Memfs) {
         let _ = writeln!(

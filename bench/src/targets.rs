@@ -295,6 +295,24 @@ pub fn process_alive(pid: i32) -> bool {
 }
 
 /// `VmRSS` of `pid` in bytes.
+/// CPU time (user + system, all threads) process `pid` has used so far, in seconds.
+pub fn cpu_time(pid: i32) -> Result<f64, String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("read /proc/{pid}/stat: {e}"))?;
+    // Fields after the command name (in parentheses, may contain spaces): utime and stime
+    // are the 14th and 15th fields of the line, the 12th and 13th after the name.
+    let rest = stat.rfind(')').map(|i| &stat[i + 1..]).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64, String> {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| format!("/proc/{pid}/stat: no field {i}"))
+    };
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((ticks(11)? + ticks(12)?) / hz)
+}
+
 pub fn vm_rss(pid: i32) -> Result<u64, String> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("read /proc/{pid}/status: {e}"))?;

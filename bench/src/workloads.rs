@@ -309,9 +309,15 @@ pub fn seq(mount: &Path, mib: usize) -> Result<Vec<Sample>, String> {
     ])
 }
 
-/// Mean round trip of one uncached getattr: on a mount with attr_timeout=0, `fstat` an open file
-/// `iters` times. Returns microseconds per call.
-pub fn getattr_latency(mount: &Path, iters: usize) -> Result<Vec<Sample>, String> {
+/// Round trip of one uncached getattr: on a mount with attr_timeout=0, `fstat` an open file
+/// `iters` times, timing each call. Returns the mean and the 99th percentile in microseconds,
+/// and, when the daemon's `pid` is known, the daemon's CPU time (user + system, from
+/// /proc/PID/stat) per call in microseconds: what the latency costs the machine.
+pub fn getattr_latency(
+    mount: &Path,
+    iters: usize,
+    pid: Option<i32>,
+) -> Result<Vec<Sample>, String> {
     let dir = workdir(mount)?;
     let name = CString::new("f000000").expect("no NUL");
     let fd = openat(
@@ -325,13 +331,24 @@ pub fn getattr_latency(mount: &Path, iters: usize) -> Result<Vec<Sample>, String
     for _ in 0..1000 {
         fstat(fd.as_fd()).map_err(|e| format!("getattr: {}", err("fstat", &name, e)))?;
     }
+    let cpu_before = pid.map(crate::targets::cpu_time).transpose()?;
+    let mut each = Vec::with_capacity(iters);
     let t = Instant::now();
     for i in 0..iters {
         check_interrupt(i)?;
+        let one = Instant::now();
         fstat(fd.as_fd()).map_err(|e| format!("getattr: {}", err("fstat", &name, e)))?;
+        each.push(one.elapsed());
     }
     let us = t.elapsed().as_secs_f64() * 1e6 / iters as f64;
-    Ok(vec![("getattr_us", us)])
+    each.sort_unstable();
+    let p99 = each[(each.len() * 99 / 100).min(each.len() - 1)].as_secs_f64() * 1e6;
+    let mut out = vec![("getattr_us", us), ("getattr_p99_us", p99)];
+    if let (Some(pid), Some(before)) = (pid, cpu_before) {
+        let cpu = crate::targets::cpu_time(pid)? - before;
+        out.push(("getattr_cpu_us", cpu * 1e6 / iters as f64));
+    }
+    Ok(out)
 }
 
 /// Resident memory of the memfs daemon `pid` (VmRSS) before, with and after `mib` MiB of file

@@ -2,7 +2,6 @@
 //! a handle on the running mount: its node table, timers, fd readiness, spawning
 //! other continuations, and exit.
 
-use std::cell::Ref;
 use std::future::Future;
 use std::io;
 use std::os::fd::AsFd;
@@ -40,9 +39,11 @@ impl<F: Ops> Cx<F> {
         self.rt.nodes.borrow().by_key(key).cloned()
     }
 
-    /// The whole node table, for walking it. Do not hold it across an `.await`.
-    pub fn nodes(&self) -> Ref<'_, NodeTable<F>> {
-        self.rt.nodes.borrow()
+    /// Runs `f` on the whole node table, for walking it. The table is lent only for
+    /// the call, so no borrow of it can be held across an `.await` (where the loop
+    /// may need to change it, to forget a node).
+    pub fn with_nodes<T>(&self, f: impl FnOnce(&NodeTable<F>) -> T) -> T {
+        f(&self.rt.nodes.borrow())
     }
 
     /// The mount's state (running, or unmounting during the last ops).

@@ -62,7 +62,7 @@ pub use puffs_options::options;
 
 pub use aio::Aio;
 pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs};
-pub use cc::JoinHandle;
+pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;
 pub use dirbuf::{DirBuf, DirPlusBuf};
 pub use error::Error;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attr::{Attr, Statvfs};
-use crate::cc::Executor;
+use crate::cc::{guarded, Executor};
 use crate::cx::Cx;
 use crate::daemon::Daemon;
 use crate::error::Error;
@@ -233,7 +233,7 @@ impl<F: Ops> Runtime<F> {
             cred.pid
         );
         if let Some(h) = &self.settings.pre_op {
-            h(op, cred);
+            guarded("the pre-op hook", || h(op, cred));
         }
     }
 
@@ -244,7 +244,7 @@ impl<F: Ops> Runtime<F> {
             Some(e) => log::debug!("<- {op:?} {e} (uid={uid} gid={gid} pid={pid})"),
         }
         if let Some(h) = &self.settings.post_op {
-            h(op, cred, failed);
+            guarded("the post-op hook", || h(op, cred, failed));
         }
     }
 
@@ -252,7 +252,7 @@ impl<F: Ops> Runtime<F> {
     pub(crate) fn errnotify(&self, op: Op, e: Errno, what: &str) {
         log::error!("{op:?}: file system {what}; answered {e}");
         if let Some(h) = &self.settings.errnotify {
-            h(op, e, what);
+            guarded("the errnotify hook", || h(op, e, what));
         }
     }
 
@@ -284,7 +284,7 @@ impl<F: Ops> Runtime<F> {
     pub(crate) fn forget(&self, ino: u64, count: u64) {
         let gone = self.nodes.borrow_mut().forget(ino, count);
         if let Some(node) = gone {
-            self.fs.reclaim(&node);
+            guarded("reclaim", || self.fs.reclaim(&node));
         }
     }
 }

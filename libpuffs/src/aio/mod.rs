@@ -158,6 +158,18 @@ impl Aio {
         }
     }
 
+    /// Whether completions wait to be reaped, seen without a system call (io_uring:
+    /// a peek at the completion ring). The loop's spin asks this, so a completion
+    /// that lands while it spins is reaped at once instead of after the spin. The
+    /// threads backend wakes its continuations directly and always says false.
+    pub(crate) fn has_completions(&self) -> bool {
+        match &self.backend {
+            #[cfg(target_os = "linux")]
+            Backend::Uring(u) => u.has_completions(),
+            Backend::Threads(_) => false,
+        }
+    }
+
     /// Reaps completions (the backend's poller event fired).
     pub(crate) fn reap(&self) {
         #[cfg(target_os = "linux")]

@@ -140,6 +140,11 @@ impl Uring {
         }
     }
 
+    /// Whether the completion ring holds entries (reads its tail: no system call).
+    pub(crate) fn has_completions(&self) -> bool {
+        !self.inner.borrow_mut().ring.completion().is_empty()
+    }
+
     /// Moves every completion into its entry and wakes the waiting op.
     pub(crate) fn reap(&self) {
         let mut r = self.inner.borrow_mut();

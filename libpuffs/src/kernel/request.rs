@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fuser::{
@@ -281,51 +282,95 @@ impl KOp {
 
 /// The queue from the reader thread(s) to the mainloop. Pushing wakes the loop only
 /// when it sleeps, so a burst of requests costs one wakeup.
+///
+/// Two lanes: ops obey the in-flight cap, while control (signals, the end of the
+/// connection) and FORGETs (free to run, and they release memory) bypass it, so a
+/// mount whose cap is taken by parked ops still hears that it must stop.
 pub(crate) struct Inbox {
-    queue: Mutex<VecDeque<Request>>,
+    lanes: Mutex<Lanes>,
+    /// How many requests each lane holds, readable without the lock: the loop's spin
+    /// reads them while the reader thread pushes.
+    queued_control: AtomicUsize,
+    queued_ops: AtomicUsize,
     wakeup: Arc<Wakeup>,
+}
+
+#[derive(Default)]
+struct Lanes {
+    control: VecDeque<Request>,
+    ops: VecDeque<Request>,
 }
 
 impl Inbox {
     pub(crate) fn new(wakeup: Arc<Wakeup>) -> Self {
         Inbox {
-            queue: Mutex::new(VecDeque::new()),
+            lanes: Mutex::new(Lanes::default()),
+            queued_control: AtomicUsize::new(0),
+            queued_ops: AtomicUsize::new(0),
             wakeup,
         }
     }
 
+    fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes the lanes' lengths for lock-free readers (called with the lock held).
+    fn publish(&self, lanes: &Lanes) {
+        self.queued_control
+            .store(lanes.control.len(), Ordering::SeqCst);
+        self.queued_ops.store(lanes.ops.len(), Ordering::SeqCst);
+    }
+
     pub(crate) fn push(&self, req: Request) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(req);
-        self.wakeup.wake();
-    }
-
-    /// Queues a forget, joined to the forget frame at the tail of the queue when there
-    /// is one (a BATCH_FORGET of thousands of inodes becomes one frame, not thousands);
-    /// order with the other requests is kept, since only the tail is joined.
-    pub(crate) fn push_forget(&self, ino: u64, count: u64) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        match q.back_mut() {
-            Some(Request::Forget(list)) => list.push((ino, count)),
-            _ => q.push_back(Request::Forget(vec![(ino, count)])),
+        let mut lanes = self.lanes();
+        match req {
+            Request::Op(..) => lanes.ops.push_back(req),
+            _ => lanes.control.push_back(req),
         }
-        drop(q);
+        self.publish(&lanes);
+        drop(lanes);
         self.wakeup.wake();
     }
 
-    /// Takes up to `max` requests (backpressure: the rest wait in the queue).
-    pub(crate) fn take(&self, max: usize, into: &mut Vec<Request>) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let n = max.min(q.len());
-        into.extend(q.drain(..n));
+    /// Queues a forget in the control lane, joined to the forget frame at its tail when
+    /// there is one (a BATCH_FORGET of thousands of inodes becomes one frame, not
+    /// thousands). The kernel forgets only lookups it has been answered, so a forget
+    /// never overtakes the lookup it counts.
+    pub(crate) fn push_forget(&self, ino: u64, count: u64) {
+        let mut lanes = self.lanes();
+        match lanes.control.back_mut() {
+            Some(Request::Forget(list)) => list.push((ino, count)),
+            _ => lanes.control.push_back(Request::Forget(vec![(ino, count)])),
+        }
+        self.publish(&lanes);
+        drop(lanes);
+        self.wakeup.wake();
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+    /// Takes every control request and up to `max` ops (backpressure: the rest wait in
+    /// the queue). Control comes first in `into`.
+    pub(crate) fn take(&self, max: usize, into: &mut Vec<Request>) {
+        let mut lanes = self.lanes();
+        into.extend(lanes.control.drain(..));
+        let n = max.min(lanes.ops.len());
+        into.extend(lanes.ops.drain(..n));
+        self.publish(&lanes);
+    }
+
+    /// Whether anything waits that `take(max, ..)` would hand out (lock-free).
+    pub(crate) fn has_work(&self, max: usize) -> bool {
+        self.queued_control.load(Ordering::SeqCst) > 0
+            || (max > 0 && self.queued_ops.load(Ordering::SeqCst) > 0)
+    }
+
+    /// Empties both lanes (the loop is done): the ops' replies, dropped unsent, answer
+    /// EIO.
+    pub(crate) fn drain(&self) {
+        let mut guard = self.lanes();
+        let lanes = std::mem::take(&mut *guard);
+        self.publish(&guard);
+        drop(guard);
+        drop(lanes);
     }
 }
