@@ -218,10 +218,22 @@ fn mount_parking(
     parked: Arc<AtomicBool>,
 ) -> (MountPoint, BackendCell, std::thread::JoinHandle<()>) {
     let mnt = MountPoint::new();
+    let (backend, t) = mount_on(mnt.path(), backing, aio, park, parked);
+    (mnt, backend, t)
+}
+
+/// `mount_parking` on `dir`.
+fn mount_on(
+    dir: &std::path::Path,
+    backing: &File,
+    aio: AioBackend,
+    park: Option<OwnedFd>,
+    parked: Arc<AtomicBool>,
+) -> (BackendCell, std::thread::JoinHandle<()>) {
     let fd: OwnedFd = backing.try_clone().unwrap().into();
     let backend = Arc::new(Mutex::new(None));
     let (tx, rx) = mpsc::channel();
-    let (dir, seen): (PathBuf, _) = (mnt.path().to_path_buf(), Arc::clone(&backend));
+    let (dir, seen): (PathBuf, _) = (dir.to_path_buf(), Arc::clone(&backend));
     let t = std::thread::spawn(move || {
         let fs = Backed {
             file: Arc::new(fd),
@@ -242,7 +254,7 @@ fn mount_parking(
     rx.recv_timeout(Duration::from_secs(20))
         .unwrap()
         .expect("mounts");
-    (mnt, backend, t)
+    (backend, t)
 }
 
 /// The tests of this file one at a time: the leak test counts the process's fds,
@@ -274,14 +286,19 @@ fn backing_file(aio: AioBackend, read_only: bool) -> File {
 
 fn round_trip(aio: AioBackend, expect_backend: &str) {
     let _alone = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mnt = MountPoint::new();
+    round_trip_on(mnt.path(), aio, expect_backend);
+}
+
+fn round_trip_on(dir: &std::path::Path, aio: AioBackend, expect_backend: &str) {
     let backing = backing_file(aio, false);
-    let (mnt, backend, thread) = mount_backed(&backing, aio);
+    let (backend, thread) = mount_on(dir, &backing, aio, None, Arc::default());
     // 3 MiB and more, so requests are split and land at many offsets (a whole number
     // of pages: O_DIRECT writes of the backing file must be block-aligned).
     let data: Vec<u8> = (0..3 * 1024 * 1024 + 8192)
         .map(|i| (i * 31 % 251) as u8)
         .collect();
-    let path = mnt.join("data");
+    let path = dir.join("data");
     {
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.write_all_at(&data, 0).unwrap();
@@ -303,7 +320,7 @@ fn round_trip(aio: AioBackend, expect_backend: &str) {
     assert!(back == data, "read back through aio matches");
     assert_eq!(*backend.lock().unwrap(), Some(expect_backend));
     report_read_latency(&path, expect_backend);
-    mnt.unmount().unwrap();
+    nix::mount::umount(dir).unwrap();
     thread.join().unwrap();
     // The loop's end took the I/O backend (ring or worker threads) and the reader down.
     assert!(
@@ -419,7 +436,8 @@ fn child_entry() {
         std::thread::sleep(Duration::from_secs(3));
         blocked
     });
-    round_trip(AioBackend::Posix, "posix-aio");
+    let dir = PathBuf::from(std::env::var("PUFFS_AIO_CHILD_MNT").unwrap());
+    round_trip_on(&dir, AioBackend::Posix, "posix-aio");
     match scenario.as_str() {
         "host-thread" => assert!(!host.join().unwrap(), "the host thread did not block it"),
         "sigpending" => assert!(blocks(aio_signal()), "blocked from exec on"),
@@ -433,28 +451,54 @@ fn child_entry() {
 fn run_child(scenario: &str, setup: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static) {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let out = tempfile::NamedTempFile::new().unwrap();
+    let mnt = MountPoint::new();
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
         .env("PUFFS_AIO_CHILD", scenario)
+        .env("PUFFS_AIO_CHILD_MNT", mnt.path())
         .stdout(out.reopen().unwrap())
         .stderr(out.reopen().unwrap());
     // SAFETY: `setup` only makes system calls (setrlimit, sigprocmask).
     unsafe { cmd.pre_exec(setup) };
     let mut child = cmd.spawn().unwrap();
-    let ok = wait_until(Duration::from_secs(60), || {
+    let ok = wait_until(Duration::from_secs(30), || {
         child.try_wait().unwrap().is_some()
     });
     if !ok {
+        // A child that died while serving its own mount cannot finish exiting until
+        // the connection is aborted (its I/O thread waits for the dead daemon).
+        abort_connection_on(mnt.path());
         let _ = child.kill();
     }
     let status = child.wait().unwrap();
     let log = std::fs::read_to_string(out.path()).unwrap_or_default();
-    assert!(ok, "the child hung (a lost completion?):\n{log}");
+    assert!(
+        ok,
+        "the child did not end in 30 s (a lost completion, or it died while serving \
+         its own mount); after the abort: {status:?}, signal {:?}:\n{log}",
+        status.signal()
+    );
     assert!(
         status.success() && log.contains(&format!("child scenario {scenario} done")),
         "the child failed ({status:?}, signal {:?}):\n{log}",
         status.signal()
     );
+}
+
+/// Aborts the FUSE connection of the mount on `dir`, found in the mount table (a stat
+/// of a dead mount would hang).
+fn abort_connection_on(dir: &std::path::Path) {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_string_lossy();
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.get(4) == Some(&&*dir) {
+            if let Some((_, minor)) = fields[2].split_once(':') {
+                let abort = format!("/sys/fs/fuse/connections/{minor}/abort");
+                let _ = std::fs::write(abort, "1");
+            }
+        }
+    }
 }
 
 /// A thread created before the mount that does not block the completion signal (the

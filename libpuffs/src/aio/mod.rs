@@ -638,4 +638,81 @@ mod every_backend {
             );
         }
     }
+
+    /// The child half of the next test: 64 reads at once, left unreaped for a while
+    /// (so every completion signal stays queued), then collected.
+    #[test]
+    fn sigpending_child() {
+        if std::env::var_os("PUFFS_SIGPENDING_CHILD").is_none() {
+            return; // run by the test below only
+        }
+        let (aio, mut poller) = start(AioBackend::Posix);
+        let fd = scratch(false);
+        let data = pattern(64 * 4096, 3);
+        run(&aio, &mut poller, aio.write_at(&fd, 0, data.clone())).unwrap();
+        let mut reads: Vec<_> = (0..64)
+            .map(|i| Box::pin(aio.read_at(&fd, i * 4096, 4096)))
+            .collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        for r in &mut reads {
+            assert!(r.as_mut().poll(&mut cx).is_pending());
+        }
+        aio.flush();
+        std::thread::sleep(Duration::from_millis(300));
+        let all = async {
+            let mut out = Vec::new();
+            for r in reads {
+                out.push(r.await);
+            }
+            out
+        };
+        for (i, r) in run(&aio, &mut poller, all).into_iter().enumerate() {
+            let got = r.unwrap_or_else(|e| panic!("read {i}: {e}"));
+            assert!(got[..] == data[i * 4096..][..4096], "read {i}");
+        }
+        println!("sigpending child done");
+    }
+
+    /// Under RLIMIT_SIGPENDING 8, with the signal blocked in every thread: glibc turns
+    /// an op whose completion signal cannot be queued into EAGAIN, so POSIX AIO keeps
+    /// its in-flight ops at a quarter of the limit.
+    #[test]
+    fn posix_aio_in_flight_stays_below_rlimit_sigpending() {
+        use std::os::unix::process::CommandExt;
+        let sig = rtsignal::default_signal();
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "aio::every_backend::sigpending_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PUFFS_SIGPENDING_CHILD", "1");
+        let setup = move || {
+            let lim = libc::rlimit {
+                rlim_cur: 8,
+                rlim_max: 8,
+            };
+            // SAFETY: plain system calls on initialised arguments, in the child.
+            unsafe {
+                if libc::setrlimit(libc::RLIMIT_SIGPENDING, &lim) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let mut set = std::mem::zeroed::<libc::sigset_t>();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, sig);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            Ok(())
+        };
+        // SAFETY: `setup` makes only async-signal-safe system calls.
+        unsafe { cmd.pre_exec(setup) };
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("sigpending child done"),
+            "{:?}\n{text}",
+            out.status
+        );
+    }
 }
