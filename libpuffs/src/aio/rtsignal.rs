@@ -199,3 +199,34 @@ impl Drop for Listener {
         self.drain();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_realtime_signal_is_accepted() {
+        let e = prepare(libc::SIGTERM).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("realtime signal"), "{e}");
+    }
+
+    extern "C" fn foreign(_: libc::c_int) {}
+
+    #[test]
+    fn a_signal_the_host_handles_is_refused_and_its_handler_kept() {
+        let sig = libc::SIGRTMIN() + 9;
+        // SAFETY: installs a do-nothing handler for a signal no one sends here.
+        let theirs = unsafe { libc::signal(sig, foreign as *const () as libc::sighandler_t) };
+        assert_ne!(theirs, libc::SIG_ERR);
+        let e = prepare(sig).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+        // SAFETY: reads the disposition back (SIG_DFL is put in and then restored).
+        let now = unsafe {
+            let cur = libc::signal(sig, libc::SIG_DFL);
+            libc::signal(sig, cur);
+            cur
+        };
+        assert_eq!(now, foreign as *const () as libc::sighandler_t);
+    }
+}
