@@ -19,6 +19,9 @@
 //! backend down cancels and reaps every op still in flight before anything is freed.
 //! An I/O error reaches the caller as the same errno from every backend.
 //!
+//! Blocking calls that have no asynchronous form here (metadata: openat2, statx,
+//! unlinkat, ...) run on the worker threads through `Aio::blocking`.
+//!
 //! Bounds: at most `cap` ops are in flight (`semaphore.rs`); past it an op waits for a
 //! slot, it never fails. Ops are queued as they start and submitted once per mainloop
 //! iteration (`Aio::flush`), so a burst of requests costs one system call.
@@ -106,6 +109,9 @@ pub struct Aio {
     backend: Backend,
     /// The in-flight cap.
     slots: Semaphore,
+    /// Workers for blocking calls (`Aio::blocking`), started on first use unless the
+    /// backend has its own.
+    pool: std::cell::OnceCell<threads::Pool>,
 }
 
 /// The backend in use; clones are handles on the same ring, context or workers.
@@ -151,6 +157,7 @@ impl Aio {
         let aio = Aio {
             backend,
             slots: Semaphore::new(cap as usize),
+            pool: std::cell::OnceCell::new(),
         };
         log::info!(
             "file I/O through {} (at most {cap} in flight)",
@@ -202,6 +209,33 @@ impl Aio {
     pub fn fsync(&self, fd: &Arc<OwnedFd>, datasync: bool) -> impl Future<Output = io::Result<()>> {
         let op = self.submit(Kind::Fsync { datasync }, fd, 0, Vec::new());
         async move { op.await.map(|_| ()) }
+    }
+
+    /// Runs `f`, a blocking call (openat, statx, mkdirat, unlinkat, renameat2,
+    /// getdents, ...), on a worker thread so that a slow disk does not stall the loop;
+    /// resolves to its result. It counts against the in-flight cap like any I/O.
+    /// Fails only if no worker thread could be started.
+    pub fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> impl Future<Output = io::Result<T>> {
+        let slot = self.slots.acquire();
+        let pool = self.pool().clone();
+        async move {
+            let permit = slot.await;
+            pool.call(f, permit).await
+        }
+    }
+
+    /// The worker pool: the backend's own, or one started now.
+    fn pool(&self) -> &threads::Pool {
+        match &self.backend {
+            Backend::Threads(p) => p,
+            #[cfg(target_os = "linux")]
+            Backend::Linux(_, p) => p,
+            #[allow(unreachable_patterns)]
+            _ => self.pool.get_or_init(|| threads::Pool::new(WORKERS)),
+        }
     }
 
     /// Waits for a slot under the cap, then starts the op.
@@ -714,5 +748,32 @@ mod every_backend {
             "{:?}\n{text}",
             out.status
         );
+    }
+
+    /// A blocking call runs on a worker: the loop keeps serving I/O meanwhile, and
+    /// the call's result comes back.
+    #[test]
+    fn a_blocking_call_does_not_stall_other_io() {
+        for backend in ALL {
+            let (aio, mut poller) = start(backend);
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let slow = aio.blocking(move || {
+                rx.recv_timeout(Duration::from_secs(5)).ok(); // a stuck disk
+                nix::sys::stat::stat("/var/tmp").map(|st| st.st_mode & libc::S_IFMT)
+            });
+            let mut slow = Box::pin(slow);
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(slow.as_mut().poll(&mut cx).is_pending());
+            let fd = scratch(false);
+            let n = run(&aio, &mut poller, aio.write_at(&fd, 0, vec![1; 4096]));
+            assert_eq!(n.unwrap(), 4096, "{backend:?}: I/O went on meanwhile");
+            assert!(
+                slow.as_mut().poll(&mut cx).is_pending(),
+                "{backend:?}: still stuck"
+            );
+            tx.send(()).unwrap();
+            let mode = run(&aio, &mut poller, slow).unwrap().unwrap();
+            assert_eq!(mode, libc::S_IFDIR, "{backend:?}");
+        }
     }
 }
