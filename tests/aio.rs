@@ -222,6 +222,17 @@ fn mount_parking(
     (mnt, backend, t)
 }
 
+/// `-o aio=NAME` for `aio`: the mounts choose their backend the way a command line does.
+fn aio_option(aio: AioBackend) -> puffs::options::MountOptions {
+    let name = match aio {
+        AioBackend::Uring => "uring",
+        AioBackend::Posix => "posix",
+        AioBackend::Linux => "linux",
+        _ => "threads",
+    };
+    puffs::options::MountOptions::parse(&format!("aio={name}"), &[]).unwrap()
+}
+
 /// `mount_parking` on `dir`.
 fn mount_on(
     dir: &std::path::Path,
@@ -244,7 +255,7 @@ fn mount_on(
         let mut pu = PuffsUserMount::new(fs, "backedfs", "backed")
             .unwrap()
             .handle_signals(false)
-            .aio_backend(aio);
+            .options(&aio_option(aio));
         match pu.mount(&dir) {
             Ok(()) => tx.send(Ok(())).unwrap(),
             Err(e) => return tx.send(Err(e.to_string())).unwrap(),
