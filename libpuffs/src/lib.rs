@@ -60,7 +60,7 @@ pub use puffs_options::cli;
 /// The `-o` option parser, from puffs-options.
 pub use puffs_options::options;
 
-pub use aio::Aio;
+pub use aio::{Aio, AioBackend};
 pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs};
 pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;

@@ -76,7 +76,9 @@ pub(crate) struct Settings<F: Ops> {
     pub max_inflight: usize,
     pub handle_signals: bool,
     pub spin: Duration,
-    pub aio_threads: bool,
+    pub aio_backend: crate::aio::AioBackend,
+    /// POSIX AIO's completion signal on Linux (None: SIGRTMIN+4).
+    pub aio_signal: Option<i32>,
     pub pre_op: Option<Hook>,
     pub post_op: Option<PostHook>,
     pub errnotify: Option<ErrNotify>,
@@ -100,7 +102,8 @@ impl<F: Ops> Default for Settings<F> {
             max_inflight: 1024,
             handle_signals: true,
             spin: spin_from_env(),
-            aio_threads: false,
+            aio_backend: crate::aio::AioBackend::Auto,
+            aio_signal: None,
             pre_op: None,
             post_op: None,
             errnotify: None,
@@ -260,9 +263,9 @@ impl<F: Ops> Runtime<F> {
     pub(crate) fn aio(&self) -> &crate::aio::Aio {
         self.aio.get_or_init(|| {
             let depth = self.settings.max_inflight as u32;
-            let threads = self.settings.aio_threads;
+            let (backend, signal) = (self.settings.aio_backend, self.settings.aio_signal);
             self.reactor
-                .with_poller(|p| crate::aio::Aio::new(p, AIO_TOKEN, depth, threads))
+                .with_poller(|p| crate::aio::Aio::new(p, AIO_TOKEN, depth, backend, signal))
         })
     }
 
@@ -376,6 +379,9 @@ impl<F: Ops> PuffsUserMount<F> {
         if let Some(path) = &o.logfile {
             s.logfile = Some(path.into());
         }
+        if let Some(b) = o.aio.as_deref().and_then(|b| b.parse().ok()) {
+            s.aio_backend = b;
+        }
         self
     }
 
@@ -479,10 +485,29 @@ impl<F: Ops> PuffsUserMount<F> {
         self
     }
 
-    /// Use worker threads for `Cx::aio` even where io_uring is available.
-    pub fn aio_threads(mut self, on: bool) -> Self {
-        self.settings().aio_threads = on;
+    /// Which backend carries `Cx::aio` (default: io_uring where the kernel allows it,
+    /// else worker threads; `-o aio=` sets it too). One that cannot start falls back
+    /// to worker threads; the one in use is logged when the mount first does I/O.
+    pub fn aio_backend(mut self, backend: crate::aio::AioBackend) -> Self {
+        self.settings().aio_backend = backend;
         self
+    }
+
+    /// The realtime signal POSIX AIO completions arrive as on Linux (default
+    /// SIGRTMIN+4). `mount` blocks it in the calling thread and installs a handler
+    /// for it; it fails if the signal is not a realtime one or already has a handler.
+    pub fn aio_signal(mut self, signo: i32) -> Self {
+        self.settings().aio_signal = Some(signo);
+        self
+    }
+
+    /// Use worker threads for `Cx::aio` (true), or the default backend (false).
+    pub fn aio_threads(self, on: bool) -> Self {
+        self.aio_backend(if on {
+            crate::aio::AioBackend::Threads
+        } else {
+            crate::aio::AioBackend::Auto
+        })
     }
 
     /// Called before each op runs.
@@ -545,6 +570,7 @@ impl<F: Ops> PuffsUserMount<F> {
         }
         let result = self
             .refuse_stacked(dir.as_ref())
+            .and_then(|()| self.prepare_aio())
             .and_then(|()| kernel::mount(dir.as_ref(), &self.rt, &self.inbox))
             .and_then(|session| self.catch_signals(session));
         let daemon = self.daemon.take();
@@ -564,6 +590,13 @@ impl<F: Ops> PuffsUserMount<F> {
                 Err(e)
             }
         }
+    }
+
+    /// Readies what the aio backend needs before the framework starts any thread
+    /// (POSIX AIO's completion signal, blocked here so every later thread inherits it).
+    fn prepare_aio(&self) -> Result<(), Error> {
+        let s = &self.rt.settings;
+        Ok(crate::aio::prepare(s.aio_backend, s.aio_signal)?)
     }
 
     fn refuse_stacked(&self, dir: &Path) -> Result<(), Error> {

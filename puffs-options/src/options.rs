@@ -89,7 +89,14 @@ pub const STANDARD_OPTIONS: &[FsOption] = &[
         "logfile",
         "append the daemon's log (its stderr) to this file",
     ),
+    FsOption::value(
+        "aio",
+        "file I/O backend: uring, posix, linux (O_DIRECT files) or threads",
+    ),
 ];
+
+/// The values `aio=` takes.
+pub const AIO_BACKENDS: &[&str] = &["uring", "posix", "linux", "threads"];
 
 /// Options that a puffs mount cannot honour, with the reason: a user file
 /// system never gets set-user-id programs or device files (as libfuse's
@@ -145,6 +152,9 @@ pub struct MountOptions {
     /// `logfile=PATH`: where a daemonized file system's stderr (and so its
     /// log) goes, appended, instead of /dev/null.
     pub logfile: Option<String>,
+    /// `aio=uring|posix|linux|threads`: the file I/O backend (one of
+    /// [`AIO_BACKENDS`]); absent, the framework picks.
+    pub aio: Option<String>,
     /// File-system-specific options in the order given.
     pub fs: Vec<(String, Option<String>)>,
 }
@@ -318,6 +328,15 @@ impl MountOptions {
                 self.logfile = Some(needs_value(name, value)?.to_string());
                 Ok(true)
             }
+            "aio" => {
+                let v = needs_value(name, value)?;
+                if !AIO_BACKENDS.contains(&v) {
+                    let why = format!("one of {}", AIO_BACKENDS.join(", "));
+                    return Err(OptionError::bad_value(name, v, &why));
+                }
+                self.aio = Some(v.to_string());
+                Ok(true)
+            }
             _ if IGNORED_OPTIONS.contains(&name) => flag(&mut false, false),
             _ => Ok(false),
         }
@@ -394,6 +413,7 @@ impl MountOptions {
         push("entry_timeout", self.entry_timeout.map(format_seconds));
         push("attr_timeout", self.attr_timeout.map(format_seconds));
         push("logfile", self.logfile.clone());
+        push("aio", self.aio.clone());
         for (name, value) in &self.fs {
             match value {
                 Some(v) => items.push(format!("{}={}", escape(name), escape(v))),
@@ -645,6 +665,21 @@ mod tests {
     }
 
     #[test]
+    fn aio_takes_a_backend_name() {
+        for name in AIO_BACKENDS {
+            let o = MountOptions::parse(&format!("aio={name}"), &[]).unwrap();
+            assert_eq!(o.aio.as_deref(), Some(*name));
+            assert_eq!(MountOptions::parse(&o.to_option_string(), &[]).unwrap(), o);
+        }
+        let e = MountOptions::parse("aio=libaio", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("uring, posix, linux, threads"),
+            "{e}"
+        );
+        assert!(MountOptions::parse("aio", &[]).is_err());
+    }
+
+    #[test]
     fn option_error_reports_its_option() {
         let e = MountOptions::parse("size", MEMFS).unwrap_err();
         assert_eq!(e.option(), "size");
@@ -673,7 +708,9 @@ mod tests {
     #[test]
     fn every_standard_option_parses() {
         for opt in STANDARD_OPTIONS {
-            let item = if opt.takes_value {
+            let item = if opt.name == "aio" {
+                "aio=posix".to_string()
+            } else if opt.takes_value {
                 format!("{}=1", opt.name)
             } else {
                 opt.name.to_string()

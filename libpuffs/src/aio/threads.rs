@@ -1,4 +1,5 @@
-//! The fallback backend: a few worker threads doing blocking pread / pwrite / fsync.
+//! The fallback backend: a few worker threads doing blocking pread / pwrite / fsync,
+//! and any blocking call (`Pool::call`: metadata system calls, for every backend).
 //! Each job owns its buffer, fd reference and permit (the in-flight cap) until a worker
 //! has finished it; the result goes back through a shared slot and the op's waker
 //! (wakers may fire from any thread). The workers end when the last handle on the pool
@@ -22,6 +23,12 @@ struct Done {
     waker: Option<Waker>,
 }
 
+/// What a worker runs: an I/O, or any blocking call (`Pool::call`).
+enum Work {
+    Io(Job),
+    Call(Box<dyn FnOnce() + Send>),
+}
+
 struct Job {
     kind: Kind,
     fd: Arc<OwnedFd>,
@@ -35,12 +42,12 @@ struct Job {
 /// A handle on the workers; clones share them.
 #[derive(Clone)]
 pub(crate) struct Pool {
-    jobs: Sender<Job>,
+    jobs: Sender<Work>,
 }
 
 impl Pool {
     pub(crate) fn new(workers: usize) -> Pool {
-        let (tx, rx) = channel::<Job>();
+        let (tx, rx) = channel::<Work>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..workers {
             let rx = Arc::clone(&rx);
@@ -71,7 +78,7 @@ impl Pool {
             done: Arc::clone(&done),
             _permit: permit,
         };
-        if self.jobs.send(job).is_err() {
+        if self.jobs.send(Work::Io(job)).is_err() {
             done.lock().unwrap_or_else(|e| e.into_inner()).outcome =
                 Some(Err(io::Error::other("no I/O workers")));
         }
@@ -79,10 +86,78 @@ impl Pool {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>) {
+impl Pool {
+    /// Runs `f` on a worker (a blocking system call that must not stall the loop);
+    /// resolves to its result. `permit` is held until `f` has returned.
+    pub(crate) fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+        permit: Permit,
+    ) -> Call<T> {
+        let done = Arc::new(Mutex::new(CallDone::default()));
+        let slot = Arc::clone(&done);
+        let work = Work::Call(Box::new(move || {
+            let value = f();
+            drop(permit);
+            let mut d = slot.lock().unwrap_or_else(|e| e.into_inner());
+            d.value = Some(value);
+            if let Some(w) = d.waker.take() {
+                w.wake();
+            }
+        }));
+        let sent = self.jobs.send(work).is_ok();
+        Call { done, sent }
+    }
+}
+
+struct CallDone<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+}
+
+impl<T> Default for CallDone<T> {
+    fn default() -> Self {
+        CallDone {
+            value: None,
+            waker: None,
+        }
+    }
+}
+
+/// A blocking call under way on a worker.
+pub(crate) struct Call<T> {
+    done: Arc<Mutex<CallDone<T>>>,
+    /// False if no worker could take it.
+    sent: bool,
+}
+
+impl<T> std::future::Future for Call<T> {
+    type Output = io::Result<T>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if !self.sent {
+            return Poll::Ready(Err(io::Error::other("no I/O workers")));
+        }
+        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        match d.value.take() {
+            Some(v) => Poll::Ready(Ok(v)),
+            None => {
+                d.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+fn work(jobs: &Mutex<Receiver<Work>>) {
     loop {
-        let job = match jobs.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-            Ok(job) => job,
+        // The queue's lock is released at the end of this statement, before the work.
+        let work = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let job = match work {
+            Ok(Work::Io(job)) => job,
+            Ok(Work::Call(f)) => {
+                f();
+                continue;
+            }
             Err(_) => return, // the pool is gone
         };
         let outcome = run(job.kind, &job.fd, job.offset, job.buf);

@@ -74,6 +74,13 @@ impl Poller {
         })
     }
 
+    /// The kqueue's fd: POSIX AIO posts its EVFILT_AIO completions to it (SIGEV_KEVENT).
+    #[cfg(target_os = "freebsd")]
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.kq.as_fd().as_raw_fd()
+    }
+
     /// Submits `changes` in one call and returns the first error their receipts carry
     /// (an errno in `ignore` is no error).
     fn apply(&self, changes: &[KEvent], ignore: &[Errno]) -> io::Result<()> {
