@@ -284,11 +284,18 @@ impl Aio {
     /// Whether completions wait to be reaped, seen without a system call (io_uring:
     /// a peek at the completion ring). The loop's spin asks this, so a completion
     /// that lands while it spins is reaped at once instead of after the spin. The
-    /// threads backend wakes its continuations directly and always says false.
+    /// threads backend wakes its continuations directly and always says false; POSIX
+    /// and kernel AIO are seen through the poller.
     pub(crate) fn has_completions(&self) -> bool {
         match &self.backend {
             #[cfg(target_os = "linux")]
             Backend::Uring(u) => u.has_completions(),
+            // Their completions come as poller events (a signalfd or an eventfd), which
+            // the loop looks at right after the spin.
+            #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+            Backend::Posix(_) => false,
+            #[cfg(target_os = "linux")]
+            Backend::Linux(..) => false,
             Backend::Threads(_) => false,
         }
     }
