@@ -197,7 +197,7 @@ impl<K, N> Entry<K, N> {
 
 /// The reply to open, opendir and create: the fs's file handle and how the kernel
 /// should treat the open file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Opened {
     /// The file handle: any number the fs likes, given back to read, write,
     /// flush, release and the other ops on this open file.
@@ -208,6 +208,9 @@ pub struct Opened {
     pub keep_cache: bool,
     /// The file is not seekable (FOPEN_NONSEEKABLE).
     pub nonseekable: bool,
+    /// Kernel passthrough: the kernel reads and writes this backing file itself
+    /// (see [`crate::passthrough`]); None: the fs serves the data.
+    pub passthrough: Option<std::rc::Rc<crate::passthrough::Backing>>,
 }
 
 impl Opened {

@@ -45,7 +45,10 @@ mod kernel;
 mod mainloop;
 pub mod node;
 mod notify;
+#[cfg(target_os = "linux")]
+pub mod null;
 pub mod ops;
+pub mod passthrough;
 pub mod paths;
 mod reactor;
 mod signals;

@@ -71,6 +71,8 @@ pub(crate) struct Settings<F: Ops> {
     pub flags: MountFlags,
     pub writeback_cache: bool,
     pub export_support: bool,
+    /// Ask the kernel for FUSE passthrough (`Opened::passthrough`).
+    pub passthrough: bool,
     pub loop_fn: RefCell<Option<LoopFn<F>>>,
     pub loop_timeout: Option<Duration>,
     pub max_inflight: usize,
@@ -97,6 +99,7 @@ impl<F: Ops> Default for Settings<F> {
             flags: MountFlags::default(),
             writeback_cache: false,
             export_support: false,
+            passthrough: false,
             loop_fn: RefCell::new(None),
             loop_timeout: None,
             max_inflight: 1024,
@@ -447,6 +450,15 @@ impl<F: Ops> PuffsUserMount<F> {
     /// its inode numbers (`Attr::ino`) and generations (`Entry::generation`) stable.
     pub fn export_support(mut self, on: bool) -> Self {
         self.settings().export_support = on;
+        self
+    }
+
+    /// Asks the kernel for FUSE passthrough (Linux 6.9+, a privileged server): opens
+    /// answered with an `Opened::passthrough` backing file then have their reads,
+    /// writes and mmap done by the kernel on it. Where the kernel does not offer it,
+    /// those opens are answered as ordinary ones (logged). Default off.
+    pub fn passthrough(mut self, on: bool) -> Self {
+        self.settings().passthrough = on;
         self
     }
 

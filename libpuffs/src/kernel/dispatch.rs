@@ -8,6 +8,7 @@ use std::rc::Rc;
 use fuser::{FileHandle, Generation, INodeNo};
 
 use super::convert::{errno, file_attr, file_type, open_flags, Ttls};
+use super::passthrough::backing_id;
 use super::request::KOp;
 use crate::attr::Lock;
 use crate::cx::Cx;
@@ -129,7 +130,15 @@ fn reply_attr<F: Ops>(
 fn reply_open(r: OpResult<crate::Opened>, reply: fuser::ReplyOpen) -> Option<Errno> {
     match r {
         Ok(o) => {
-            reply.opened(FileHandle(o.fh), open_flags(&o));
+            let flags = open_flags(&o);
+            let id = o
+                .passthrough
+                .as_deref()
+                .and_then(|b| backing_id(b, |b| reply.open_backing(b.fd().as_ref())));
+            match id {
+                Some(id) => reply.opened_passthrough(FileHandle(o.fh), flags, &id),
+                None => reply.opened(FileHandle(o.fh), flags),
+            }
             None
         }
         Err(e) => {
@@ -370,7 +379,17 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                     Ok((e, o)) => {
                         let (node, attr, ttls) = enter(&rt, e);
                         let gen = Generation(node.generation());
-                        reply.created(&ttls.entry, &attr, gen, FileHandle(o.fh), open_flags(&o));
+                        let (fh, flags) = (FileHandle(o.fh), open_flags(&o));
+                        let id = o
+                            .passthrough
+                            .as_deref()
+                            .and_then(|b| backing_id(b, |b| reply.open_backing(b.fd().as_ref())));
+                        match id {
+                            Some(id) => {
+                                reply.created_passthrough(&ttls.entry, &attr, gen, fh, flags, &id)
+                            }
+                            None => reply.created(&ttls.entry, &attr, gen, fh, flags),
+                        }
                         None
                     }
                     Err(e) => {

@@ -8,6 +8,7 @@ mod adapter;
 mod convert;
 mod dispatch;
 mod notify;
+mod passthrough;
 #[cfg(feature = "logging")]
 mod quiet_log;
 mod request;

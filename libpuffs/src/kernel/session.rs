@@ -153,6 +153,7 @@ pub(crate) fn mount<F: Ops>(
         writeback_cache: s.writeback_cache,
         kills_suidgid: F::KILLS_SUIDGID,
         export_support: s.export_support,
+        passthrough: s.passthrough,
     };
     let adapter = Adapter::new(Arc::clone(inbox), F::OPMASK, s.statvfs, s.root_attr, init);
     let config = fuser_config(&s.flags, &rt.typename, &rt.source);

@@ -1,0 +1,679 @@
+//! The null layer's `Ops`: each method unpacks its request, finds the backing fds and
+//! names, and runs the plain functions of `ops.rs` on the worker pool (metadata) or
+//! `Cx::aio` (data). Nothing else lives here.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::node::{Handle, NullNode};
+use super::open::{self, OpenFile};
+use super::ops::{self, DirEnt};
+use super::{NullLayer, Transform};
+use crate::attr::{Attr, FileType, Opened, SetAttr, Statvfs};
+use crate::cx::Cx;
+use crate::dirbuf::DirBuf;
+use crate::node::Node;
+use crate::ops::{EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
+use crate::Errno;
+
+/// An io::Error as the errno the caller sees.
+fn errno(e: io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// A backing file just found or made: its O_PATH fd, its stat and its handle.
+struct Found {
+    fd: OwnedFd,
+    st: nix::sys::stat::FileStat,
+    handle: Option<Handle>,
+}
+
+fn found(fd: OwnedFd, handles: bool) -> io::Result<Found> {
+    let st = ops::stat(&fd)?;
+    let handle = if handles { Handle::of(&fd).ok() } else { None };
+    Ok(Found { fd, st, handle })
+}
+
+type Layer<T> = NullLayer<T>;
+
+impl<T: Transform> NullLayer<T> {
+    /// Runs a blocking call on the worker pool.
+    async fn run<R: Send + 'static>(
+        &self,
+        cx: &Cx<Self>,
+        f: impl FnOnce() -> io::Result<R> + Send + 'static,
+    ) -> OpResult<R> {
+        match cx.aio().blocking(f).await {
+            Ok(r) => r.map_err(errno),
+            Err(e) => Err(errno(e)),
+        }
+    }
+
+    /// The O_PATH fd of `node`: pinned, cached, or opened again by its handle.
+    async fn fd(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<Arc<OwnedFd>> {
+        if let Some(fd) = node.pinned_fd() {
+            return Ok(Arc::clone(fd));
+        }
+        let key = *node.key();
+        if let Some(fd) = self.fds.borrow().get(&key) {
+            return Ok(fd);
+        }
+        let handle = node.handle().cloned().ok_or(Errno::ESTALE)?;
+        let mount = self.mounts.borrow().get(&key.dev).cloned();
+        let mount = mount.ok_or(Errno::ESTALE)?;
+        let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let fd = Arc::new(self.run(cx, move || handle.open(&mount, flags)).await?);
+        self.fds.borrow_mut().put(key, Arc::clone(&fd));
+        Ok(fd)
+    }
+
+    /// The entry of a backing file just found: a new node (its fd cached), or the
+    /// known node of the same key.
+    fn entry(&self, cx: &Cx<Self>, f: Found) -> EntryOf<Self> {
+        let key = ops::key_of(&f.st);
+        let attr = ops::attr_of(&f.st);
+        let fd = Arc::new(f.fd);
+        let data = if cx.node_by_key(&key).is_some() {
+            NullNode::new(attr.kind, None, None)
+        } else {
+            if f.handle.is_some() {
+                self.mounts
+                    .borrow_mut()
+                    .entry(key.dev)
+                    .or_insert_with(|| Arc::clone(&fd));
+            }
+            NullNode::new(attr.kind, f.handle, Some(&fd))
+        };
+        self.fds.borrow_mut().put(key, fd);
+        crate::attr::Entry::new(key, data, attr)
+    }
+
+    fn open_file(&self, fh: u64) -> OpResult<Rc<OpenFile>> {
+        self.files.borrow().get(fh)
+    }
+
+    /// Makes a node in `dir` with `make` (given the directory fd and the backing
+    /// name), gives it to the caller and returns its entry.
+    async fn make(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        mode: u32,
+        make: impl FnOnce(&OwnedFd, &CString) -> io::Result<OwnedFd> + Send + 'static,
+    ) -> OpResult<EntryOf<Self>> {
+        let dirfd = self.fd(cx, dir).await?;
+        let name = self.backing_name(name).map_err(errno)?;
+        let (cred, handles) = (*cx.cred(), self.config.handles);
+        let f = self
+            .run(cx, move || {
+                let dst = ops::stat(&dirfd)?;
+                let fd = make(&dirfd, &name)?;
+                let owner = ops::Owner {
+                    uid: cred.uid,
+                    gid: cred.gid,
+                    in_dir_group: cred.in_group(dst.st_gid),
+                };
+                ops::give(&fd, &dst, owner, mode)?;
+                found(fd, handles)
+            })
+            .await?;
+        Ok(self.entry(cx, f))
+    }
+
+    /// The entries of an open directory from `offset` on, listing it afresh at 0.
+    async fn listing(&self, cx: &Cx<Self>, fh: u64, offset: u64) -> OpResult<Rc<Vec<DirEnt>>> {
+        let f = self.open_file(fh)?;
+        let OpenFile::Dir { fd, entries } = &*f else {
+            return Err(Errno::ENOTDIR);
+        };
+        if offset == 0 {
+            let fd = Arc::clone(fd);
+            let list = self.run(cx, move || ops::list(&fd)).await?;
+            *entries.borrow_mut() = Rc::new(list);
+        }
+        let list = Rc::clone(&entries.borrow());
+        Ok(list)
+    }
+}
+
+impl<T: Transform> Ops for NullLayer<T> {
+    type Node = NullNode;
+    type Key = super::BackingKey;
+    const OPMASK: OpMask = OpMask::of(&[
+        Op::Statvfs,
+        Op::Lookup,
+        Op::Getattr,
+        Op::Setattr,
+        Op::Readlink,
+        Op::Mknod,
+        Op::Mkdir,
+        Op::Unlink,
+        Op::Rmdir,
+        Op::Symlink,
+        Op::Rename,
+        Op::Link,
+        Op::Open,
+        Op::Create,
+        Op::Read,
+        Op::Write,
+        Op::Flush,
+        Op::Release,
+        Op::Fsync,
+        Op::Opendir,
+        Op::Readdir,
+        Op::Releasedir,
+        Op::Fsyncdir,
+        Op::Setxattr,
+        Op::Getxattr,
+        Op::Listxattr,
+        Op::Removexattr,
+        Op::Fallocate,
+        Op::Lseek,
+        Op::CopyFileRange,
+    ]);
+
+    fn root(&self) -> (Self::Key, NullNode) {
+        let st = ops::stat(&self.root).expect("the backing directory was opened");
+        let node = NullNode::new(FileType::Directory, None, Some(&self.root));
+        (ops::key_of(&st), node)
+    }
+
+    fn reclaim(&self, node: &Node<Self>) {
+        self.fds.borrow_mut().remove(node.key());
+    }
+
+    async fn statvfs(&self, cx: &Cx<Self>) -> OpResult<Statvfs> {
+        let root = Arc::clone(&self.root);
+        self.run(cx, move || ops::statvfs(&root)).await
+    }
+
+    async fn lookup(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+    ) -> OpResult<EntryOf<Self>> {
+        let dirfd = self.fd(cx, dir).await?;
+        let handles = self.config.handles;
+        let f = if name == ".." {
+            if *dir.key() == cx.with_nodes(|t| *t.root().key()) {
+                let root = Arc::clone(&self.root);
+                self.run(cx, move || found(ops::parent(&root)?, handles))
+                    .await
+                    .and(Err(Errno::ENOENT))?
+            } else {
+                self.run(cx, move || found(ops::parent(&dirfd)?, handles))
+                    .await?
+            }
+        } else {
+            let name = self.backing_name(name).map_err(errno)?;
+            self.run(cx, move || found(ops::lookup(&dirfd, &name)?, handles))
+                .await?
+        };
+        Ok(self.entry(cx, f))
+    }
+
+    async fn getattr(&self, cx: &Cx<Self>, node: &Node<Self>, fh: Option<u64>) -> OpResult<Attr> {
+        let fd = match fh.map(|fh| self.open_file(fh)) {
+            Some(Ok(f)) => match &*f {
+                OpenFile::File { fd, .. } | OpenFile::Dir { fd, .. } => Arc::clone(fd),
+            },
+            _ => self.fd(cx, node).await?,
+        };
+        let st = self.run(cx, move || ops::stat(&fd)).await?;
+        Ok(ops::attr_of(&st))
+    }
+
+    async fn setattr(&self, cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
+        let fd = self.fd(cx, node).await?;
+        let file = match set.fh.map(|fh| self.open_file(fh)) {
+            Some(Ok(f)) => f.file_fd().ok().cloned(),
+            _ => None,
+        };
+        let (set, is_link) = (set.clone(), node.kind == FileType::Symlink);
+        let st = self
+            .run(cx, move || {
+                if let Some(mode) = set.mode {
+                    if is_link {
+                        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+                    }
+                    ops::chmod(&fd, mode)?;
+                }
+                if set.uid.is_some() || set.gid.is_some() {
+                    ops::chown(&fd, set.uid, set.gid)?;
+                }
+                if let Some(size) = set.size {
+                    match &file {
+                        Some(f) => ops::truncate(f, size)?,
+                        None => ops::truncate(&ops::open(&fd, libc::O_WRONLY)?, size)?,
+                    }
+                }
+                if set.atime.is_some() || set.mtime.is_some() {
+                    ops::utimes(&fd, is_link, set.atime, set.mtime)?;
+                }
+                ops::stat(&fd)
+            })
+            .await?;
+        Ok(ops::attr_of(&st))
+    }
+
+    async fn readlink(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<OsString> {
+        let fd = self.fd(cx, node).await?;
+        let target = self.run(cx, move || ops::readlink(&fd)).await?;
+        Ok(self.target_from_backing(&target))
+    }
+
+    async fn mknod(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+    ) -> OpResult<EntryOf<Self>> {
+        self.make(cx, dir, name, mode, move |d, n| {
+            ops::mknod(d, n, mode, rdev)
+        })
+        .await
+    }
+
+    async fn mkdir(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+    ) -> OpResult<EntryOf<Self>> {
+        self.make(cx, dir, name, mode, move |d, n| ops::mkdir(d, n, mode))
+            .await
+    }
+
+    async fn unlink(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
+        let dirfd = self.fd(cx, dir).await?;
+        let name = self.backing_name(name).map_err(errno)?;
+        self.run(cx, move || ops::unlink(&dirfd, &name, false))
+            .await
+    }
+
+    async fn rmdir(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
+        let dirfd = self.fd(cx, dir).await?;
+        let name = self.backing_name(name).map_err(errno)?;
+        self.run(cx, move || ops::unlink(&dirfd, &name, true)).await
+    }
+
+    async fn symlink(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        target: &Path,
+    ) -> OpResult<EntryOf<Self>> {
+        let target = self.target_to_backing(target.as_os_str());
+        self.make(cx, dir, name, 0o777, move |d, n| {
+            ops::symlink(d, n, &target)
+        })
+        .await
+    }
+
+    async fn rename(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        newdir: &Node<Self>,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> OpResult<()> {
+        let (dirfd, newdirfd) = (self.fd(cx, dir).await?, self.fd(cx, newdir).await?);
+        let name = self.backing_name(name).map_err(errno)?;
+        let newname = self.backing_name(newname).map_err(errno)?;
+        let bit = |on: bool, b: u32| if on { b } else { 0 };
+        let bits = bit(flags.noreplace, libc::RENAME_NOREPLACE)
+            | bit(flags.exchange, libc::RENAME_EXCHANGE)
+            | bit(flags.whiteout, libc::RENAME_WHITEOUT);
+        self.run(cx, move || {
+            ops::rename(&dirfd, &name, &newdirfd, &newname, bits)
+        })
+        .await
+    }
+
+    async fn link(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        newdir: &Node<Self>,
+        newname: &OsStr,
+    ) -> OpResult<EntryOf<Self>> {
+        let (fd, dirfd) = (self.fd(cx, node).await?, self.fd(cx, newdir).await?);
+        let name = self.backing_name(newname).map_err(errno)?;
+        let handles = self.config.handles;
+        let f = self
+            .run(cx, move || {
+                ops::link(&fd, &dirfd, &name)?;
+                found(ops::lookup(&dirfd, &name)?, handles)
+            })
+            .await?;
+        Ok(self.entry(cx, f))
+    }
+
+    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: i32) -> OpResult<Opened> {
+        let fd = self.fd(cx, node).await?;
+        let flags = self.io_flags(flags);
+        let file = Arc::new(self.run(cx, move || ops::open(&fd, flags)).await?);
+        Ok(self.opened(node, file))
+    }
+
+    async fn create(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+    ) -> OpResult<(EntryOf<Self>, Opened)> {
+        let dirfd = self.fd(cx, dir).await?;
+        let name = self.backing_name(name).map_err(errno)?;
+        let (cred, handles, flags) = (*cx.cred(), self.config.handles, self.io_flags(flags));
+        let (file, f) = self
+            .run(cx, move || {
+                let dst = ops::stat(&dirfd)?;
+                let file = ops::create(&dirfd, &name, mode, flags)?;
+                let owner = ops::Owner {
+                    uid: cred.uid,
+                    gid: cred.gid,
+                    in_dir_group: cred.in_group(dst.st_gid),
+                };
+                ops::give(&file, &dst, owner, mode)?;
+                let path = ops::lookup(&dirfd, &name)?;
+                Ok((file, found(path, handles)?))
+            })
+            .await?;
+        let entry = self.entry(cx, f);
+        let node = cx.node_by_key(&entry.key);
+        let opened = match &node {
+            Some(n) => self.opened(n, Arc::new(file)),
+            None => self.opened(&entry.data, Arc::new(file)),
+        };
+        Ok((entry, opened))
+    }
+
+    async fn read(
+        &self,
+        cx: &Cx<Self>,
+        _node: &Node<Self>,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> OpResult<Vec<u8>> {
+        let f = self.open_file(fh)?;
+        let mut data = cx
+            .aio()
+            .read_at(f.file_fd()?, offset, size as usize)
+            .await
+            .map_err(errno)?;
+        self.transform.data_from_backing(offset, &mut data);
+        Ok(data)
+    }
+
+    async fn write(
+        &self,
+        cx: &Cx<Self>,
+        _node: &Node<Self>,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        _flags: i32,
+    ) -> OpResult<u32> {
+        let f = self.open_file(fh)?;
+        let mut buf = data.to_vec();
+        self.transform.data_to_backing(offset, &mut buf);
+        let n = cx
+            .aio()
+            .write_at(f.file_fd()?, offset, buf)
+            .await
+            .map_err(errno)?;
+        Ok(n as u32)
+    }
+
+    async fn flush(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _fh: u64,
+        _owner: u64,
+    ) -> OpResult<()> {
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        fh: u64,
+        _flags: i32,
+    ) -> OpResult<()> {
+        if let Some(f) = self.files.borrow_mut().remove(fh) {
+            if let OpenFile::File { passthrough, .. } = &*f {
+                open::released(node, *passthrough);
+            }
+        }
+        Ok(())
+    }
+
+    async fn fsync(
+        &self,
+        cx: &Cx<Self>,
+        _node: &Node<Self>,
+        fh: u64,
+        datasync: bool,
+    ) -> OpResult<()> {
+        let f = self.open_file(fh)?;
+        cx.aio().fsync(f.file_fd()?, datasync).await.map_err(errno)
+    }
+
+    async fn opendir(&self, cx: &Cx<Self>, node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+        let fd = self.fd(cx, node).await?;
+        let fh = self.files.borrow_mut().insert(OpenFile::Dir {
+            fd,
+            entries: Default::default(),
+        });
+        Ok(Opened::fh(fh))
+    }
+
+    async fn readdir(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        fh: u64,
+        offset: u64,
+        out: &mut DirBuf,
+    ) -> OpResult<()> {
+        let list = self.listing(cx, fh, offset).await?;
+        let dev = dir.key().dev;
+        // Cookies: 1 after ".", 2 after "..", then 3 + the index of the next entry.
+        let dots = [(".", dir.ino()), ("..", dir.ino())];
+        for (i, (name, ino)) in dots.iter().enumerate().skip(offset as usize) {
+            if !out.add(*ino, i as u64 + 1, FileType::Directory, OsStr::new(name)) {
+                return Ok(());
+            }
+        }
+        for (i, e) in list
+            .iter()
+            .enumerate()
+            .skip((offset as usize).saturating_sub(2))
+        {
+            let key = super::BackingKey { dev, ino: e.ino };
+            let ino = cx.node_by_key(&key).map_or(e.ino.max(1), |n| n.ino());
+            let name = self.transform.name_from_backing(&e.name);
+            if !out.add(ino, i as u64 + 3, e.kind, &name) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn releasedir(&self, _cx: &Cx<Self>, _node: &Node<Self>, fh: u64) -> OpResult<()> {
+        self.files.borrow_mut().remove(fh);
+        Ok(())
+    }
+
+    async fn fsyncdir(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        _fh: u64,
+        datasync: bool,
+    ) -> OpResult<()> {
+        let fd = self.fd(cx, node).await?;
+        self.run(cx, move || {
+            let dir = ops::open(&fd, libc::O_RDONLY | libc::O_DIRECTORY)?;
+            let r = if datasync {
+                nix::unistd::fdatasync(&dir)
+            } else {
+                nix::unistd::fsync(&dir)
+            };
+            r.map_err(|e| io::Error::from_raw_os_error(e as i32))
+        })
+        .await
+    }
+
+    async fn setxattr(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+    ) -> OpResult<()> {
+        let (fd, name) = (self.xattr_fd(cx, node).await?, xattr_name(name)?);
+        let value = value.to_vec();
+        self.run(cx, move || ops::xattr::set(&fd, &name, &value, flags))
+            .await
+    }
+
+    async fn getxattr(&self, cx: &Cx<Self>, node: &Node<Self>, name: &OsStr) -> OpResult<Vec<u8>> {
+        let (fd, name) = (self.xattr_fd(cx, node).await?, xattr_name(name)?);
+        self.run(cx, move || ops::xattr::get(&fd, &name)).await
+    }
+
+    async fn listxattr(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<Vec<u8>> {
+        if node.kind == FileType::Symlink {
+            return Ok(Vec::new());
+        }
+        let fd = self.fd(cx, node).await?;
+        self.run(cx, move || ops::xattr::list(&fd)).await
+    }
+
+    async fn removexattr(&self, cx: &Cx<Self>, node: &Node<Self>, name: &OsStr) -> OpResult<()> {
+        let (fd, name) = (self.xattr_fd(cx, node).await?, xattr_name(name)?);
+        self.run(cx, move || ops::xattr::remove(&fd, &name)).await
+    }
+
+    async fn fallocate(
+        &self,
+        cx: &Cx<Self>,
+        _node: &Node<Self>,
+        fh: u64,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> OpResult<()> {
+        let fd = Arc::clone(self.open_file(fh)?.file_fd()?);
+        self.run(cx, move || ops::fallocate(&fd, mode, offset, length))
+            .await
+    }
+
+    async fn lseek(
+        &self,
+        cx: &Cx<Self>,
+        _node: &Node<Self>,
+        fh: u64,
+        offset: i64,
+        whence: i32,
+    ) -> OpResult<i64> {
+        let fd = Arc::clone(self.open_file(fh)?.file_fd()?);
+        self.run(cx, move || ops::lseek(&fd, offset, whence)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_file_range(
+        &self,
+        cx: &Cx<Self>,
+        _src: &Node<Self>,
+        fh_in: u64,
+        offset_in: u64,
+        _dst: &Node<Self>,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+    ) -> OpResult<u32> {
+        if T::CHANGES_DATA {
+            // The bytes would reach the backing file untransformed at a new offset.
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let src = Arc::clone(self.open_file(fh_in)?.file_fd()?);
+        let dst = Arc::clone(self.open_file(fh_out)?.file_fd()?);
+        self.run(cx, move || {
+            ops::copy_range(&src, offset_in, &dst, offset_out, len)
+        })
+        .await
+    }
+}
+
+/// An xattr name as a C string.
+fn xattr_name(name: &OsStr) -> OpResult<CString> {
+    CString::new(name.as_encoded_bytes()).map_err(|_| Errno::EINVAL)
+}
+
+impl<T: Transform> Layer<T> {
+    /// open(2) flags for the backing file of a new open file. With the writeback
+    /// cache the kernel reads to fill partial pages and does O_APPEND itself.
+    fn io_flags(&self, flags: i32) -> i32 {
+        if !self.config.writeback {
+            return flags;
+        }
+        let flags = flags & !libc::O_APPEND;
+        if flags & libc::O_ACCMODE == libc::O_WRONLY {
+            (flags & !libc::O_ACCMODE) | libc::O_RDWR
+        } else {
+            flags
+        }
+    }
+
+    /// Keeps the open `file` of `node` and answers the open: through the kernel
+    /// (passthrough) when it allows it, else served here.
+    fn opened(&self, node: &NullNode, file: Arc<OwnedFd>) -> Opened {
+        if self.passthrough.get() && open::refused(node) {
+            log::info!("kernel passthrough refused: serving file data through the fs");
+            self.passthrough.set(false);
+        }
+        let backing = open::choose_passthrough(node, &file, self.passthrough.get());
+        let fh = self.files.borrow_mut().insert(OpenFile::File {
+            fd: file,
+            passthrough: backing.is_some(),
+        });
+        Opened {
+            fh,
+            keep_cache: self.config.keep_cache,
+            passthrough: backing,
+            ..Opened::default()
+        }
+    }
+
+    /// The node's fd for an xattr call (none on symlinks: Linux keeps user xattrs off
+    /// them, and /proc would follow them).
+    async fn xattr_fd(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<Arc<OwnedFd>> {
+        if node.kind == FileType::Symlink {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        self.fd(cx, node).await
+    }
+}
