@@ -8,7 +8,7 @@ use std::rc::Rc;
 use fuser::{FileHandle, Generation, INodeNo};
 
 use super::convert::{errno, file_attr, file_type, open_flags, Ttls};
-use super::passthrough::backing_id;
+use super::passthrough::{backing_id, passthrough_flags};
 use super::request::KOp;
 use crate::attr::Lock;
 use crate::cx::Cx;
@@ -136,7 +136,9 @@ fn reply_open(r: OpResult<crate::Opened>, reply: fuser::ReplyOpen) -> Option<Err
                 .as_deref()
                 .and_then(|b| backing_id(b, |b| reply.open_backing(b.fd().as_ref())));
             match id {
-                Some(id) => reply.opened_passthrough(FileHandle(o.fh), flags, &id),
+                Some(id) => {
+                    reply.opened_passthrough(FileHandle(o.fh), passthrough_flags(flags), &id)
+                }
                 None => reply.opened(FileHandle(o.fh), flags),
             }
             None
@@ -386,6 +388,7 @@ pub(crate) fn dispatch<F: Ops>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp) {
                             .and_then(|b| backing_id(b, |b| reply.open_backing(b.fd().as_ref())));
                         match id {
                             Some(id) => {
+                                let flags = passthrough_flags(flags);
                                 reply.created_passthrough(&ttls.entry, &attr, gen, fh, flags, &id)
                             }
                             None => reply.created(&ttls.entry, &attr, gen, fh, flags),

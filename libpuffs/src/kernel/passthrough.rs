@@ -5,7 +5,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use fuser::BackingId;
+use fuser::{BackingId, FopenFlags};
 
 use crate::passthrough::{Backing, BackingState};
 
@@ -33,4 +33,11 @@ pub(super) fn backing_id<'a>(
         _ => None,
     })
     .ok()
+}
+
+/// The open flags the kernel takes with a passthrough open: it refuses the open
+/// (EIO to the caller) with any other, such as KEEP_CACHE or NONSEEKABLE, which mean
+/// nothing when it does the I/O itself.
+pub(super) fn passthrough_flags(flags: FopenFlags) -> FopenFlags {
+    flags & FopenFlags::FOPEN_DIRECT_IO
 }
