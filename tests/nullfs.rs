@@ -549,6 +549,23 @@ fn thousands_of_files_keep_the_fds_bounded() {
 }
 
 #[test]
+fn nodes_whose_fd_left_the_cache_are_reopened_by_handle() {
+    puffs_tests::require_fuse!();
+    let m = Null::new("fd_cache=8");
+    fs::create_dir(m.join("d")).unwrap();
+    fs::write(m.join("d/old"), b"old").unwrap();
+    let keep = File::open(m.join("d")).unwrap(); // the kernel keeps the node
+    for i in 0..40 {
+        fs::write(m.join(&format!("f{i}")), b"").unwrap();
+    }
+    // d's fd has left the cache; the kernel still knows d, so no lookup finds it.
+    fs::write(m.join("d/new"), b"new").unwrap();
+    assert_eq!(fs::read(m.back("d/new")).unwrap(), b"new");
+    assert_eq!(fs::read(m.join("d/old")).unwrap(), b"old");
+    drop(keep);
+}
+
+#[test]
 fn the_backing_directory_removed_or_replaced_gives_errors_not_a_crash() {
     puffs_tests::require_fuse!();
     let m = Null::new("");
@@ -838,4 +855,80 @@ fn rot13fs_names_and_data_round_trip() {
     let f = OpenOptions::new().write(true).open(m.join("xyz")).unwrap();
     f.write_all_at(b"Q", 2).unwrap();
     assert_eq!(fs::read(m.join("xyz")).unwrap(), b"GrQen");
+}
+
+// ---------------------------------------------------------------------------------
+// Export: file handles of the mount outlive the kernel's cache
+
+/// `struct file_handle` with room for the largest handle (MAX_HANDLE_SZ).
+#[repr(C)]
+struct FileHandle {
+    bytes: u32,
+    kind: i32,
+    data: [u8; 128],
+}
+
+fn handle_of(path: &Path) -> FileHandle {
+    let mut h = FileHandle {
+        bytes: 128,
+        kind: 0,
+        data: [0; 128],
+    };
+    let mut mount_id = 0;
+    // SAFETY: a file_handle header with `bytes` of room, a valid path and out pointer.
+    let r = unsafe {
+        libc::name_to_handle_at(
+            libc::AT_FDCWD,
+            cpath(path).as_ptr(),
+            (&mut h as *mut FileHandle).cast(),
+            &mut mount_id,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "name_to_handle_at: errno {}", last_errno());
+    h
+}
+
+fn open_by_handle(mount: &File, h: &mut FileHandle) -> Result<File, i32> {
+    // SAFETY: `h` came from name_to_handle_at; the returned fd is owned at once.
+    let fd = unsafe {
+        libc::open_by_handle_at(
+            mount.as_raw_fd(),
+            (h as *mut FileHandle).cast(),
+            libc::O_RDONLY,
+        )
+    };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: a fresh fd.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+#[test]
+fn file_handles_outlive_the_kernel_cache_with_export() {
+    puffs_tests::require_fuse!();
+    let m = Null::new("export");
+    fs::create_dir(m.join("d")).unwrap();
+    fs::write(m.join("d/f"), b"by handle").unwrap();
+    fs::write(m.join("gone"), b"").unwrap();
+    let (mut hf, mut hd, mut hg) = (
+        handle_of(&m.join("d/f")),
+        handle_of(&m.join("d")),
+        handle_of(&m.join("gone")),
+    );
+    fs::remove_file(m.join("gone")).unwrap();
+    let mount = File::open(m.path()).unwrap();
+    fs::write("/proc/sys/vm/drop_caches", b"3").unwrap();
+    let mut s = String::new();
+    open_by_handle(&mount, &mut hf)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
+    assert_eq!(s, "by handle");
+    assert!(
+        open_by_handle(&mount, &mut hd).is_ok(),
+        "a directory by handle"
+    );
+    assert_eq!(open_by_handle(&mount, &mut hg).err(), Some(libc::ESTALE));
 }

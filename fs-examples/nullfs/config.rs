@@ -35,6 +35,7 @@ pub struct Config {
     pub keep_cache: bool,
     pub writeback: bool,
     pub fd_cache: usize,
+    pub export: bool,
 }
 
 impl Config {
@@ -45,6 +46,7 @@ impl Config {
             keep_cache: false,
             writeback: false,
             fd_cache: 4096,
+            export: o.export,
         };
         for (name, value) in &o.fs {
             match name.as_str() {
@@ -77,6 +79,7 @@ impl Config {
             fd_cache: self.fd_cache,
             keep_cache: self.keep_cache,
             writeback: self.writeback,
+            export: self.export,
             ..Default::default()
         }
     }

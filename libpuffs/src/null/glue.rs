@@ -63,8 +63,7 @@ impl<T: Transform> NullLayer<T> {
             return Ok(fd);
         }
         let handle = node.handle().cloned().ok_or(Errno::ESTALE)?;
-        let mount = self.mounts.borrow().get(&key.dev).cloned();
-        let mount = mount.ok_or(Errno::ESTALE)?;
+        let mount = self.mount_fd(key.dev)?;
         let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         let fd = Arc::new(self.run(cx, move || handle.open(&mount, flags)).await?);
         self.fds.borrow_mut().put(key, Arc::clone(&fd));
@@ -77,19 +76,26 @@ impl<T: Transform> NullLayer<T> {
         let key = ops::key_of(&f.st);
         let attr = ops::attr_of(&f.st);
         let fd = Arc::new(f.fd);
+        if let (true, Some(h)) = (self.config.export, &f.handle) {
+            self.exported.borrow_mut().insert(key.ino, (key, h.clone()));
+        }
         let data = if cx.node_by_key(&key).is_some() {
             NullNode::new(attr.kind, None, None)
         } else {
-            if f.handle.is_some() {
-                self.mounts
-                    .borrow_mut()
-                    .entry(key.dev)
-                    .or_insert_with(|| Arc::clone(&fd));
-            }
-            NullNode::new(attr.kind, f.handle, Some(&fd))
+            // A handle is only reopened on the backing directory's own file system.
+            let handle = f.handle.filter(|_| key.dev == self.mount.0);
+            NullNode::new(attr.kind, handle, Some(&fd))
         };
         self.fds.borrow_mut().put(key, fd);
         crate::attr::Entry::new(key, data, attr)
+    }
+
+    /// The fd to reopen handles of file system `dev` with.
+    fn mount_fd(&self, dev: u64) -> OpResult<Arc<OwnedFd>> {
+        if dev != self.mount.0 {
+            return Err(Errno::ESTALE);
+        }
+        Ok(Arc::clone(&self.mount.1))
     }
 
     fn open_file(&self, fh: u64) -> OpResult<Rc<OpenFile>> {
@@ -175,6 +181,7 @@ impl<T: Transform> Ops for NullLayer<T> {
         Op::Fallocate,
         Op::Lseek,
         Op::CopyFileRange,
+        Op::LookupIno,
     ]);
 
     fn root(&self) -> (Self::Key, NullNode) {
@@ -215,6 +222,27 @@ impl<T: Transform> Ops for NullLayer<T> {
             self.run(cx, move || found(ops::lookup(&dirfd, &name)?, handles))
                 .await?
         };
+        Ok(self.entry(cx, f))
+    }
+
+    async fn lookup_ino(&self, cx: &Cx<Self>, ino: u64) -> OpResult<EntryOf<Self>> {
+        let (key, handle) = self
+            .exported
+            .borrow()
+            .get(&ino)
+            .cloned()
+            .ok_or(Errno::ESTALE)?;
+        let mount = self.mount_fd(key.dev)?;
+        let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let f = self
+            .run(cx, move || {
+                let fd = handle.open(&mount, flags)?;
+                found(fd, true)
+            })
+            .await?;
+        if ops::key_of(&f.st) != key {
+            return Err(Errno::ESTALE);
+        }
         Ok(self.entry(cx, f))
     }
 

@@ -85,6 +85,10 @@ pub struct NullConfig {
     /// Remember nodes by file handle (needs CAP_DAC_READ_SEARCH); off: every node the
     /// kernel knows keeps an fd.
     pub handles: bool,
+    /// Export support (`-o export`, `Ops::lookup_ino`): remember the file handle of
+    /// every file the kernel has seen, by inode number, so the kernel's own file
+    /// handles (NFS, open_by_handle_at) outlive its cache. Costs memory per file seen.
+    pub export: bool,
 }
 
 impl Default for NullConfig {
@@ -95,6 +99,7 @@ impl Default for NullConfig {
             keep_cache: false,
             writeback: false,
             handles: nix::unistd::geteuid().is_root(),
+            export: false,
         }
     }
 }
@@ -106,12 +111,16 @@ pub struct NullLayer<T: Transform = Identity> {
     config: NullConfig,
     /// O_PATH fds of recently used nodes.
     fds: RefCell<FdCache>,
-    /// An fd on each backing file system seen, for open_by_handle_at.
-    mounts: RefCell<HashMap<u64, Arc<OwnedFd>>>,
+    /// The backing directory open for reading: the `mount_fd` of open_by_handle_at
+    /// (which takes no O_PATH fd), and its file system's st_dev. Nodes on other file
+    /// systems (mounted inside the backing directory) pin their fds instead.
+    mount: (u64, Arc<OwnedFd>),
     /// Open files and directories by fh.
     files: RefCell<OpenFiles>,
     /// Whether opens still try kernel passthrough (off once the kernel refused).
     passthrough: Cell<bool>,
+    /// With export: every file seen, by backing inode number (its usual node number).
+    exported: RefCell<HashMap<u64, (BackingKey, node::Handle)>>,
 }
 
 impl<T: Transform> NullLayer<T> {
@@ -124,14 +133,16 @@ impl<T: Transform> NullLayer<T> {
         nix::sys::stat::umask(Mode::empty());
         let root = Arc::new(root);
         let dev = ops::stat(&root)?.st_dev;
+        let dir = ops::open(&root, libc::O_RDONLY | libc::O_DIRECTORY)?;
         let passthrough = config.passthrough && !T::CHANGES_DATA;
         Ok(NullLayer {
-            mounts: RefCell::new(HashMap::from([(dev, Arc::clone(&root))])),
+            mount: (dev, Arc::new(dir)),
             root,
             transform,
             fds: RefCell::new(FdCache::new(config.fd_cache)),
             files: RefCell::default(),
             passthrough: Cell::new(passthrough),
+            exported: RefCell::default(),
             config,
         })
     }
