@@ -357,6 +357,38 @@ fn xattrs_fallocate_seek_hole_and_mmap() {
 }
 
 #[test]
+fn a_big_directory_lists_each_entry_once_with_the_backing_inode_numbers() {
+    puffs_tests::require_fuse!();
+    let m = Null::new("");
+    for i in 0..1000 {
+        fs::write(m.back(&format!("entry-{i:04}")), b"").unwrap();
+    }
+    let mut seen: Vec<(String, u64)> = fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::os::unix::fs::DirEntryExt::ino(&e),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 1000);
+    for (name, ino) in &seen {
+        assert_eq!(*ino, lstat(&m.join(name)).ino(), "{name}: d_ino and st_ino");
+        assert_eq!(
+            *ino,
+            lstat(&m.back(name)).ino(),
+            "{name}: the backing inode number"
+        );
+    }
+    // A second pass sees a file added meanwhile.
+    fs::write(m.back("late"), b"").unwrap();
+    assert_eq!(fs::read_dir(m.path()).unwrap().count(), 1001);
+}
+
+#[test]
 fn tree_deeper_than_path_max() {
     puffs_tests::require_fuse!();
     let m = Null::new("");

@@ -15,7 +15,7 @@ use super::ops::{self, DirEnt};
 use super::{NullLayer, Transform};
 use crate::attr::{Attr, FileType, Opened, SetAttr, Statvfs};
 use crate::cx::Cx;
-use crate::dirbuf::DirBuf;
+use crate::dirbuf::{DirBuf, DirPlusBuf};
 use crate::node::Node;
 use crate::ops::{EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
 use crate::Errno;
@@ -39,6 +39,9 @@ fn found(fd: OwnedFd, handles: bool) -> io::Result<Found> {
 }
 
 type Layer<T> = NullLayer<T>;
+
+/// Entries looked up per readdirplus reply, at most.
+const READDIRPLUS_BATCH: usize = 192;
 
 impl<T: Transform> NullLayer<T> {
     /// Runs a blocking call on the worker pool.
@@ -172,6 +175,7 @@ impl<T: Transform> Ops for NullLayer<T> {
         Op::Fsync,
         Op::Opendir,
         Op::Readdir,
+        Op::Readdirplus,
         Op::Releasedir,
         Op::Fsyncdir,
         Op::Setxattr,
@@ -542,6 +546,57 @@ impl<T: Transform> Ops for NullLayer<T> {
             let ino = cx.node_by_key(&key).map_or(e.ino.max(1), |n| n.ino());
             let name = self.transform.name_from_backing(&e.name);
             if !out.add(ino, i as u64 + 3, e.kind, &name) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn readdirplus(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        fh: u64,
+        offset: u64,
+        out: &mut DirPlusBuf<Self>,
+    ) -> OpResult<()> {
+        let list = self.listing(cx, fh, offset).await?;
+        let dirfd = self.fd(cx, dir).await?;
+        // Same cookies as readdir; one batch of lookups in one blocking call (a
+        // reply of 32 KiB holds fewer than READDIRPLUS_BATCH entries).
+        let start = offset as usize;
+        let end = (start + READDIRPLUS_BATCH).min(list.len() + 2);
+        let names: Vec<OsString> = (start.max(2)..end)
+            .map(|i| list[i - 2].name.clone())
+            .collect();
+        let handles = self.config.handles;
+        let (dot, found_all) = self
+            .run(cx, move || {
+                let dot = ops::stat(&dirfd)?;
+                let all: Vec<_> = names
+                    .iter()
+                    .map(|n| {
+                        let n = ops::component(n)?;
+                        found(ops::lookup(&dirfd, &n)?, handles)
+                    })
+                    .collect();
+                Ok((dot, all))
+            })
+            .await?;
+        for i in start..start.max(2).min(end) {
+            let name = OsStr::new(if i == 0 { "." } else { ".." });
+            let data = NullNode::new(FileType::Directory, None, None);
+            let e = crate::attr::Entry::new(*dir.key(), data, ops::attr_of(&dot));
+            if !out.add(name, i as u64 + 1, e) {
+                return Ok(());
+            }
+        }
+        for (i, f) in (start.max(2)..end).zip(found_all) {
+            // A name removed since the listing is skipped.
+            let Ok(f) = f else { continue };
+            let name = self.transform.name_from_backing(&list[i - 2].name);
+            let e = self.entry(cx, f);
+            if !out.add(&name, i as u64 + 1, e) {
                 break;
             }
         }
