@@ -31,23 +31,7 @@ impl Null {
         let backing = tmpfs.join("backing");
         fs::create_dir(&backing).unwrap();
         fs::set_permissions(&backing, fs::Permissions::from_mode(0o755)).unwrap();
-        let mnt = MountPoint::new();
-        let mut cmd = Command::new(bin(fs));
-        if !opts.is_empty() {
-            cmd.arg("-o").arg(opts);
-        }
-        cmd.arg(&backing).arg(mnt.path());
-        let out = run_bounded(&mut cmd, Duration::from_secs(20));
-        assert!(
-            out.status.success(),
-            "{fs} failed to mount: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            is_mounted(mnt.path()),
-            "{fs} exited 0 but nothing is mounted"
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let (mnt, stderr) = mount(fs, opts, &backing);
         Null { mnt, tmpfs, stderr }
     }
 
@@ -77,6 +61,28 @@ impl Null {
         assert_eq!(pids.len(), 1, "one daemon per mount: {pids:?}");
         pids[0]
     }
+}
+
+/// Mounts `fs` over `backing` with `-o opts`; the mount point and what the daemon
+/// wrote while mounting.
+fn mount(fs: &str, opts: &str, backing: &Path) -> (MountPoint, String) {
+    let mnt = MountPoint::new();
+    let mut cmd = Command::new(bin(fs));
+    if !opts.is_empty() {
+        cmd.arg("-o").arg(opts);
+    }
+    cmd.arg(backing).arg(mnt.path());
+    let out = run_bounded(&mut cmd, Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "{fs} failed to mount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        is_mounted(mnt.path()),
+        "{fs} exited 0 but nothing is mounted"
+    );
+    (mnt, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// The aio backends every data test runs with (passthrough off, so data goes through
@@ -710,6 +716,36 @@ fn data_integrity_for_every_backend_and_passthrough() {
     }
     let m = Null::new("passthrough");
     random_io(&m, 0x5eed_00ff);
+    let m = Null::new("writeback");
+    random_io(&m, 0x5eed_0100);
+}
+
+#[test]
+fn a_refused_backing_file_falls_back_to_serving_the_data() {
+    puffs_tests::require_fuse!();
+    // The kernel stacks passthrough one level deep: a nullfs whose backing files are
+    // on another passthrough nullfs has its backing files refused.
+    let inner = Null::new("passthrough");
+    fs::create_dir(inner.join("sub")).unwrap();
+    // SAFETY: set before the daemon starts and taken back at once.
+    std::env::set_var("RUST_LOG", "info");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let opts = format!("passthrough,logfile={}", log.path().display());
+    let (outer, stderr) = mount("nullfs", &opts, &inner.join("sub"));
+    std::env::remove_var("RUST_LOG");
+    assert!(stderr.contains("kernel passthrough: on"), "log: {stderr}");
+    let p = outer.join("f");
+    fs::write(&p, b"served by the fs").unwrap();
+    assert_eq!(fs::read(&p).unwrap(), b"served by the fs");
+    let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    f.write_all_at(b"SERVED", 0).unwrap();
+    assert_eq!(fs::read(inner.back("sub/f")).unwrap(), b"SERVED by the fs");
+    drop(f);
+    let text = fs::read_to_string(log.path()).unwrap();
+    assert!(
+        text.contains("serving file data through the fs"),
+        "log: {text}"
+    );
 }
 
 #[test]

@@ -494,7 +494,9 @@ impl<T: Transform> Ops for NullLayer<T> {
     ) -> OpResult<()> {
         if let Some(f) = self.files.borrow_mut().remove(fh) {
             if let OpenFile::File { passthrough, .. } = &*f {
-                open::released(node, *passthrough);
+                if open::released(node, *passthrough) {
+                    self.stop_passthrough();
+                }
             }
         }
         Ok(())
@@ -734,9 +736,8 @@ impl<T: Transform> Layer<T> {
     /// Keeps the open `file` of `node` and answers the open: through the kernel
     /// (passthrough) when it allows it, else served here.
     fn opened(&self, node: &NullNode, file: Arc<OwnedFd>) -> Opened {
-        if self.passthrough.get() && open::refused(node) {
-            log::info!("kernel passthrough refused: serving file data through the fs");
-            self.passthrough.set(false);
+        if open::refused(node) {
+            self.stop_passthrough();
         }
         let backing = open::choose_passthrough(node, &file, self.passthrough.get());
         let fh = self.files.borrow_mut().insert(OpenFile::File {
@@ -748,6 +749,13 @@ impl<T: Transform> Layer<T> {
             keep_cache: self.config.keep_cache,
             passthrough: backing,
             ..Opened::default()
+        }
+    }
+
+    /// The kernel refused a backing file: serve all file data from now on.
+    fn stop_passthrough(&self) {
+        if self.passthrough.replace(false) {
+            log::info!("kernel passthrough refused: serving file data through the fs");
         }
     }
 

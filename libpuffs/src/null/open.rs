@@ -93,9 +93,12 @@ pub(crate) fn refused(node: &NullNode) -> bool {
     p.backing.as_ref().is_some_and(|b| b.refused())
 }
 
-/// The open file that counted as passthrough or not is released.
-pub(crate) fn released(node: &NullNode, passthrough: bool) {
+/// The open file that counted as passthrough or not is released. Returns whether the
+/// kernel had refused the node's backing file (the mount should stop trying: the
+/// refusal is forgotten with the backing file).
+pub(crate) fn released(node: &NullNode, passthrough: bool) -> bool {
     let mut p = node.passthrough.borrow_mut();
+    let refused = p.backing.as_ref().is_some_and(|b| b.refused());
     if passthrough {
         p.opens = p.opens.saturating_sub(1);
         if p.opens == 0 {
@@ -105,4 +108,5 @@ pub(crate) fn released(node: &NullNode, passthrough: bool) {
     } else {
         p.cached = p.cached.saturating_sub(1);
     }
+    refused
 }
