@@ -1000,3 +1000,29 @@ fn file_handles_outlive_the_kernel_cache_with_export() {
     );
     assert_eq!(open_by_handle(&mount, &mut hg).err(), Some(libc::ESTALE));
 }
+
+#[test]
+fn mount_puffs_mounts_nullfs_and_rot13fs_from_a_backing_directory() {
+    puffs_tests::require_fuse!();
+    let tmpfs = Tmpfs::new("size=8M");
+    fs::write(tmpfs.join("uryyb"), b"Uryyb").unwrap();
+    for (ty, name, want) in [
+        ("nullfs", "uryyb", "Uryyb"),
+        ("puffs.rot13fs", "hello", "Hello"),
+    ] {
+        let mnt = MountPoint::new();
+        let mut cmd = Command::new(bin("mount_puffs"));
+        cmd.args(["-t", ty]).arg(tmpfs.path()).arg(mnt.path());
+        cmd.env("PUFFS_FS_DIR", bin_dir());
+        let out = run_bounded(&mut cmd, Duration::from_secs(20));
+        assert!(
+            out.status.success(),
+            "{ty}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (fstype, source) = mount_entry(mnt.path()).expect("mounted");
+        assert_eq!(fstype, format!("fuse.{}", ty.trim_start_matches("puffs.")));
+        assert_eq!(Path::new(&source), tmpfs.path());
+        assert_eq!(fs::read_to_string(mnt.join(name)).unwrap(), want);
+    }
+}

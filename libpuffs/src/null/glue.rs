@@ -125,7 +125,8 @@ impl<T: Transform> NullLayer<T> {
                 let owner = ops::Owner {
                     uid: cred.uid,
                     gid: cred.gid,
-                    in_dir_group: cred.in_group(dst.st_gid),
+                    // Only a set-gid directory asks (reading /proc costs).
+                    in_dir_group: dst.st_mode & libc::S_ISGID != 0 && cred.in_group(dst.st_gid),
                 };
                 ops::give(&fd, &dst, owner, mode)?;
                 found(fd, handles)
@@ -421,7 +422,8 @@ impl<T: Transform> Ops for NullLayer<T> {
                 let owner = ops::Owner {
                     uid: cred.uid,
                     gid: cred.gid,
-                    in_dir_group: cred.in_group(dst.st_gid),
+                    // Only a set-gid directory asks (reading /proc costs).
+                    in_dir_group: dst.st_mode & libc::S_ISGID != 0 && cred.in_group(dst.st_gid),
                 };
                 ops::give(&file, &dst, owner, mode)?;
                 let path = ops::lookup(&dirfd, &name)?;
