@@ -1026,3 +1026,74 @@ fn mount_puffs_mounts_nullfs_and_rot13fs_from_a_backing_directory() {
         assert_eq!(fs::read_to_string(mnt.join(name)).unwrap(), want);
     }
 }
+
+/// Set-uid / set-gid after chown, a write and a truncate by others, as on tmpfs.
+fn setid_effects(root: &Path) -> Vec<u32> {
+    let mode = |p: &Path| lstat(p).mode() & 0o7777;
+    let d = root.join("pub");
+    fs::create_dir(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+    let a = d.join("a");
+    fs::write(&a, b"x").unwrap();
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o6755)).unwrap();
+    std::os::unix::fs::chown(&a, Some(1000), Some(1000)).unwrap();
+    let mut out = vec![mode(&a)];
+    // A write, a truncate and an O_TRUNC open, each by a non-owner (world-writable
+    // set-id files: 4777, 2777 (no group x: stays for a member), 2770 + group member).
+    for (name, perm, how) in [
+        ("w", 0o4777, 0),
+        ("g", 0o2777, 0),
+        ("t", 0o6777, 1),
+        ("o", 0o4777, 2),
+        ("m", 0o2676, 0),
+    ] {
+        let p = d.join(name);
+        fs::write(&p, b"xyz").unwrap();
+        std::os::unix::fs::chown(&p, Some(0), Some(50)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(perm)).unwrap();
+        let c = cpath(&p);
+        let code = run_as(1001, 1001, &[50], || {
+            // SAFETY: a valid path; the fd is closed before returning.
+            unsafe {
+                let flags = if how == 2 {
+                    libc::O_WRONLY | libc::O_TRUNC
+                } else {
+                    libc::O_WRONLY
+                };
+                let fd = libc::open(c.as_ptr(), flags);
+                if fd < 0 {
+                    return last_errno();
+                }
+                let ok = match how {
+                    0 => libc::write(fd, b"y".as_ptr().cast(), 1) == 1,
+                    1 => libc::ftruncate(fd, 1) == 0,
+                    _ => true,
+                };
+                libc::close(fd);
+                if !ok {
+                    return 99;
+                }
+            }
+            0
+        });
+        out.push(code as u32);
+        out.push(mode(&p));
+    }
+    out
+}
+
+#[test]
+fn chown_write_and_truncate_clear_set_id_bits_as_on_tmpfs() {
+    puffs_tests::require_fuse!();
+    let tmpfs = Tmpfs::new("size=8M");
+    let want = setid_effects(tmpfs.path());
+    assert_eq!(want[0], 0o755, "tmpfs: chown of a 6755 file");
+    for opts in ["allow_other,nopassthrough", "allow_other,passthrough"] {
+        let m = Null::new(opts);
+        assert_eq!(
+            setid_effects(m.path()),
+            want,
+            "{opts} (left) vs tmpfs (right)"
+        );
+    }
+}

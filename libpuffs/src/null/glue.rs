@@ -32,6 +32,12 @@ struct Found {
     handle: Option<Handle>,
 }
 
+/// Remembers whether `node` has set-id bits (see `NullNode::setid`).
+fn note(node: &NullNode, attr: &Attr) {
+    node.setid
+        .set(attr.kind == FileType::RegularFile && attr.perm & 0o6000 != 0);
+}
+
 fn found(fd: OwnedFd, handles: bool) -> io::Result<Found> {
     let st = ops::stat(&fd)?;
     let handle = if handles { Handle::of(&fd).ok() } else { None };
@@ -79,6 +85,9 @@ impl<T: Transform> NullLayer<T> {
         let key = ops::key_of(&f.st);
         let attr = ops::attr_of(&f.st);
         let fd = Arc::new(f.fd);
+        if let Some(n) = cx.node_by_key(&key) {
+            note(&n, &attr);
+        }
         if let (true, Some(h)) = (self.config.export, &f.handle) {
             self.exported.borrow_mut().insert(key.ino, (key, h.clone()));
         }
@@ -87,7 +96,9 @@ impl<T: Transform> NullLayer<T> {
         } else {
             // A handle is only reopened on the backing directory's own file system.
             let handle = f.handle.filter(|_| key.dev == self.mount.0);
-            NullNode::new(attr.kind, handle, Some(&fd))
+            let node = NullNode::new(attr.kind, handle, Some(&fd));
+            note(&node, &attr);
+            node
         };
         self.fds.borrow_mut().put(key, fd);
         crate::attr::Entry::new(key, data, attr)
@@ -154,6 +165,9 @@ impl<T: Transform> NullLayer<T> {
 impl<T: Transform> Ops for NullLayer<T> {
     type Node = NullNode;
     type Key = super::BackingKey;
+    // The server writes as root, which keeps set-id bits: the layer clears them
+    // itself, and the kernel stops asking for security.capability before each write.
+    const KILLS_SUIDGID: bool = true;
     const OPMASK: OpMask = OpMask::of(&[
         Op::Statvfs,
         Op::Lookup,
@@ -259,7 +273,9 @@ impl<T: Transform> Ops for NullLayer<T> {
             _ => self.fd(cx, node).await?,
         };
         let st = self.run(cx, move || ops::stat(&fd)).await?;
-        Ok(ops::attr_of(&st))
+        let attr = ops::attr_of(&st);
+        note(node, &attr);
+        Ok(attr)
     }
 
     async fn setattr(&self, cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
@@ -269,6 +285,7 @@ impl<T: Transform> Ops for NullLayer<T> {
             _ => None,
         };
         let (set, is_link) = (set.clone(), node.kind == FileType::Symlink);
+        let cred = *cx.cred();
         let st = self
             .run(cx, move || {
                 if let Some(mode) = set.mode {
@@ -279,11 +296,16 @@ impl<T: Transform> Ops for NullLayer<T> {
                 }
                 if set.uid.is_some() || set.gid.is_some() {
                     ops::chown(&fd, set.uid, set.gid)?;
+                    // Even by root (who counts as in every group).
+                    ops::kill_suidgid(&fd, |g| cred.is_root() || cred.in_group(g))?;
                 }
                 if let Some(size) = set.size {
                     match &file {
                         Some(f) => ops::truncate(f, size)?,
                         None => ops::truncate(&ops::open(&fd, libc::O_WRONLY)?, size)?,
+                    }
+                    if !cred.is_root() {
+                        ops::kill_suidgid(&fd, |g| cred.in_group(g))?;
                     }
                 }
                 if set.atime.is_some() || set.mtime.is_some() {
@@ -292,7 +314,9 @@ impl<T: Transform> Ops for NullLayer<T> {
                 ops::stat(&fd)
             })
             .await?;
-        Ok(ops::attr_of(&st))
+        let attr = ops::attr_of(&st);
+        note(node, &attr);
+        Ok(attr)
     }
 
     async fn readlink(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<OsString> {
@@ -398,9 +422,23 @@ impl<T: Transform> Ops for NullLayer<T> {
 
     async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: i32) -> OpResult<Opened> {
         let fd = self.fd(cx, node).await?;
+        let cred = *cx.cred();
+        // An unprivileged O_TRUNC clears set-id bits, as a truncate does.
+        let kill = flags & libc::O_TRUNC != 0 && !cred.is_root() && node.setid.get();
         let flags = self.io_flags(flags);
-        let file = Arc::new(self.run(cx, move || ops::open(&fd, flags)).await?);
-        Ok(self.opened(node, file))
+        let file = self
+            .run(cx, move || {
+                let file = ops::open(&fd, flags)?;
+                if kill {
+                    ops::kill_suidgid(&file, |g| cred.in_group(g))?;
+                }
+                Ok(file)
+            })
+            .await?;
+        if kill {
+            node.setid.set(false);
+        }
+        Ok(self.opened(node, Arc::new(file)))
     }
 
     async fn create(
@@ -460,7 +498,7 @@ impl<T: Transform> Ops for NullLayer<T> {
     async fn write(
         &self,
         cx: &Cx<Self>,
-        _node: &Node<Self>,
+        node: &Node<Self>,
         fh: u64,
         offset: u64,
         data: &[u8],
@@ -469,11 +507,16 @@ impl<T: Transform> Ops for NullLayer<T> {
         let f = self.open_file(fh)?;
         let mut buf = data.to_vec();
         self.transform.data_to_backing(offset, &mut buf);
-        let n = cx
-            .aio()
-            .write_at(f.file_fd()?, offset, buf)
-            .await
-            .map_err(errno)?;
+        let fd = f.file_fd()?;
+        let n = cx.aio().write_at(fd, offset, buf).await.map_err(errno)?;
+        let cred = *cx.cred();
+        if node.setid.get() && !cred.is_root() {
+            let fd = Arc::clone(fd);
+            let st = self
+                .run(cx, move || ops::kill_suidgid(&fd, |g| cred.in_group(g)))
+                .await?;
+            note(node, &ops::attr_of(&st));
+        }
         Ok(n as u32)
     }
 

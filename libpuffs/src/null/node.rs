@@ -7,7 +7,7 @@
 //! unprivileged server, a file system that has none) the node pins its fd: correct,
 //! but then fds grow with the nodes the kernel knows.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -105,6 +105,9 @@ pub struct NullNode {
     pinned: Option<Arc<OwnedFd>>,
     /// Its kernel passthrough state (see `open.rs`).
     pub(crate) passthrough: RefCell<Passthrough>,
+    /// Whether the last attributes seen had set-uid or set-gid: writes by others then
+    /// clear them (the layer does, `Ops::KILLS_SUIDGID`), so they go through the fs.
+    pub(crate) setid: Cell<bool>,
 }
 
 /// Open files of one node, for kernel passthrough: the kernel allows one backing file
@@ -132,6 +135,7 @@ impl NullNode {
             handle,
             pinned,
             passthrough: RefCell::default(),
+            setid: Cell::new(false),
         }
     }
 

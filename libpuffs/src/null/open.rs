@@ -76,7 +76,8 @@ pub(crate) fn choose_passthrough(
 ) -> Option<Rc<Backing>> {
     let mut p = node.passthrough.borrow_mut();
     let refused = p.backing.as_ref().is_some_and(|b| b.refused());
-    if !enabled || refused || p.cached > 0 {
+    // A set-id file's writes must reach the fs, which clears the bits.
+    if !enabled || refused || p.cached > 0 || node.setid.get() {
         p.cached += 1;
         return None;
     }

@@ -151,6 +151,27 @@ pub fn give(fd: &OwnedFd, dir: &FileStat, owner: Owner, mode: u32) -> io::Result
     Ok(st)
 }
 
+/// Clears set-uid, and set-gid when group-execute is set or the caller is not in the
+/// file's group (`in_group`), of the regular file `fd` is open on: what the kernel
+/// does on a write or truncate by an unprivileged caller, and on chown. The server
+/// (root, CAP_FSETID) writing to the backing file would keep them.
+pub fn kill_suidgid(fd: &OwnedFd, in_group: impl FnOnce(u32) -> bool) -> io::Result<FileStat> {
+    let st = stat(fd)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Ok(st);
+    }
+    let mut kill = st.st_mode & libc::S_ISUID;
+    let sgid = st.st_mode & libc::S_ISGID != 0;
+    if sgid && (st.st_mode & libc::S_IXGRP != 0 || !in_group(st.st_gid)) {
+        kill |= libc::S_ISGID;
+    }
+    if kill == 0 {
+        return Ok(st);
+    }
+    chmod(fd, st.st_mode & 0o7777 & !kill)?;
+    stat(fd)
+}
+
 /// mkdir `name` in `dir`; returns its O_PATH fd.
 pub fn mkdir(dir: &OwnedFd, name: &CString, mode: u32) -> io::Result<OwnedFd> {
     nix::sys::stat::mkdirat(dir.as_fd(), name.as_c_str(), Mode::from_bits_truncate(mode))
