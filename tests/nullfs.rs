@@ -1097,3 +1097,33 @@ fn chown_write_and_truncate_clear_set_id_bits_as_on_tmpfs() {
         );
     }
 }
+
+#[test]
+fn passthrough_and_page_cached_opens_of_one_file_do_not_collide() {
+    puffs_tests::require_fuse!();
+    // The kernel refuses a page-cached open of an inode with a passthrough open and
+    // back. Set-id files are opened page-cached (their writes clear the bits), so
+    // chmod moves a file between the two kinds while it is open.
+    let m = Null::new("passthrough");
+    let (a, b) = (m.join("a"), m.join("b"));
+    fs::write(&a, b"a").unwrap();
+    fs::write(&b, b"b").unwrap();
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o4755)).unwrap();
+    let cached = File::open(&a).unwrap(); // page-cached: set-uid
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o644)).unwrap();
+    let second = OpenOptions::new().read(true).write(true).open(&a);
+    let second = second.expect("a second open beside a page-cached one");
+    second.write_all_at(b"A", 0).unwrap();
+    assert_eq!(fs::read(m.back("a")).unwrap(), b"A");
+    drop((cached, second));
+
+    let through = File::open(&b).unwrap(); // passthrough
+    fs::set_permissions(&b, fs::Permissions::from_mode(0o4755)).unwrap();
+    let second = OpenOptions::new().read(true).write(true).open(&b);
+    let second = second.expect("a second open beside a passthrough one");
+    second.write_all_at(b"B", 0).unwrap();
+    assert_eq!(fs::read(m.back("b")).unwrap(), b"B");
+    drop((through, second));
+    // Once both are closed, the file is opened afresh by its own kind.
+    assert_eq!(fs::read(&b).unwrap(), b"B");
+}

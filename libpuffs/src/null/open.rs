@@ -68,7 +68,9 @@ impl OpenFile {
 
 /// The backing file a new open of `node` (open on `fd`) hands to the kernel, or None
 /// to serve its data; counts the open either way. `enabled`: the mount still tries
-/// passthrough.
+/// passthrough. An open beside passthrough opens is always passthrough (even of a
+/// file made set-id since: the kernel would refuse a page-cached one), and one beside
+/// page-cached opens never is.
 pub(crate) fn choose_passthrough(
     node: &NullNode,
     fd: &Arc<OwnedFd>,
@@ -76,7 +78,14 @@ pub(crate) fn choose_passthrough(
 ) -> Option<Rc<Backing>> {
     let mut p = node.passthrough.borrow_mut();
     let refused = p.backing.as_ref().is_some_and(|b| b.refused());
-    // A set-id file's writes must reach the fs, which clears the bits.
+    if let (Some(b), false) = (&p.backing, refused) {
+        // Passthrough opens exist: the kernel takes no other kind beside them.
+        let b = Rc::clone(b);
+        p.opens += 1;
+        return Some(b);
+    }
+    // A set-id file's writes must reach the fs, which clears the bits; and no
+    // passthrough open beside page-cached ones.
     if !enabled || refused || p.cached > 0 || node.setid.get() {
         p.cached += 1;
         return None;
