@@ -1127,3 +1127,82 @@ fn passthrough_and_page_cached_opens_of_one_file_do_not_collide() {
     // Once both are closed, the file is opened afresh by its own kind.
     assert_eq!(fs::read(&b).unwrap(), b"B");
 }
+
+#[test]
+fn eight_threads_in_one_directory() {
+    puffs_tests::require_fuse!();
+    let m = Null::new("");
+    let root = m.path().to_path_buf();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    let p = root.join(format!("t{t}-{i}"));
+                    let data = format!("{t}:{i}").repeat(i + 1);
+                    fs::write(&p, &data).unwrap();
+                    assert_eq!(fs::read_to_string(&p).unwrap(), data);
+                    if i % 2 == 0 {
+                        fs::rename(&p, root.join(format!("t{t}-{i}-moved"))).unwrap();
+                    } else {
+                        fs::remove_file(&p).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(names(m.path()), names(&m.backing()));
+    assert_eq!(names(m.path()).len(), 8 * 50);
+}
+
+#[test]
+fn sticky_directories_and_supplementary_groups() {
+    puffs_tests::require_fuse!();
+    let m = Null::new("allow_other");
+    let d = m.join("tmp");
+    fs::create_dir(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o1777)).unwrap();
+    let theirs = d.join("theirs");
+    fs::write(&theirs, b"x").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+    let g = m.join("group-only");
+    fs::write(&g, b"for group 50").unwrap();
+    std::os::unix::fs::chown(&g, Some(0), Some(50)).unwrap();
+    fs::set_permissions(&g, fs::Permissions::from_mode(0o640)).unwrap();
+    let (t, gp) = (cpath(&theirs), cpath(&g));
+    let unlink = || {
+        // SAFETY: a valid path.
+        sys(unsafe { libc::unlink(t.as_ptr()) })
+    };
+    let read = || {
+        // SAFETY: a valid path; the fd is closed at once.
+        unsafe {
+            let fd = libc::open(gp.as_ptr(), libc::O_RDONLY);
+            if fd < 0 {
+                return last_errno();
+            }
+            libc::close(fd);
+            0
+        }
+    };
+    assert_eq!(
+        run_as(1001, 1001, &[], unlink),
+        libc::EPERM,
+        "sticky: not theirs"
+    );
+    assert_eq!(
+        run_as(1001, 1001, &[], read),
+        libc::EACCES,
+        "not in group 50"
+    );
+    assert_eq!(
+        run_as(1001, 1001, &[50], read),
+        0,
+        "in group 50 by supplementary"
+    );
+    assert_eq!(run_as(1000, 1000, &[], unlink), 0, "sticky: the owner may");
+    assert!(!m.back("tmp/theirs").exists());
+}
