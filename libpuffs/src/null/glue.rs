@@ -272,7 +272,14 @@ impl<T: Transform> Ops for NullLayer<T> {
             },
             _ => self.fd(cx, node).await?,
         };
-        let st = self.run(cx, move || ops::stat(&fd)).await?;
+        // An fd pins its inode in memory, so fstat through it reads no disk: done
+        // here rather than paying two thread hops (unless the backing file system may
+        // go remote, `NullConfig::inline_stat`).
+        let st = if self.config.inline_stat {
+            ops::stat(&fd).map_err(errno)?
+        } else {
+            self.run(cx, move || ops::stat(&fd)).await?
+        };
         let attr = ops::attr_of(&st);
         note(node, &attr);
         Ok(attr)

@@ -89,6 +89,11 @@ pub struct NullConfig {
     /// every file the kernel has seen, by inode number, so the kernel's own file
     /// handles (NFS, open_by_handle_at) outlive its cache. Costs memory per file seen.
     pub export: bool,
+    /// Answer getattr with an fstat on the loop thread: an open fd pins the inode in
+    /// memory, so on a local file system this never waits for a disk, and it saves two
+    /// thread hops per getattr. Turn it off over a network file system, whose fstat
+    /// may ask a server.
+    pub inline_stat: bool,
 }
 
 impl Default for NullConfig {
@@ -100,6 +105,7 @@ impl Default for NullConfig {
             writeback: false,
             handles: nix::unistd::geteuid().is_root(),
             export: false,
+            inline_stat: true,
         }
     }
 }
