@@ -30,7 +30,7 @@
 //! out: [`Ops`]. A whole file system, step by step: docs/writing-a-filesystem.md.
 //!
 //! The request path: `kernel` (fuser's reader thread → request frame) → `mainloop`
-//! (one thread, all state) → `kernel::dispatch` (a continuation in `cc` runs the op)
+//! (one thread, all state) → `dispatch` (a continuation in `cc` runs the op)
 //! → the reply. See docs/architecture.md.
 
 pub mod aio;
@@ -39,12 +39,14 @@ mod cc;
 mod cx;
 mod daemon;
 pub mod dirbuf;
+mod dispatch;
 mod error;
 pub mod event;
 mod kernel;
 mod mainloop;
 pub mod node;
 mod notify;
+mod op;
 pub mod ops;
 pub mod paths;
 mod reactor;

@@ -19,7 +19,7 @@ use fuser::{
 
 use super::request::{Inbox, KOp, Request};
 use crate::attr::{Attr, Lock, SetAttr, SetTime, Statvfs};
-use crate::ops::{Cred, Op, OpMask, RenameFlags};
+use crate::op::{Cred, Op, OpMask, RenameFlags};
 
 /// What the INIT handshake asks of the kernel.
 pub(crate) struct InitParams {

@@ -13,7 +13,7 @@ use fuser::{
 };
 
 use crate::attr::{Lock, SetAttr};
-use crate::ops::{Cred, Op, RenameFlags};
+use crate::op::{Cred, Op, RenameFlags};
 use crate::wakeup::Wakeup;
 
 /// What the reader side hands the loop.

@@ -7,11 +7,11 @@ use std::rc::Rc;
 
 use fuser::{FileHandle, Generation, INodeNo};
 
-use super::convert::{errno, file_attr, file_type, open_flags, Ttls};
-use super::request::KOp;
 use crate::attr::Lock;
 use crate::cx::Cx;
 use crate::dirbuf::{DirBuf, DirPlusBuf};
+use crate::kernel::convert::{errno, file_attr, file_type, open_flags, Ttls};
+use crate::kernel::request::KOp;
 use crate::node::Node;
 use crate::ops::{Cred, EntryOf, Op, OpResult, Ops};
 use crate::usermount::Runtime;
