@@ -9,6 +9,7 @@ pub(crate) mod convert;
 mod notify;
 #[cfg(feature = "logging")]
 mod quiet_log;
+pub(crate) mod reply;
 pub(crate) mod request;
 mod session;
 
