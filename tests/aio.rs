@@ -26,10 +26,6 @@ struct Backed {
 
 const PARK_INO: u8 = 2;
 
-fn io_errno(e: std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
 impl Backed {
     fn size(&self) -> OpResult<u64> {
         let st = nix::sys::stat::fstat(&*self.file).map_err(|e| Errno::from_raw(e as i32))?;
@@ -102,13 +98,13 @@ impl Ops for Backed {
         if let (PARK_INO, Some(pipe)) = (**node, &self.park) {
             self.parked.store(true, Ordering::SeqCst);
             let read = cx.aio().read_at(pipe, 0, size as usize);
-            return read.await.map_err(io_errno);
+            return read.await.map_err(puffs::errno);
         }
         *self.backend.lock().unwrap() = Some(cx.aio().backend());
         cx.aio()
             .read_at(&self.file, offset, size as usize)
             .await
-            .map_err(io_errno)
+            .map_err(puffs::errno)
     }
 
     async fn write(
@@ -124,7 +120,7 @@ impl Ops for Backed {
             .aio()
             .write_at(&self.file, offset, data.to_vec())
             .await
-            .map_err(io_errno)?;
+            .map_err(puffs::errno)?;
         Ok(n as u32)
     }
 
@@ -135,7 +131,10 @@ impl Ops for Backed {
         _fh: u64,
         datasync: bool,
     ) -> OpResult<()> {
-        cx.aio().fsync(&self.file, datasync).await.map_err(io_errno)
+        cx.aio()
+            .fsync(&self.file, datasync)
+            .await
+            .map_err(puffs::errno)
     }
 }
 

@@ -67,7 +67,7 @@ pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, 
 pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;
 pub use dirbuf::{DirBuf, DirPlusBuf};
-pub use error::Error;
+pub use error::{errno, Error, OrErrno};
 pub use libpuffs_macros::ops;
 pub use nix::errno::Errno;
 pub use node::{Node, NodeTable, ROOT_INO};
