@@ -33,10 +33,6 @@ struct Backed {
 
 const PARK_INO: u8 = 2;
 
-fn io_errno(e: std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
 /// Awaits every future, polling them all each time (so their I/O is in flight at
 /// once); their outputs in order.
 async fn join_all<T>(
@@ -148,7 +144,7 @@ impl Ops for Backed {
         if let (PARK_INO, Some(pipe)) = (**node, &self.park) {
             self.parked.store(true, Ordering::SeqCst);
             let read = cx.aio().read_at(pipe, 0, size as usize);
-            return read.await.map_err(io_errno);
+            return read.await.map_err(puffs::errno);
         }
         *self.backend.lock().unwrap() = Some(cx.aio().backend());
         // Split into 4 KiB ops issued at once: many completions close together.
@@ -161,7 +157,7 @@ impl Ops for Backed {
             .collect();
         let mut data = Vec::with_capacity(size as usize);
         for piece in join_all(pieces).await {
-            let piece = piece.map_err(io_errno)?;
+            let piece = piece.map_err(puffs::errno)?;
             let short = piece.len() < PIECE;
             data.extend_from_slice(&piece);
             if short {
@@ -184,7 +180,7 @@ impl Ops for Backed {
             .aio()
             .write_at(&self.file, offset, data.to_vec())
             .await
-            .map_err(io_errno)?;
+            .map_err(puffs::errno)?;
         Ok(n as u32)
     }
 
@@ -195,7 +191,10 @@ impl Ops for Backed {
         _fh: u64,
         datasync: bool,
     ) -> OpResult<()> {
-        cx.aio().fsync(&self.file, datasync).await.map_err(io_errno)
+        cx.aio()
+            .fsync(&self.file, datasync)
+            .await
+            .map_err(puffs::errno)
     }
 }
 

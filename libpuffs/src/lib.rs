@@ -30,7 +30,7 @@
 //! out: [`Ops`]. A whole file system, step by step: docs/writing-a-filesystem.md.
 //!
 //! The request path: `kernel` (fuser's reader thread → request frame) → `mainloop`
-//! (one thread, all state) → `kernel::dispatch` (a continuation in `cc` runs the op)
+//! (one thread, all state) → `dispatch` (a continuation in `cc` runs the op)
 //! → the reply. See docs/architecture.md.
 
 pub mod aio;
@@ -39,12 +39,14 @@ mod cc;
 mod cx;
 mod daemon;
 pub mod dirbuf;
+mod dispatch;
 mod error;
 pub mod event;
 mod kernel;
 mod mainloop;
 pub mod node;
 mod notify;
+mod op;
 pub mod ops;
 pub mod paths;
 mod reactor;
@@ -65,7 +67,7 @@ pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, 
 pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;
 pub use dirbuf::{DirBuf, DirPlusBuf};
-pub use error::Error;
+pub use error::{errno, Error, OrErrno};
 pub use libpuffs_macros::ops;
 pub use nix::errno::Errno;
 pub use node::{Node, NodeTable, ROOT_INO};

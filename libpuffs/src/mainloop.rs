@@ -11,7 +11,7 @@ use crate::cc::guarded;
 use crate::cx::Cx;
 use crate::error::Error;
 use crate::event::Events;
-use crate::kernel::{self, Inbox, Request, Session};
+use crate::kernel::{Inbox, Request, Session};
 use crate::ops::{Cred, Op, Ops};
 use crate::signals::Signals;
 use crate::usermount::{Runtime, State, AIO_TOKEN, SIGNAL_TOKEN, WAKE_TOKEN};
@@ -98,7 +98,7 @@ fn take_requests<F: Ops>(rt: &Rc<Runtime<F>>, inbox: &Inbox, batch: &mut Vec<Req
     let mut destroyed = false;
     for req in batch.drain(..) {
         match req {
-            Request::Op(cred, kop) => kernel::dispatch(rt, cred, kop),
+            Request::Op(cred, kop) => crate::dispatch::dispatch(rt, cred, kop),
             Request::Forget(list) => rt.forget_frame(list),
             Request::Destroyed => destroyed = true,
             Request::Signal(sig) => {

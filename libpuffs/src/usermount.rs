@@ -341,6 +341,12 @@ impl<F: Ops> PuffsUserMount<F> {
         })
     }
 
+    /// The runtime, for unit tests that run requests without a mount.
+    #[cfg(test)]
+    pub(crate) fn runtime(&self) -> Rc<Runtime<F>> {
+        Rc::clone(&self.rt)
+    }
+
     fn settings(&mut self) -> &mut Settings<F> {
         &mut Rc::get_mut(&mut self.rt)
             .expect("settings change only before the mainloop runs")

@@ -17,9 +17,10 @@ use fuser::{
     ReplyXattr, Request as FReq, TimeOrNow, WriteFlags,
 };
 
-use super::request::{Inbox, KOp, Request};
+use super::reply::{self as seam, Reply};
+use super::request::{DirOp, FileOp, Inbox, KOp, MakeOp, NameOp, NodeOp, RangeOp, Request};
 use crate::attr::{Attr, Lock, SetAttr, SetTime, Statvfs};
-use crate::ops::{Cred, Op, OpMask, RenameFlags};
+use crate::op::{Cred, Op, OpMask, RenameFlags};
 
 /// What the INIT handshake asks of the kernel.
 pub(crate) struct InitParams {
@@ -89,13 +90,29 @@ impl Adapter {
         }
     }
 
-    /// Queues `op` for the loop, or answers ENOSYS when the fs does not implement it.
-    fn queue(&self, req: &FReq, op: KOp) {
-        if !self.mask.contains(op.op()) {
-            self.refused.note(op.op());
-            refuse(op);
-            return;
+    /// The reply, when the fs implements `op`; else None, with the request answered
+    /// ENOSYS right here (before any argument is copied).
+    fn admit<R: Reply>(&self, op: Op, reply: R) -> Option<R> {
+        if self.mask.contains(op) {
+            return Some(reply);
         }
+        self.refused.note(op);
+        reply.error(crate::Errno::ENOSYS);
+        None
+    }
+
+    /// As `admit`, for release and releasedir: nothing was opened by the fs, so
+    /// nothing is left to release and the answer is Ok.
+    fn admit_or_ok<R: seam::ReplyEmpty>(&self, op: Op, reply: R) -> Option<R> {
+        if self.mask.contains(op) {
+            return Some(reply);
+        }
+        reply.ok();
+        None
+    }
+
+    /// Queues an admitted request for the loop, with the caller's credentials.
+    fn queue(&self, req: &FReq, op: KOp) {
         let cred = Cred {
             uid: req.uid(),
             gid: req.gid(),
@@ -147,42 +164,6 @@ impl Adapter {
             want |= InitFlags::FUSE_EXPORT_SUPPORT;
         }
         want
-    }
-}
-
-/// Answers an op the file system does not implement, on the reader thread.
-fn refuse(op: KOp) {
-    let e = Errno::ENOSYS;
-    match op {
-        KOp::Statfs { reply } => reply.error(e),
-        KOp::Lookup { reply, .. }
-        | KOp::Mknod { reply, .. }
-        | KOp::Mkdir { reply, .. }
-        | KOp::Symlink { reply, .. }
-        | KOp::Link { reply, .. } => reply.error(e),
-        KOp::Getattr { reply, .. } | KOp::Setattr { reply, .. } => reply.error(e),
-        // Nothing was opened by the fs, so nothing is left to release.
-        KOp::Release { reply, .. } | KOp::Releasedir { reply, .. } => reply.ok(),
-        KOp::Access { reply, .. }
-        | KOp::Unlink { reply, .. }
-        | KOp::Rmdir { reply, .. }
-        | KOp::Rename { reply, .. }
-        | KOp::Flush { reply, .. }
-        | KOp::Fsync { reply, .. }
-        | KOp::Fsyncdir { reply, .. }
-        | KOp::Setxattr { reply, .. }
-        | KOp::Removexattr { reply, .. }
-        | KOp::Fallocate { reply, .. }
-        | KOp::Setlk { reply, .. } => reply.error(e),
-        KOp::Readlink { reply, .. } | KOp::Read { reply, .. } => reply.error(e),
-        KOp::Open { reply, .. } | KOp::Opendir { reply, .. } => reply.error(e),
-        KOp::Create { reply, .. } => reply.error(e),
-        KOp::Write { reply, .. } | KOp::CopyFileRange { reply, .. } => reply.error(e),
-        KOp::Readdir { reply, .. } => reply.error(e),
-        KOp::Readdirplus { reply, .. } => reply.error(e),
-        KOp::Getxattr { reply, .. } | KOp::Listxattr { reply, .. } => reply.error(e),
-        KOp::Lseek { reply, .. } => reply.error(e),
-        KOp::Getlk { reply, .. } => reply.error(e),
     }
 }
 
@@ -239,14 +220,17 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(reply) = self.admit(Op::Lookup, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Lookup {
+            KOp::Name(NameOp::Lookup {
                 parent: parent.0,
                 name,
                 reply,
-            },
+            }),
         );
     }
 
@@ -265,13 +249,16 @@ impl Filesystem for Adapter {
             );
             return;
         }
+        let Some(reply) = self.admit(Op::Getattr, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Getattr {
+            KOp::Node(NodeOp::Getattr {
                 ino: ino.0,
                 fh: fh.map(|f| f.0),
                 reply,
-            },
+            }),
         );
     }
 
@@ -293,6 +280,9 @@ impl Filesystem for Adapter {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let Some(reply) = self.admit(Op::Setattr, reply) else {
+            return;
+        };
         let set = SetAttr {
             mode,
             uid,
@@ -305,16 +295,19 @@ impl Filesystem for Adapter {
         };
         self.queue(
             req,
-            KOp::Setattr {
+            KOp::Node(NodeOp::Setattr {
                 ino: ino.0,
                 set,
                 reply,
-            },
+            }),
         );
     }
 
     fn readlink(&self, req: &FReq, ino: INodeNo, reply: ReplyData) {
-        self.queue(req, KOp::Readlink { ino: ino.0, reply });
+        let Some(reply) = self.admit(Op::Readlink, reply) else {
+            return;
+        };
+        self.queue(req, KOp::Node(NodeOp::Readlink { ino: ino.0, reply }));
     }
 
     fn mknod(
@@ -327,17 +320,20 @@ impl Filesystem for Adapter {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let Some(reply) = self.admit(Op::Mknod, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Mknod {
+            KOp::Make(MakeOp::Mknod {
                 parent: parent.0,
                 name,
                 mode,
                 umask,
                 rdev,
                 reply,
-            },
+            }),
         );
     }
 
@@ -350,40 +346,49 @@ impl Filesystem for Adapter {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let Some(reply) = self.admit(Op::Mkdir, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Mkdir {
+            KOp::Make(MakeOp::Mkdir {
                 parent: parent.0,
                 name,
                 mode,
                 umask,
                 reply,
-            },
+            }),
         );
     }
 
     fn unlink(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Unlink, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Unlink {
+            KOp::Name(NameOp::Unlink {
                 parent: parent.0,
                 name,
                 reply,
-            },
+            }),
         );
     }
 
     fn rmdir(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Rmdir, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Rmdir {
+            KOp::Name(NameOp::Rmdir {
                 parent: parent.0,
                 name,
                 reply,
-            },
+            }),
         );
     }
 
@@ -395,15 +400,18 @@ impl Filesystem for Adapter {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let Some(reply) = self.admit(Op::Symlink, reply) else {
+            return;
+        };
         let (name, target) = (link_name.to_owned(), target.to_owned());
         self.queue(
             req,
-            KOp::Symlink {
+            KOp::Make(MakeOp::Symlink {
                 parent: parent.0,
                 name,
                 target,
                 reply,
-            },
+            }),
         );
     }
 
@@ -417,14 +425,17 @@ impl Filesystem for Adapter {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let op = KOp::Rename {
+        let Some(reply) = self.admit(Op::Rename, reply) else {
+            return;
+        };
+        let op = KOp::Name(NameOp::Rename {
             parent: parent.0,
             name: name.to_owned(),
             newparent: newparent.0,
             newname: newname.to_owned(),
             flags: rename_flags(flags),
             reply,
-        };
+        });
         self.queue(req, op);
     }
 
@@ -436,26 +447,32 @@ impl Filesystem for Adapter {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let Some(reply) = self.admit(Op::Link, reply) else {
+            return;
+        };
         let newname = newname.to_owned();
         self.queue(
             req,
-            KOp::Link {
+            KOp::Make(MakeOp::Link {
                 ino: ino.0,
                 newparent: newparent.0,
                 newname,
                 reply,
-            },
+            }),
         );
     }
 
     fn open(&self, req: &FReq, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let Some(reply) = self.admit(Op::Open, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Open {
+            KOp::File(FileOp::Open {
                 ino: ino.0,
                 flags: flags.0,
                 reply,
-            },
+            }),
         );
     }
 
@@ -470,15 +487,18 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let Some(reply) = self.admit(Op::Read, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Read {
+            KOp::File(FileOp::Read {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 size,
                 reply,
-            },
+            }),
         );
     }
 
@@ -494,18 +514,22 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        // The data lives in fuser's read buffer, which the next request reuses.
+        let Some(reply) = self.admit(Op::Write, reply) else {
+            return;
+        };
+        // The data lives in fuser's read buffer, which the next request reuses: the
+        // one copy, into a buffer the fs then owns (and may hand to aio as is).
         let data = data.to_vec();
         self.queue(
             req,
-            KOp::Write {
+            KOp::File(FileOp::Write {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 data,
                 flags: flags.0,
                 reply,
-            },
+            }),
         );
     }
 
@@ -517,14 +541,17 @@ impl Filesystem for Adapter {
         lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Flush, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Flush {
+            KOp::File(FileOp::Flush {
                 ino: ino.0,
                 fh: fh.0,
                 lock_owner: lock_owner.0,
                 reply,
-            },
+            }),
         );
     }
 
@@ -538,37 +565,46 @@ impl Filesystem for Adapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit_or_ok(Op::Release, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Release {
+            KOp::File(FileOp::Release {
                 ino: ino.0,
                 fh: fh.0,
                 flags: flags.0,
                 reply,
-            },
+            }),
         );
     }
 
     fn fsync(&self, req: &FReq, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Fsync, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Fsync {
+            KOp::File(FileOp::Fsync {
                 ino: ino.0,
                 fh: fh.0,
                 datasync,
                 reply,
-            },
+            }),
         );
     }
 
     fn opendir(&self, req: &FReq, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let Some(reply) = self.admit(Op::Opendir, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Opendir {
+            KOp::Dir(DirOp::Opendir {
                 ino: ino.0,
                 flags: flags.0,
                 reply,
-            },
+            }),
         );
     }
 
@@ -580,14 +616,17 @@ impl Filesystem for Adapter {
         offset: u64,
         reply: ReplyDirectory,
     ) {
+        let Some(reply) = self.admit(Op::Readdir, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Readdir {
+            KOp::Dir(DirOp::Readdir {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 reply,
-            },
+            }),
         );
     }
 
@@ -599,14 +638,17 @@ impl Filesystem for Adapter {
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
+        let Some(reply) = self.admit(Op::Readdirplus, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Readdirplus {
+            KOp::Dir(DirOp::Readdirplus {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 reply,
-            },
+            }),
         );
     }
 
@@ -618,13 +660,16 @@ impl Filesystem for Adapter {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit_or_ok(Op::Releasedir, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Releasedir {
+            KOp::Dir(DirOp::Releasedir {
                 ino: ino.0,
                 fh: fh.0,
                 reply,
-            },
+            }),
         );
     }
 
@@ -636,14 +681,17 @@ impl Filesystem for Adapter {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Fsyncdir, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Fsyncdir {
+            KOp::Dir(DirOp::Fsyncdir {
                 ino: ino.0,
                 fh: fh.0,
                 datasync,
                 reply,
-            },
+            }),
         );
     }
 
@@ -655,7 +703,7 @@ impl Filesystem for Adapter {
             );
             return;
         }
-        self.queue(req, KOp::Statfs { reply });
+        self.queue(req, KOp::Node(NodeOp::Statfs { reply }));
     }
 
     fn setxattr(
@@ -668,63 +716,78 @@ impl Filesystem for Adapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Setxattr, reply) else {
+            return;
+        };
         let (name, value) = (name.to_owned(), value.to_vec());
         self.queue(
             req,
-            KOp::Setxattr {
+            KOp::Node(NodeOp::Setxattr {
                 ino: ino.0,
                 name,
                 value,
                 flags,
                 reply,
-            },
+            }),
         );
     }
 
     fn getxattr(&self, req: &FReq, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let Some(reply) = self.admit(Op::Getxattr, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Getxattr {
+            KOp::Node(NodeOp::Getxattr {
                 ino: ino.0,
                 name,
                 size,
                 reply,
-            },
+            }),
         );
     }
 
     fn listxattr(&self, req: &FReq, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let Some(reply) = self.admit(Op::Listxattr, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Listxattr {
+            KOp::Node(NodeOp::Listxattr {
                 ino: ino.0,
                 size,
                 reply,
-            },
+            }),
         );
     }
 
     fn removexattr(&self, req: &FReq, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Removexattr, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Removexattr {
+            KOp::Node(NodeOp::Removexattr {
                 ino: ino.0,
                 name,
                 reply,
-            },
+            }),
         );
     }
 
     fn access(&self, req: &FReq, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Access, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Access {
+            KOp::Node(NodeOp::Access {
                 ino: ino.0,
                 mask: mask.bits(),
                 reply,
-            },
+            }),
         );
     }
 
@@ -738,17 +801,20 @@ impl Filesystem for Adapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let Some(reply) = self.admit(Op::Create, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Create {
+            KOp::Make(MakeOp::Create {
                 parent: parent.0,
                 name,
                 mode,
                 umask,
                 flags,
                 reply,
-            },
+            }),
         );
     }
 
@@ -764,6 +830,9 @@ impl Filesystem for Adapter {
         pid: u32,
         reply: ReplyLock,
     ) {
+        let Some(reply) = self.admit(Op::Getlk, reply) else {
+            return;
+        };
         let lock = Lock {
             start,
             end,
@@ -773,12 +842,12 @@ impl Filesystem for Adapter {
         };
         self.queue(
             req,
-            KOp::Getlk {
+            KOp::Range(RangeOp::Getlk {
                 ino: ino.0,
                 fh: fh.0,
                 lock,
                 reply,
-            },
+            }),
         );
     }
 
@@ -795,6 +864,9 @@ impl Filesystem for Adapter {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Setlk, reply) else {
+            return;
+        };
         let lock = Lock {
             start,
             end,
@@ -804,13 +876,13 @@ impl Filesystem for Adapter {
         };
         self.queue(
             req,
-            KOp::Setlk {
+            KOp::Range(RangeOp::Setlk {
                 ino: ino.0,
                 fh: fh.0,
                 lock,
                 sleep,
                 reply,
-            },
+            }),
         );
     }
 
@@ -824,16 +896,19 @@ impl Filesystem for Adapter {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Fallocate, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Fallocate {
+            KOp::Range(RangeOp::Fallocate {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 length,
                 mode,
                 reply,
-            },
+            }),
         );
     }
 
@@ -846,15 +921,18 @@ impl Filesystem for Adapter {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let Some(reply) = self.admit(Op::Lseek, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Lseek {
+            KOp::Range(RangeOp::Lseek {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 whence,
                 reply,
-            },
+            }),
         );
     }
 
@@ -871,7 +949,10 @@ impl Filesystem for Adapter {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        let op = KOp::CopyFileRange {
+        let Some(reply) = self.admit(Op::CopyFileRange, reply) else {
+            return;
+        };
+        let op = KOp::Range(RangeOp::CopyFileRange {
             ino_in: ino_in.0,
             fh_in: fh_in.0,
             off_in: offset_in,
@@ -880,7 +961,7 @@ impl Filesystem for Adapter {
             off_out: offset_out,
             len,
             reply,
-        };
+        });
         self.queue(req, op);
     }
 
@@ -928,6 +1009,52 @@ impl Filesystem for Adapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// A reply that records its answer.
+    struct Rec(Arc<Mutex<Vec<String>>>);
+
+    impl Reply for Rec {
+        fn error(self, e: crate::Errno) {
+            self.0.lock().unwrap().push(format!("error {e:?}"));
+        }
+    }
+    impl seam::ReplyEmpty for Rec {
+        fn ok(self) {
+            self.0.lock().unwrap().push("ok".into());
+        }
+    }
+
+    fn adapter(mask: OpMask) -> (Adapter, Arc<Inbox>) {
+        let mut poller = crate::event::Poller::new().unwrap();
+        let wakeup = crate::wakeup::Wakeup::new(&mut poller, crate::event::Token(0)).unwrap();
+        let inbox = Arc::new(Inbox::new(Arc::new(wakeup)));
+        let init = InitParams {
+            max_write: 4096,
+            writeback_cache: false,
+            kills_suidgid: false,
+            export_support: false,
+        };
+        let attr = Attr::new(crate::FileType::Directory, 0o755);
+        let a = Adapter::new(Arc::clone(&inbox), mask, Statvfs::default(), attr, init);
+        (a, inbox)
+    }
+
+    #[test]
+    fn a_refused_op_is_answered_here_and_never_queued() {
+        let (a, inbox) = adapter(OpMask::of(&[Op::Read]));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        assert!(a.admit(Op::Write, Rec(Arc::clone(&log))).is_none());
+        assert!(a.admit_or_ok(Op::Release, Rec(Arc::clone(&log))).is_none());
+        assert_eq!(*log.lock().unwrap(), ["error ENOSYS", "ok"]);
+        assert!(a.admit(Op::Read, Rec(Arc::clone(&log))).is_some());
+        assert_eq!(
+            log.lock().unwrap().len(),
+            2,
+            "an admitted op is not answered"
+        );
+        assert!(!inbox.has_work(usize::MAX), "nothing reached the loop");
+    }
 
     #[test]
     fn pre_epoch_times_keep_their_nanoseconds() {

@@ -7,11 +7,11 @@ use fuser::{FileAttr, FopenFlags, INodeNo};
 use crate::attr::{Attr, FileType, Opened};
 use crate::Errno;
 
-pub(super) fn errno(e: Errno) -> fuser::Errno {
+pub(crate) fn errno(e: Errno) -> fuser::Errno {
     fuser::Errno::from_i32(e as i32)
 }
 
-pub(super) fn file_type(t: FileType) -> fuser::FileType {
+pub(crate) fn file_type(t: FileType) -> fuser::FileType {
     match t {
         FileType::Fifo => fuser::FileType::NamedPipe,
         FileType::CharDevice => fuser::FileType::CharDevice,
@@ -25,7 +25,7 @@ pub(super) fn file_type(t: FileType) -> fuser::FileType {
 
 /// The kernel's view of `attr` for the node `ino`. fuser sends `FileAttr::ino` as the
 /// nodeid too, so st_ino and the kernel's inode number are one number: the node's.
-pub(super) fn file_attr(attr: &Attr, ino: u64) -> FileAttr {
+pub(crate) fn file_attr(attr: &Attr, ino: u64) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),
         size: attr.size,
@@ -45,7 +45,7 @@ pub(super) fn file_attr(attr: &Attr, ino: u64) -> FileAttr {
     }
 }
 
-pub(super) fn open_flags(o: &Opened) -> FopenFlags {
+pub(crate) fn open_flags(o: &Opened) -> FopenFlags {
     let mut f = FopenFlags::empty();
     if o.direct_io {
         f |= FopenFlags::FOPEN_DIRECT_IO;

@@ -1,0 +1,115 @@
+//! Requests on an open directory: opendir, readdir, readdirplus, releasedir, fsyncdir.
+
+use std::rc::Rc;
+
+use super::{answer, answer_empty, enter, node_of, plus_entry, start};
+use crate::dirbuf::{DirBuf, DirPlusBuf, DirPlusEntry};
+use crate::kernel::reply::{Replies, ReplyDir, ReplyDirPlus, ReplyOpen};
+use crate::kernel::request::DirOp;
+use crate::node::Node;
+use crate::ops::{Cred, Op, Ops};
+use crate::usermount::Runtime;
+
+/// How much a readdir reply may hold. fuser does not tell us the kernel's buffer size:
+/// it is one page on older kernels and getdents' count (32 KiB from glibc) on newer
+/// ones. Filling 32 KiB is right for both: fuser's `add` says when the real buffer is
+/// full, and we stop at the first entry that does not fit.
+const DIR_REPLY_SIZE: usize = 32 * 1024;
+
+pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: DirOp<R>) {
+    match op {
+        DirOp::Opendir { ino, flags, reply } => {
+            let node = node_of!(rt, ino, reply);
+            start(rt, cred, Op::Opendir, |rt, cx| async move {
+                answer(rt.fs.opendir(&cx, &node, flags).await, reply, |o, reply| {
+                    reply.opened(&o)
+                })
+            })
+        }
+        DirOp::Readdir {
+            ino,
+            fh,
+            offset,
+            reply,
+        } => {
+            let dir = node_of!(rt, ino, reply);
+            start(rt, cred, Op::Readdir, |rt, cx| async move {
+                let mut buf = DirBuf::new(DIR_REPLY_SIZE);
+                let r = rt.fs.readdir(&cx, &dir, fh, offset, &mut buf).await;
+                answer(r, reply, |(), mut reply| {
+                    for e in buf.into_entries() {
+                        if reply.add(&e) {
+                            break;
+                        }
+                    }
+                    reply.done();
+                })
+            })
+        }
+        DirOp::Readdirplus {
+            ino,
+            fh,
+            offset,
+            reply,
+        } => {
+            let dir = node_of!(rt, ino, reply);
+            start(rt, cred, Op::Readdirplus, |rt, cx| async move {
+                let mut buf = DirPlusBuf::new(DIR_REPLY_SIZE);
+                let r = rt.fs.readdirplus(&cx, &dir, fh, offset, &mut buf).await;
+                answer(r, reply, |(), mut reply| {
+                    for e in buf.into_entries() {
+                        if add_plus(&rt, &dir, &mut reply, e) {
+                            break;
+                        }
+                    }
+                    reply.done();
+                })
+            })
+        }
+        DirOp::Releasedir { ino, fh, reply } => {
+            let node = node_of!(rt, ino, reply);
+            start(rt, cred, Op::Releasedir, |rt, cx| async move {
+                answer_empty(rt.fs.releasedir(&cx, &node, fh).await, reply)
+            })
+        }
+        DirOp::Fsyncdir {
+            ino,
+            fh,
+            datasync,
+            reply,
+        } => {
+            let node = node_of!(rt, ino, reply);
+            start(rt, cred, Op::Fsyncdir, |rt, cx| async move {
+                answer_empty(rt.fs.fsyncdir(&cx, &node, fh, datasync).await, reply)
+            })
+        }
+    }
+}
+
+/// Adds one readdirplus entry to the reply; true when the reply is full. "." and ".."
+/// are not lookups to the kernel, so they do not enter the node table.
+fn add_plus<F: Ops, R: ReplyDirPlus>(
+    rt: &Runtime<F>,
+    dir: &Node<F>,
+    reply: &mut R,
+    e: DirPlusEntry<F>,
+) -> bool {
+    if e.name == "." || e.name == ".." {
+        let ttls = rt.ttls(e.entry.entry_ttl, e.entry.attr_ttl);
+        let known = rt.nodes.borrow().by_key(&e.entry.key).map(|n| n.ino());
+        let ino = known.unwrap_or(dir.ino());
+        return reply.add(&e.name, e.offset, plus_entry(ino, 0, &e.entry.attr, ttls));
+    }
+    // The entry goes into the table before we know it fits; if it does not, the lookup
+    // is given back, so lookup counts match what the kernel received.
+    let (node, attr, ttls) = enter(rt, e.entry);
+    let full = reply.add(
+        &e.name,
+        e.offset,
+        plus_entry(node.ino(), node.generation(), &attr, ttls),
+    );
+    if full {
+        rt.forget(node.ino(), 1);
+    }
+    full
+}

@@ -1,0 +1,358 @@
+//! Dispatch without /dev/fuse: requests go in as frames with recording replies, the
+//! executor runs their continuations, and the recorded answers are checked.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::OsStr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::dispatch;
+use crate::attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, Statvfs};
+use crate::cx::Cx;
+use crate::dirbuf::DirBuf;
+use crate::kernel::convert::Ttls;
+use crate::kernel::reply::*;
+use crate::kernel::request::{DirOp, FileOp, KOp, NameOp, NodeOp};
+use crate::node::{Node, ROOT_INO};
+use crate::ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops};
+use crate::usermount::Runtime;
+use crate::{Errno, PuffsUserMount};
+
+/// Every answer a recording reply got, as text.
+type Log = Rc<RefCell<Vec<String>>>;
+
+struct Rec(Log);
+
+impl Rec {
+    fn push(&self, s: String) {
+        self.0.borrow_mut().push(s);
+    }
+}
+
+impl Reply for Rec {
+    fn error(self, e: Errno) {
+        self.push(format!("error {e:?}"));
+    }
+}
+impl ReplyEmpty for Rec {
+    fn ok(self) {
+        self.push("ok".into());
+    }
+}
+impl ReplyEntry for Rec {
+    fn entry(self, attr: &Attr, ino: u64, _gen: u64, _ttls: &Ttls) {
+        self.push(format!("entry ino={ino} size={}", attr.size));
+    }
+}
+impl ReplyAttr for Rec {
+    fn attr(self, attr: &Attr, ino: u64, _ttl: Duration) {
+        self.push(format!("attr ino={ino} size={}", attr.size));
+    }
+}
+impl ReplyData for Rec {
+    fn data(self, data: &[u8]) {
+        self.push(format!("data {}", String::from_utf8_lossy(data)));
+    }
+}
+impl ReplyOpen for Rec {
+    fn opened(self, o: &Opened) {
+        self.push(format!("opened fh={}", o.fh));
+    }
+}
+impl ReplyCreate for Rec {
+    fn created(self, _a: &Attr, ino: u64, _g: u64, _t: &Ttls, o: &Opened) {
+        self.push(format!("created ino={ino} fh={}", o.fh));
+    }
+}
+impl ReplyWrite for Rec {
+    fn written(self, n: u32) {
+        self.push(format!("written {n}"));
+    }
+}
+impl ReplyStatfs for Rec {
+    fn statfs(self, s: &Statvfs) {
+        self.push(format!("statfs blocks={}", s.blocks));
+    }
+}
+impl ReplyXattr for Rec {
+    fn size(self, n: u32) {
+        self.push(format!("xattr size {n}"));
+    }
+    fn value(self, data: &[u8]) {
+        self.push(format!("xattr {}", String::from_utf8_lossy(data)));
+    }
+}
+impl ReplyDir for Rec {
+    fn add(&mut self, e: &DirEntry) -> bool {
+        self.push(format!("dirent {:?}", e.name));
+        false
+    }
+    fn done(self) {
+        self.push("done".into());
+    }
+}
+impl ReplyDirPlus for Rec {
+    fn add(&mut self, name: &OsStr, _off: u64, _e: PlusEntry<'_>) -> bool {
+        self.push(format!("direntplus {name:?}"));
+        false
+    }
+    fn done(self) {
+        self.push("done".into());
+    }
+}
+impl ReplyLseek for Rec {
+    fn offset(self, off: i64) {
+        self.push(format!("offset {off}"));
+    }
+}
+impl ReplyLock for Rec {
+    fn locked(self, l: &Lock) {
+        self.push(format!("locked {}", l.start));
+    }
+}
+
+struct Recording;
+
+impl Replies for Recording {
+    type Empty = Rec;
+    type Entry = Rec;
+    type Attr = Rec;
+    type Data = Rec;
+    type Open = Rec;
+    type Create = Rec;
+    type Write = Rec;
+    type Statfs = Rec;
+    type Xattr = Rec;
+    type Dir = Rec;
+    type DirPlus = Rec;
+    type Lseek = Rec;
+    type Lock = Rec;
+}
+
+/// A file system with one file, "f" (key 2, "hello"), counting the ops it ran.
+#[derive(Default)]
+struct OneFile {
+    ran: Cell<u32>,
+}
+
+impl OneFile {
+    fn ran(&self) -> OpResult<()> {
+        self.ran.set(self.ran.get() + 1);
+        Ok(())
+    }
+}
+
+impl Ops for OneFile {
+    type Node = ();
+    type Key = u64;
+    const OPMASK: OpMask =
+        OpMask::of(&[Op::Lookup, Op::Getattr, Op::Read, Op::Getxattr, Op::Readdir]);
+
+    fn root(&self) -> (u64, ()) {
+        (1, ())
+    }
+
+    async fn lookup(
+        &self,
+        _cx: &Cx<Self>,
+        _d: &Node<Self>,
+        name: &OsStr,
+    ) -> OpResult<EntryOf<Self>> {
+        self.ran()?;
+        match name.to_str() {
+            Some("f") => Ok(Entry::new(2, (), file_attr())),
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    async fn getattr(&self, _cx: &Cx<Self>, _n: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+        self.ran()?;
+        Ok(file_attr())
+    }
+
+    async fn read(
+        &self,
+        _cx: &Cx<Self>,
+        _n: &Node<Self>,
+        _fh: u64,
+        off: u64,
+        size: u32,
+    ) -> OpResult<Vec<u8>> {
+        self.ran()?;
+        // Deliberately ignores `size` past offset 100, to test the framework's check.
+        let data = b"hello".to_vec();
+        Ok(if off > 100 {
+            data
+        } else {
+            data[..data.len().min(size as usize)].to_vec()
+        })
+    }
+
+    async fn getxattr(&self, _cx: &Cx<Self>, _n: &Node<Self>, _name: &OsStr) -> OpResult<Vec<u8>> {
+        self.ran()?;
+        Ok(b"value".to_vec())
+    }
+
+    async fn readdir(
+        &self,
+        _cx: &Cx<Self>,
+        _d: &Node<Self>,
+        _fh: u64,
+        off: u64,
+        out: &mut DirBuf,
+    ) -> OpResult<()> {
+        self.ran()?;
+        if off == 0 {
+            out.add(2, 1, FileType::RegularFile, OsStr::new("f"));
+        }
+        Ok(())
+    }
+}
+
+fn file_attr() -> Attr {
+    let mut a = Attr::new(FileType::RegularFile, 0o644);
+    a.size = 5;
+    a
+}
+
+const CRED: Cred = Cred {
+    uid: 0,
+    gid: 0,
+    pid: 1,
+};
+
+/// Runs `kop` to its reply and returns what the replies recorded.
+fn run(rt: &Rc<Runtime<OneFile>>, kop: KOp<Recording>) -> Vec<String> {
+    LOG.with(|l| l.borrow_mut().clear());
+    dispatch(rt, CRED, kop);
+    rt.exec.run_ready();
+    LOG.with(|l| l.borrow().clone())
+}
+
+thread_local! {
+    static LOG: Log = Log::default();
+}
+
+fn rec() -> Rec {
+    LOG.with(|l| Rec(Rc::clone(l)))
+}
+
+fn mount() -> Rc<Runtime<OneFile>> {
+    PuffsUserMount::new(OneFile::default(), "test", "none")
+        .expect("runtime without a mount")
+        .runtime()
+}
+
+fn name(s: &str) -> std::ffi::OsString {
+    s.into()
+}
+
+#[test]
+fn an_ops_result_reaches_its_reply() {
+    let rt = mount();
+    let got = run(&rt, {
+        KOp::Name(NameOp::Lookup {
+            parent: ROOT_INO,
+            name: name("f"),
+            reply: rec(),
+        })
+    });
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("entry ino=") && got[0].ends_with("size=5"),
+        "{got:?}"
+    );
+    let ino = rt
+        .nodes
+        .borrow()
+        .by_key(&2)
+        .expect("entered into the node table")
+        .ino();
+    let got = run(&rt, {
+        KOp::File(FileOp::Read {
+            ino,
+            fh: 0,
+            offset: 0,
+            size: 4,
+            reply: rec(),
+        })
+    });
+    assert_eq!(got, ["data hell"]);
+    let got = run(&rt, {
+        KOp::Dir(DirOp::Readdir {
+            ino: ROOT_INO,
+            fh: 0,
+            offset: 0,
+            reply: rec(),
+        })
+    });
+    assert_eq!(got, ["dirent \"f\"", "done"]);
+}
+
+#[test]
+fn an_ops_error_becomes_the_reply_error() {
+    let rt = mount();
+    let got = run(&rt, {
+        KOp::Name(NameOp::Lookup {
+            parent: ROOT_INO,
+            name: name("nope"),
+            reply: rec(),
+        })
+    });
+    assert_eq!(got, ["error ENOENT"]);
+    // An op the fs left out answers its default, ENOSYS, through the same path.
+    let got = run(&rt, {
+        KOp::Name(NameOp::Unlink {
+            parent: ROOT_INO,
+            name: name("f"),
+            reply: rec(),
+        })
+    });
+    assert_eq!(got, ["error ENOSYS"]);
+}
+
+#[test]
+fn an_unknown_inode_is_stale_and_runs_nothing() {
+    let rt = mount();
+    let got = run(&rt, {
+        KOp::Node(NodeOp::Getattr {
+            ino: 999,
+            fh: None,
+            reply: rec(),
+        })
+    });
+    assert_eq!(got, ["error ESTALE"]);
+    assert_eq!(
+        rt.fs.ran.get(),
+        0,
+        "the op ran for an inode the table does not hold"
+    );
+}
+
+#[test]
+fn the_framework_checks_what_an_op_returns() {
+    let rt = mount();
+    // More bytes than asked: EIO, not a reply the kernel would reject.
+    let got = run(&rt, {
+        KOp::File(FileOp::Read {
+            ino: ROOT_INO,
+            fh: 0,
+            offset: 200,
+            size: 2,
+            reply: rec(),
+        })
+    });
+    assert_eq!(got, ["error EIO"]);
+    // xattr: a size probe gets the length, a short buffer ERANGE, a big one the value.
+    let x = |size| {
+        KOp::Node(NodeOp::Getxattr {
+            ino: ROOT_INO,
+            name: name("user.a"),
+            size,
+            reply: rec(),
+        })
+    };
+    assert_eq!(run(&rt, x(0)), ["xattr size 5"]);
+    assert_eq!(run(&rt, x(3)), ["error ERANGE"]);
+    assert_eq!(run(&rt, x(64)), ["xattr value"]);
+}
