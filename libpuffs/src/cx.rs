@@ -9,6 +9,8 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+
 use crate::cc::{JoinHandle, YieldNow};
 use crate::node::{Node, NodeTable};
 use crate::ops::{Cred, Ops};
@@ -58,6 +60,17 @@ impl<F: Ops> Cx<F> {
     /// Sleeps without blocking the loop: other requests go on meanwhile.
     pub fn sleep(&self, d: Duration) -> Sleep {
         Sleep::new(Rc::clone(&self.rt.reactor), Instant::now() + d)
+    }
+
+    /// Runs `fut` with a deadline: its output, or `Err(ETIMEDOUT)` once `d` has passed
+    /// (then `fut` is dropped, which cancels it). Other requests go on meanwhile.
+    pub async fn timeout<T>(&self, d: Duration, fut: impl Future<Output = T>) -> Result<T, Errno> {
+        let (mut fut, mut timer) = (std::pin::pin!(fut), std::pin::pin!(self.sleep(d)));
+        std::future::poll_fn(|c| match fut.as_mut().poll(c) {
+            std::task::Poll::Ready(v) => std::task::Poll::Ready(Ok(v)),
+            std::task::Poll::Pending => timer.as_mut().poll(c).map(|()| Err(Errno::ETIMEDOUT)),
+        })
+        .await
     }
 
     /// Registers a non-blocking fd (a socket, a pipe, a framebuf channel; owned, or
