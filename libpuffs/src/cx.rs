@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use crate::cc::{JoinHandle, YieldNow};
 use crate::node::{Node, NodeTable};
 use crate::ops::{Cred, Ops};
-use crate::reactor::{ReactorStats, Registration, Sleep};
+use crate::reactor::{Reactor, ReactorStats, Registration, Sleep};
 use crate::usermount::{Runtime, State};
 
 pub struct Cx<F: Ops> {
@@ -78,6 +78,12 @@ impl<F: Ops> Cx<F> {
     /// any number of continuations; dropping the registration deregisters it.
     pub fn register<T: AsFd>(&self, io: T) -> io::Result<Registration<T>> {
         Registration::new(Rc::clone(&self.rt.reactor), io)
+    }
+
+    /// The loop's reactor, for framework parts that make timers after the op that
+    /// created them has returned (a framebuf channel's request deadlines).
+    pub(crate) fn reactor(&self) -> &Rc<Reactor> {
+        &self.rt.reactor
     }
 
     /// What the reactor has asked of the kernel so far (for tests and measurements).

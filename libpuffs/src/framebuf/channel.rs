@@ -6,11 +6,13 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -20,7 +22,7 @@ use super::framing::{Closed, Framing};
 use super::Framebuf;
 use crate::cx::Cx;
 use crate::ops::Ops;
-use crate::reactor::Registration;
+use crate::reactor::{Reactor, Registration, Sleep};
 
 /// A completion callback of [`Channel::request_with`].
 type Callback = Box<dyn FnOnce(Result<Framebuf, Errno>)>;
@@ -85,10 +87,13 @@ pub(super) enum Pending {
     Abandoned,
 }
 
-/// A response (or the channel's failure) for one waiting continuation.
+/// What a request gets: its response, or the channel's error.
+type Response = Result<Framebuf, Errno>;
+
+/// A response (or the channel's failure) for one waiting continuation, and its waker.
 #[derive(Default)]
 pub(super) struct Slot {
-    inner: RefCell<(Option<Result<Framebuf, Errno>>, Option<Waker>)>,
+    inner: RefCell<(Option<Response>, Option<Waker>)>,
 }
 
 impl Slot {
@@ -125,6 +130,8 @@ pub(super) struct Inner<C: Framing> {
     pub(super) framing: RefCell<C>,
     pub(super) state: RefCell<State>,
     pub(super) opts: ChannelOptions,
+    /// For request deadlines.
+    reactor: Rc<Reactor>,
 }
 
 impl<C: Framing> Inner<C> {
@@ -146,6 +153,9 @@ impl<C: Framing> Inner<C> {
             }
             st.pending.insert(tag, to);
         }
+        // The frame goes out from its start; its cursor then tracks the writing.
+        let mut fb = fb;
+        fb.seek(0).expect("0 is within every buffer");
         st.queued_bytes += fb.len();
         st.flushed = false;
         if urgent {
@@ -214,7 +224,8 @@ impl<C: Framing> Inner<C> {
     }
 
     /// Hands a received frame to its request, or to the framing if it has none.
-    pub(super) fn deliver(&self, fb: Framebuf) {
+    pub(super) fn deliver(&self, mut fb: Framebuf) {
+        fb.seek(0).expect("0 is within every buffer");
         let tag = self.framing.borrow().tag(&fb);
         let to = tag.and_then(|t| self.state.borrow_mut().pending.remove(&t));
         match to {
@@ -333,29 +344,26 @@ impl<C: Framing> Channel<C> {
                 ..State::default()
             }),
             opts,
+            reactor: Rc::clone(cx.reactor()),
         });
         drop(cx.spawn(driver::drive(Rc::clone(&inner))));
         Ok(Channel { inner })
     }
 
-    /// Sends `fb` and waits for the response with the same tag (puffs_framev_enqueue_cc).
-    /// Fails with the channel's error if it ends first, with `ETIMEDOUT` past the
-    /// channel's deadline (for a deadline of your own, wrap it in
+    /// Sends `fb` and waits for the response with the same tag (puffs_framev_enqueue_cc),
+    /// from any continuation. Fails with the channel's error if it ends first, with
+    /// `ETIMEDOUT` past the channel's deadline (for a deadline of your own, wrap it in
     /// [`Cx::timeout`](crate::Cx::timeout)), `EEXIST` if a request with its tag is
     /// already waiting and `EINVAL` if it has no tag. Waits first for room in the
     /// queue (flow control).
-    pub async fn request<F: Ops>(&self, cx: &Cx<F>, fb: Framebuf) -> Result<Framebuf, Errno> {
-        self.deadline(cx, self.inner.exchange(fb, false)).await
+    pub async fn request(&self, fb: Framebuf) -> Result<Framebuf, Errno> {
+        self.deadline(self.inner.exchange(fb, false)).await
     }
 
     /// Like [`request`](Self::request), but the frame goes before every queued frame
     /// not yet being written, and does not wait for room.
-    pub async fn request_urgent<F: Ops>(
-        &self,
-        cx: &Cx<F>,
-        fb: Framebuf,
-    ) -> Result<Framebuf, Errno> {
-        self.deadline(cx, self.inner.exchange(fb, true)).await
+    pub async fn request_urgent(&self, fb: Framebuf) -> Result<Framebuf, Errno> {
+        self.deadline(self.inner.exchange(fb, true)).await
     }
 
     /// Queues `fb` (after waiting for room) and returns; `done` gets its response, or
@@ -423,15 +431,21 @@ impl<C: Framing> Channel<C> {
         self.inner.framing.borrow_mut()
     }
 
-    async fn deadline<F: Ops>(
+    /// Runs `exchange` within the channel's deadline, if it has one.
+    async fn deadline(
         &self,
-        cx: &Cx<F>,
         exchange: impl std::future::Future<Output = Result<Framebuf, Errno>>,
     ) -> Result<Framebuf, Errno> {
-        match self.inner.opts.timeout {
-            Some(d) => cx.timeout(d, exchange).await.and_then(|r| r),
-            None => exchange.await,
-        }
+        let Some(d) = self.inner.opts.timeout else {
+            return exchange.await;
+        };
+        let timer = Sleep::new(Rc::clone(&self.inner.reactor), Instant::now() + d);
+        let (mut exchange, mut timer) = (pin!(exchange), pin!(timer));
+        poll_fn(|cx| match exchange.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => timer.as_mut().poll(cx).map(|()| Err(Errno::ETIMEDOUT)),
+        })
+        .await
     }
 }
 

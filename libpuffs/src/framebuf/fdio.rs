@@ -61,8 +61,12 @@ impl io::Read for FdReader<'_> {
             if out.len() >= b.buf.len() {
                 return read_fd(self.fd, out);
             }
-            b.start = 0;
-            b.end = read_fd(self.fd, &mut b.buf)?;
+            // Emptied only once the read succeeds: a WouldBlock must not bring the
+            // bytes already taken back.
+            // Emptied only once the read succeeds: a WouldBlock must not bring the
+            // bytes already taken back.
+            let n = read_fd(self.fd, &mut b.buf)?;
+            (b.start, b.end) = (0, n);
         }
         let n = out.len().min(b.end - b.start);
         out[..n].copy_from_slice(&b.buf[b.start..b.start + n]);
@@ -141,5 +145,82 @@ impl io::Write for FdWriter<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush_to(self.fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    fn pair() -> (UnixStream, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn would_block_after_a_drained_buffer_brings_nothing_back() {
+        let (a, mut b) = pair();
+        let mut inb = InBuf::new(64);
+        b.write_all(b"abc").unwrap();
+        let mut got = [0u8; 3];
+        inb.reader(a.as_fd()).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"abc");
+        for _ in 0..2 {
+            let e = inb.reader(a.as_fd()).read(&mut got).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        }
+        b.write_all(b"d").unwrap();
+        assert_eq!(inb.reader(a.as_fd()).read(&mut got).unwrap(), 1);
+        assert_eq!(got[0], b'd');
+        drop(b);
+        assert_eq!(
+            inb.reader(a.as_fd()).read(&mut got).unwrap(),
+            0,
+            "end of file"
+        );
+    }
+
+    #[test]
+    fn small_writes_batch_and_a_full_fd_says_would_block() {
+        let (a, mut b) = pair();
+        let mut out = OutBuf::new(16);
+        for _ in 0..3 {
+            out.writer(a.as_fd()).write_all(b"xy").unwrap();
+        }
+        assert!(!out.is_empty(), "buffered, not yet written");
+        out.flush_to(a.as_fd()).unwrap();
+        let mut got = [0u8; 6];
+        b.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"xyxyxy");
+        // Fill the socket: the writer reports WouldBlock and keeps what it took.
+        let chunk = [1u8; 4096];
+        let mut taken = 0usize;
+        let err = loop {
+            match out.writer(a.as_fd()).write(&chunk) {
+                Ok(n) => taken += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        b.set_nonblocking(true).unwrap();
+        let mut drained = 0;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            while let Ok(n) = b.read(&mut buf) {
+                drained += n;
+            }
+            match out.flush_to(a.as_fd()) {
+                Ok(()) => break,
+                Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+            }
+        }
+        while let Ok(n) = b.read(&mut buf) {
+            drained += n;
+        }
+        assert_eq!(drained, taken, "every byte taken was written once");
     }
 }

@@ -60,7 +60,8 @@ pub trait Framing: 'static {
     /// `fd` is buffered by the channel: small reads cost no system call each.
     fn read_frame(&mut self, fb: &mut Framebuf, fd: &mut dyn io::Read) -> io::Result<()>;
 
-    /// Writes (the rest of) `fb`, from its cursor, to `fd`; same contract as
+    /// Writes (the rest of) `fb` to `fd`: the channel puts its cursor at the start when
+    /// the frame is queued, and the cursor marks what has been written. Same contract as
     /// `read_frame`. The default writes the bytes as they are, which is what most
     /// protocols want (the frame was built whole by its sender).
     fn write_frame(&mut self, fb: &mut Framebuf, fd: &mut dyn io::Write) -> io::Result<()> {
@@ -73,7 +74,7 @@ pub trait Framing: 'static {
     /// reads both, so the tag must sit where requests and responses both carry it.
     fn tag(&self, fb: &Framebuf) -> Option<u64>;
 
-    /// A received frame whose tag no request waits for: a notification from the peer
+    /// A received frame (cursor at its start) whose tag no request waits for: a notification from the peer
     /// (puffs' gotframe). The default drops it with a debug log line.
     fn unsolicited(&mut self, fb: Framebuf) {
         log::debug!(
