@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::socket::Shutdown;
 
 use super::driver;
 use super::framing::{Closed, Framing};
@@ -408,6 +409,17 @@ impl<C: Framing> Channel<C> {
             }
         })
         .await
+    }
+
+    /// Ends the channel now: every waiting request fails with `ENOTCONN`, later ones
+    /// too, queued frames are dropped and a socket is shut down (the peer sees end of
+    /// file). The fd itself closes when the last `Rc` of the channel goes.
+    pub fn close(&self) {
+        self.inner.fail(None);
+        let fd = self.inner.reg.get_ref();
+        if let Err(e) = nix::sys::socket::shutdown(fd.as_raw_fd(), Shutdown::Both) {
+            log::debug!("framebuf: shutdown on close: {e}");
+        }
     }
 
     /// Bytes of frames queued and not yet being written.
