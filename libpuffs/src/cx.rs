@@ -8,10 +8,12 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+
 use crate::cc::{JoinHandle, YieldNow};
 use crate::node::{Node, NodeTable};
 use crate::ops::{Cred, Ops};
-use crate::reactor::{ReactorStats, Registration, Sleep};
+use crate::reactor::{Reactor, ReactorStats, Registration, Sleep};
 use crate::usermount::{Runtime, State};
 
 pub struct Cx<F: Ops> {
@@ -61,11 +63,28 @@ impl<F: Ops> Cx<F> {
         Sleep::new(Rc::clone(&self.rt.reactor), Instant::now() + d)
     }
 
+    /// Runs `fut` with a deadline: its output, or `Err(ETIMEDOUT)` once `d` has passed
+    /// (then `fut` is dropped, which cancels it). Other requests go on meanwhile.
+    pub async fn timeout<T>(&self, d: Duration, fut: impl Future<Output = T>) -> Result<T, Errno> {
+        let (mut fut, mut timer) = (std::pin::pin!(fut), std::pin::pin!(self.sleep(d)));
+        std::future::poll_fn(|c| match fut.as_mut().poll(c) {
+            std::task::Poll::Ready(v) => std::task::Poll::Ready(Ok(v)),
+            std::task::Poll::Pending => timer.as_mut().poll(c).map(|()| Err(Errno::ETIMEDOUT)),
+        })
+        .await
+    }
+
     /// Registers a non-blocking fd (a socket, a pipe, a framebuf channel; owned, or
     /// borrowed as `&fd`) with the loop's poller, once, to wait on its readiness from
     /// any number of continuations; dropping the registration deregisters it.
     pub fn register<T: AsFd>(&self, io: T) -> io::Result<Registration<T>> {
         Registration::new(Rc::clone(&self.rt.reactor), io)
+    }
+
+    /// The loop's reactor, for framework parts that make timers after the op that
+    /// created them has returned (a framebuf channel's request deadlines).
+    pub(crate) fn reactor(&self) -> &Rc<Reactor> {
+        &self.rt.reactor
     }
 
     /// What the reactor has asked of the kernel so far (for tests and measurements).
