@@ -24,7 +24,14 @@ const SCENARIOS: &[&str] = &[
     "ten-thousand",
     "flow-control",
     "urgent",
+    "channels-outside-cap",
+    "poke",
 ];
+
+thread_local! {
+    /// Set when the kernel's GETATTR of "poke" reached the fs (the loop's thread).
+    static POKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// Requests in flight at once in "ten-thousand".
 const MANY: u32 = 10_000;
@@ -471,6 +478,24 @@ async fn urgent(cx: &Cx<Probe>) -> Scenario {
     ))
 }
 
+/// Four open channels (each with its I/O continuation) on a mount whose in-flight cap
+/// is 2, while this read is one request in flight: the test's stat of "poke" must
+/// still be let in, so channel I/O cannot be taking request slots.
+async fn channels_outside_cap(cx: &Cx<Probe>) -> Scenario {
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        open.push(channel(cx, ChannelOptions::default())?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !POKED.with(|p| p.get()) {
+        if Instant::now() > deadline {
+            return Err("the stat of poke never came in: channels took the cap".into());
+        }
+        cx.sleep(Duration::from_millis(1)).await;
+    }
+    Ok("stat let in".into())
+}
+
 struct Probe;
 
 fn file_attr() -> Attr {
@@ -502,6 +527,9 @@ impl Ops for Probe {
     }
 
     async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+        if **node != 0 && SCENARIOS[(**node - 1) as usize] == "poke" {
+            POKED.with(|p| p.set(true));
+        }
         Ok(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
@@ -534,6 +562,7 @@ impl Ops for Probe {
             "deadline" => deadline(cx).await,
             "ten-thousand" => ten_thousand(cx).await,
             "flow-control" => flow_control(cx).await,
+            "channels-outside-cap" => channels_outside_cap(cx).await,
             _ => urgent(cx).await,
         };
         Ok(match outcome {
@@ -552,10 +581,15 @@ struct ProbeMount {
 
 impl ProbeMount {
     fn new() -> Self {
+        Self::with_cap(1024)
+    }
+
+    /// Mounted with at most `cap` requests in flight.
+    fn with_cap(cap: usize) -> Self {
         let mnt = MountPoint::new();
         let (tx, rx) = mpsc::channel();
         let dir = mnt.path().to_path_buf();
-        let thread = std::thread::spawn(move || serve(dir, tx));
+        let thread = std::thread::spawn(move || serve(dir, cap, tx));
         rx.recv_timeout(Duration::from_secs(20))
             .expect("mount thread answers")
             .expect("probe mounts");
@@ -581,10 +615,15 @@ impl Drop for ProbeMount {
     }
 }
 
-fn serve(dir: PathBuf, mounted: mpsc::Sender<Result<(), String>>) -> Result<(), String> {
+fn serve(
+    dir: PathBuf,
+    cap: usize,
+    mounted: mpsc::Sender<Result<(), String>>,
+) -> Result<(), String> {
     let mut pu = PuffsUserMount::new(Probe, "framebuffs", "probe")
         .map_err(|e| e.to_string())?
         .handle_signals(false)
+        .max_inflight(cap)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO);
     if let Err(e) = pu.mount(&dir) {
@@ -634,4 +673,21 @@ fn a_fast_producer_cannot_grow_the_queue_without_bound() {
 fn urgent_frames_jump_the_queue() {
     require_fuse!();
     assert_ok(&ProbeMount::new().run("urgent"));
+}
+
+#[test]
+fn channel_io_does_not_take_request_slots() {
+    require_fuse!();
+    let m = ProbeMount::with_cap(2);
+    let scenario = m.mnt.join("channels-outside-cap");
+    let reader = std::thread::spawn(move || std::fs::read(scenario));
+    // Let the scenario open its channels, then ask for a request slot of our own. It
+    // is answered at the latest when the scenario gives up (3 s), so nothing hangs.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::metadata(m.mnt.join("poke")).expect("stat of poke");
+    let report = reader
+        .join()
+        .expect("reader thread")
+        .expect("scenario read");
+    assert_ok(&String::from_utf8_lossy(&report));
 }

@@ -496,8 +496,9 @@ fn a_request_arriving_as_the_loop_goes_to_sleep_is_answered_at_once() {
     );
     assert!(median < Duration::from_millis(1), "median {median:?}");
     // A lost wake leaves a request until some unrelated event: milliseconds or forever.
-    // Scheduling on a busy machine makes a few slow ones; a lost wake makes many.
-    assert!(slow < 30, "{slow} of 3000 stats took over 2 ms");
+    // Scheduling on a busy machine makes some slow ones (up to ~1% seen while other
+    // builds ran); a lost wake makes many, or hangs the stat outright.
+    assert!(slow < 150, "{slow} of 3000 stats took over 2 ms");
 }
 
 /// Not a check: measures a 4 KiB O_DIRECT read served through `Cx::aio` (io_uring),

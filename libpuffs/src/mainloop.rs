@@ -87,7 +87,7 @@ pub(crate) fn run<F: Ops>(
 
 /// How many requests may start now under the in-flight cap.
 fn room<F: Ops>(rt: &Runtime<F>) -> usize {
-    rt.settings.max_inflight.saturating_sub(rt.exec.len())
+    rt.settings.max_inflight.saturating_sub(rt.exec.requests())
 }
 
 /// Starts continuations for queued requests, as many as the in-flight cap allows;

@@ -63,7 +63,7 @@ fn start<F: Ops, Fut>(
     rt.pre_op(op, &cred);
     let fut = body(Rc::clone(rt), Cx::new(cred, Rc::clone(rt)));
     let rt2 = Rc::clone(rt);
-    rt.exec.spawn(async move {
+    rt.exec.spawn_request(async move {
         let failed = fut.await;
         rt2.post_op(op, &cred, failed);
     });
