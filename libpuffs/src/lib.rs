@@ -41,13 +41,16 @@ mod daemon;
 pub mod dirbuf;
 mod error;
 pub mod event;
+mod exit;
 mod kernel;
 mod mainloop;
+mod mount_flags;
 pub mod node;
 mod notify;
 pub mod ops;
 pub mod paths;
 mod reactor;
+mod runtime;
 mod signals;
 mod stacking;
 mod usermount;
@@ -66,7 +69,9 @@ pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;
 pub use dirbuf::{DirBuf, DirPlusBuf};
 pub use error::Error;
+pub use exit::ExitHandle;
 pub use libpuffs_macros::ops;
+pub use mount_flags::MountFlags;
 pub use nix::errno::Errno;
 pub use node::{Node, NodeTable, ROOT_INO};
 pub use notify::Notifier;
@@ -78,8 +83,9 @@ pub use paths::{PathCell, PathOps, PuffsPath};
 pub use reactor::ReactorStats;
 pub use reactor::{Readiness, Registration, Sleep};
 #[doc(hidden)]
-pub use usermount::ForgetStats;
-pub use usermount::{ExitHandle, MountFlags, PuffsUserMount, State};
+pub use runtime::ForgetStats;
+pub use runtime::State;
+pub use usermount::PuffsUserMount;
 
 /// Sets up logging with env_logger: `RUST_LOG` when set, else every request and reply
 /// when `debug` (the `-d` flag), else warnings only. fuser's INIT chatter (a line per

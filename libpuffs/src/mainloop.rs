@@ -13,8 +13,8 @@ use crate::error::Error;
 use crate::event::Events;
 use crate::kernel::{self, Inbox, Request, Session};
 use crate::ops::{Cred, Op, Ops};
+use crate::runtime::{Runtime, State, AIO_TOKEN, SIGNAL_TOKEN, WAKE_TOKEN};
 use crate::signals::Signals;
-use crate::usermount::{Runtime, State, AIO_TOKEN, SIGNAL_TOKEN, WAKE_TOKEN};
 
 /// How long an unmounted file system keeps serving users that still hold it open.
 const UNMOUNT_GRACE: Duration = Duration::from_secs(5);

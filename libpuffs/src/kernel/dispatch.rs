@@ -14,7 +14,7 @@ use crate::cx::Cx;
 use crate::dirbuf::{DirBuf, DirPlusBuf};
 use crate::node::Node;
 use crate::ops::{Cred, EntryOf, Op, OpResult, Ops};
-use crate::usermount::Runtime;
+use crate::runtime::Runtime;
 use crate::Errno;
 
 /// How much a readdir reply may hold. fuser does not tell us the kernel's buffer size:

@@ -15,8 +15,9 @@ use fuser::{Config, MountOption, SessionACL, SessionUnmounter};
 use super::adapter::{Adapter, InitParams};
 use super::request::Inbox;
 use crate::error::Error;
+use crate::mount_flags::MountFlags;
 use crate::ops::Ops;
-use crate::usermount::{MountFlags, Runtime};
+use crate::runtime::Runtime;
 
 /// A mounted file system's kernel side.
 pub(crate) struct Session {
