@@ -285,3 +285,9 @@ pub struct DirEntry {
     /// The entry's name.
     pub name: OsString,
 }
+
+/// Cache lifetimes of one reply: the entry's own or the mount's.
+pub(crate) struct Ttls {
+    pub entry: Duration,
+    pub attr: Duration,
+}

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::attr::{Attr, Statvfs};
+use crate::attr::{Attr, Statvfs, Ttls};
 use crate::cc::{guarded, Executor};
 use crate::cx::Cx;
 use crate::event::Token;
@@ -141,12 +141,8 @@ impl<F: Ops> Runtime<F> {
         self.nodes.borrow().get(ino).cloned()
     }
 
-    pub(crate) fn ttls(
-        &self,
-        entry: Option<Duration>,
-        attr: Option<Duration>,
-    ) -> crate::kernel::Ttls {
-        crate::kernel::Ttls {
+    pub(crate) fn ttls(&self, entry: Option<Duration>, attr: Option<Duration>) -> Ttls {
+        Ttls {
             entry: entry.unwrap_or(self.settings.entry_timeout),
             attr: attr.unwrap_or(self.settings.attr_timeout),
         }

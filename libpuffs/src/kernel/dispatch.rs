@@ -7,9 +7,9 @@ use std::rc::Rc;
 
 use fuser::{FileHandle, Generation, INodeNo};
 
-use super::convert::{errno, file_attr, file_type, open_flags, Ttls};
+use super::convert::{errno, file_attr, file_type, open_flags};
 use super::request::KOp;
-use crate::attr::Lock;
+use crate::attr::{Lock, Ttls};
 use crate::cx::Cx;
 use crate::dirbuf::{DirBuf, DirPlusBuf};
 use crate::node::Node;

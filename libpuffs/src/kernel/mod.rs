@@ -13,7 +13,6 @@ mod quiet_log;
 mod request;
 mod session;
 
-pub(crate) use convert::Ttls;
 pub(crate) use dispatch::dispatch;
 #[cfg(feature = "logging")]
 pub(crate) use quiet_log::QuietFuser;
