@@ -13,7 +13,8 @@ use crate::error::Error;
 use crate::event::Events;
 use crate::kernel::{self, Inbox, Request, Session};
 use crate::ops::{Cred, Op, Ops};
-use crate::runtime::{Runtime, State, AIO_TOKEN, SIGNAL_TOKEN, WAKE_TOKEN};
+use crate::reactor::Source;
+use crate::runtime::{Runtime, State};
 use crate::signals::Signals;
 
 /// How long an unmounted file system keeps serving users that still hold it open.
@@ -234,18 +235,20 @@ fn handle_events<F: Ops>(
     signals: Option<&Signals>,
 ) {
     for ev in events.iter() {
-        if ev.token == WAKE_TOKEN {
-            rt.wakeup.reset();
-        } else if ev.token == AIO_TOKEN {
-            if let Some(aio) = rt.aio.get() {
-                aio.reap();
+        match Source::of(ev.token) {
+            Some(Source::Wake) => rt.wakeup.reset(),
+            Some(Source::Aio) => {
+                if let Some(aio) = rt.aio.get() {
+                    aio.reap();
+                }
             }
-        } else if ev.token == SIGNAL_TOKEN {
-            if let Some(s) = signals {
-                s.forward(inbox);
+            Some(Source::Signals) => {
+                if let Some(s) = signals {
+                    s.forward(inbox);
+                }
             }
-        } else {
-            rt.reactor.dispatch(ev);
+            Some(Source::Fd(slot)) => rt.reactor.fd_event(slot, ev),
+            None => log::warn!("an event with the unused token {:?}", ev.token),
         }
     }
 }

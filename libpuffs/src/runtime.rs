@@ -10,13 +10,12 @@ use std::time::Duration;
 use crate::attr::{Attr, Statvfs, Ttls};
 use crate::cc::{guarded, Executor};
 use crate::cx::Cx;
-use crate::event::Token;
 use crate::exit::ExitFlag;
 use crate::mount_flags::MountFlags;
 use crate::node::{Node, NodeTable};
 use crate::notify::Notifier;
 use crate::ops::{Cred, Op, Ops};
-use crate::reactor::Reactor;
+use crate::reactor::{Reactor, Source};
 use crate::wakeup::Wakeup;
 use crate::Errno;
 
@@ -129,13 +128,6 @@ pub struct ForgetStats {
     pub inodes: u64,
 }
 
-/// The token of the loop's own wakeup in the poller.
-pub(crate) const WAKE_TOKEN: Token = Token(0);
-/// The token of async I/O completions.
-pub(crate) const AIO_TOKEN: Token = Token(1);
-/// The token of the termination signals' pipe (`signals.rs`).
-pub(crate) const SIGNAL_TOKEN: Token = Token(2);
-
 impl<F: Ops> Runtime<F> {
     pub(crate) fn node(&self, ino: u64) -> Option<Rc<Node<F>>> {
         self.nodes.borrow().get(ino).cloned()
@@ -188,7 +180,7 @@ impl<F: Ops> Runtime<F> {
             let depth = self.settings.max_inflight as u32;
             let threads = self.settings.aio_threads;
             self.reactor
-                .with_poller(|p| crate::aio::Aio::new(p, AIO_TOKEN, depth, threads))
+                .with_poller(|p| crate::aio::Aio::new(p, Source::Aio.token(), depth, threads))
         })
     }
 

@@ -21,8 +21,8 @@ use crate::node::NodeTable;
 use crate::notify::Notifier;
 use crate::ops::{Cred, Op, Ops};
 use crate::options::MountOptions;
-use crate::reactor::Reactor;
-use crate::runtime::{ForgetStats, Runtime, Settings, State, SIGNAL_TOKEN, WAKE_TOKEN};
+use crate::reactor::{Reactor, Source};
+use crate::runtime::{ForgetStats, Runtime, Settings, State};
 use crate::signals::Signals;
 use crate::wakeup::Wakeup;
 use crate::Errno;
@@ -50,7 +50,7 @@ impl<F: Ops> PuffsUserMount<F> {
     /// "mntfromname": a device, a host:path, or "none").
     pub fn new(fs: F, typename: &str, source: &str) -> Result<Self, Error> {
         let mut poller = Poller::new()?;
-        let wakeup = Arc::new(Wakeup::new(&mut poller, WAKE_TOKEN)?);
+        let wakeup = Arc::new(Wakeup::new(&mut poller, Source::Wake.token())?);
         let (key, data) = fs.root();
         let rt = Runtime {
             fs,
@@ -323,7 +323,7 @@ impl<F: Ops> PuffsUserMount<F> {
         let installed = self
             .rt
             .reactor
-            .with_poller(|p| Signals::install(p, SIGNAL_TOKEN));
+            .with_poller(|p| Signals::install(p, Source::Signals.token()));
         match installed {
             Ok(signals) => {
                 self.signals = Some(signals);

@@ -46,13 +46,13 @@ struct Ready {
 
 /// The reactor's record of one registered fd: its readiness and its waiters.
 #[derive(Default)]
-pub(crate) struct Source {
+pub(crate) struct FdState {
     ready: Ready,
     readers: Slab<Waker>,
     writers: Slab<Waker>,
 }
 
-impl Source {
+impl FdState {
     /// Records what the event says and wakes every waiter of a side it concerns.
     pub(crate) fn on_event(&mut self, ev: &Event) {
         let r = &mut self.ready;
@@ -330,11 +330,10 @@ impl<T: AsFd> Drop for Readiness<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Token;
 
     fn ev(f: impl FnOnce(&mut Event)) -> Event {
         let mut e = Event {
-            token: Token(16),
+            token: crate::reactor::Source::Fd(0).token(),
             ..Event::default()
         };
         f(&mut e);
@@ -343,7 +342,7 @@ mod tests {
 
     #[test]
     fn readiness_stays_until_cleared_and_sides_are_separate() {
-        let mut s = Source::default();
+        let mut s = FdState::default();
         assert!(matches!(s.state(Side::Read), State::Waiting));
         s.on_event(&ev(|e| e.readable = true));
         assert!(matches!(s.state(Side::Read), State::Ready));
@@ -355,7 +354,7 @@ mod tests {
 
     #[test]
     fn errors_and_hang_ups_outrank_readiness_and_stay() {
-        let mut s = Source::default();
+        let mut s = FdState::default();
         s.on_event(&ev(|e| {
             e.readable = true;
             e.read_closed = true;
