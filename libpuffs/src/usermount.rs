@@ -15,7 +15,7 @@ use crate::daemon::Daemon;
 use crate::error::Error;
 use crate::event::Poller;
 use crate::exit::{ExitFlag, ExitHandle};
-use crate::kernel::{self, Inbox, Session};
+use crate::kernel::{self, Inbox, MountParams, Session};
 use crate::mount_flags::MountFlags;
 use crate::node::NodeTable;
 use crate::notify::Notifier;
@@ -283,7 +283,7 @@ impl<F: Ops> PuffsUserMount<F> {
         }
         let result = self
             .refuse_stacked(dir.as_ref())
-            .and_then(|()| kernel::mount(dir.as_ref(), &self.rt, &self.inbox))
+            .and_then(|()| self.mount_kernel(dir.as_ref()))
             .and_then(|session| self.catch_signals(session));
         let daemon = self.daemon.take();
         match result {
@@ -302,6 +302,23 @@ impl<F: Ops> PuffsUserMount<F> {
                 Err(e)
             }
         }
+    }
+
+    fn mount_kernel(&self, dir: &Path) -> Result<Session, Error> {
+        let (rt, s) = (&self.rt, &self.rt.settings);
+        let params = MountParams {
+            typename: &rt.typename,
+            source: &rt.source,
+            flags: &s.flags,
+            opmask: F::OPMASK,
+            statvfs: s.statvfs,
+            root_attr: s.root_attr,
+            max_write: s.max_write,
+            writeback_cache: s.writeback_cache,
+            kills_suidgid: F::KILLS_SUIDGID,
+            export_support: s.export_support,
+        };
+        kernel::mount(dir, &params, &self.inbox, &rt.notifier)
     }
 
     fn refuse_stacked(&self, dir: &Path) -> Result<(), Error> {

@@ -17,4 +17,4 @@ pub(crate) use dispatch::dispatch;
 #[cfg(feature = "logging")]
 pub(crate) use quiet_log::QuietFuser;
 pub(crate) use request::{Inbox, Request};
-pub(crate) use session::{mount, Session};
+pub(crate) use session::{mount, MountParams, Session};
