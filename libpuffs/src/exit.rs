@@ -22,7 +22,7 @@ impl ExitFlag {
 }
 
 /// Stops a mount from any thread: `exit()` asks its mainloop to unmount cleanly and
-/// return, as SIGTERM would. Get one with `PuffsUserMount::exit_handle`; it is `Send`,
+/// return, as SIGTERM would. Get one with `Mounted::exit_handle`; it is `Send`,
 /// `Sync` and `Clone`, and outlives the mount harmlessly (calling it after the loop has
 /// returned does nothing).
 #[derive(Clone)]

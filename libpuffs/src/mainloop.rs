@@ -29,12 +29,25 @@ enum Shutdown {
     Detached(Instant),
 }
 
-pub(crate) fn run<F: Ops>(
-    rt: &Rc<Runtime<F>>,
-    inbox: &Inbox,
-    session: &mut Session,
-    signals: Option<&Signals>,
-) -> Result<(), Error> {
+/// A function the loop calls once each iteration (puffs_ml_setloopfn).
+pub(crate) type LoopFn<F> = Box<dyn FnMut(&Cx<F>)>;
+
+/// What the loop serves: the kernel session, its inbox, and what only the loop uses.
+pub(crate) struct Served<'a, F: Ops> {
+    pub inbox: &'a Inbox,
+    pub session: &'a mut Session,
+    /// The termination signals' subscription, when the mount handles them.
+    pub signals: Option<&'a Signals>,
+    pub loop_fn: Option<LoopFn<F>>,
+}
+
+pub(crate) fn run<F: Ops>(rt: &Rc<Runtime<F>>, served: Served<'_, F>) -> Result<(), Error> {
+    let Served {
+        inbox,
+        session,
+        signals,
+        mut loop_fn,
+    } = served;
     let mut events = Events::with_capacity(64);
     let mut batch = Vec::new();
     let mut shutdown = Shutdown::No;
@@ -67,7 +80,7 @@ pub(crate) fn run<F: Ops>(
         if destroyed {
             break Ok(());
         }
-        if let Some(f) = rt.settings.loop_fn.borrow_mut().as_mut() {
+        if let Some(f) = loop_fn.as_mut() {
             guarded("the loop function", || f(&loop_cx));
         }
         if let Some(aio) = rt.aio.get() {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::attr::{Attr, Statvfs, Ttls};
 use crate::cc::{guarded, Executor};
-use crate::cx::Cx;
+use crate::error::Error;
+use crate::event::Poller;
 use crate::exit::ExitFlag;
 use crate::mount_flags::MountFlags;
 use crate::node::{Node, NodeTable};
@@ -19,22 +20,24 @@ use crate::reactor::{Reactor, Source};
 use crate::wakeup::Wakeup;
 use crate::Errno;
 
-/// Where a mount is in its life.
+/// Where a running mount is in its life (`Cx::state`). Before mount there is no
+/// runtime: the builder (`PuffsUserMount`) is a type of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    BeforeMount,
+    /// Serving requests.
     Running,
+    /// Unmounting: the fs's sync and unmount ops run, then the kernel mount goes.
     Unmounting,
+    /// The mainloop has returned.
     Unmounted,
 }
 
 type Hook = Box<dyn Fn(Op, &Cred)>;
 type PostHook = Box<dyn Fn(Op, &Cred, Option<Errno>)>;
 type ErrNotify = Box<dyn Fn(Op, Errno, &str)>;
-type LoopFn<F> = Box<dyn FnMut(&Cx<F>)>;
 
 /// Everything set before mount.
-pub(crate) struct Settings<F: Ops> {
+pub(crate) struct Settings {
     pub root_attr: Attr,
     pub statvfs: Statvfs,
     pub max_write: u32,
@@ -43,7 +46,6 @@ pub(crate) struct Settings<F: Ops> {
     pub flags: MountFlags,
     pub writeback_cache: bool,
     pub export_support: bool,
-    pub loop_fn: RefCell<Option<LoopFn<F>>>,
     pub loop_timeout: Option<Duration>,
     pub max_inflight: usize,
     pub handle_signals: bool,
@@ -56,7 +58,7 @@ pub(crate) struct Settings<F: Ops> {
     pub logfile: Option<std::path::PathBuf>,
 }
 
-impl<F: Ops> Default for Settings<F> {
+impl Default for Settings {
     fn default() -> Self {
         Settings {
             root_attr: Attr::new(crate::FileType::Directory, 0o755),
@@ -67,7 +69,6 @@ impl<F: Ops> Default for Settings<F> {
             flags: MountFlags::default(),
             writeback_cache: false,
             export_support: false,
-            loop_fn: RefCell::new(None),
             loop_timeout: None,
             max_inflight: 1024,
             handle_signals: true,
@@ -109,7 +110,7 @@ pub(crate) struct Runtime<F: Ops> {
     pub wakeup: Arc<Wakeup>,
     pub state: Cell<State>,
     pub exit_requested: ExitFlag,
-    pub settings: Settings<F>,
+    pub settings: Settings,
     /// Async file I/O, set up on first use.
     pub aio: std::cell::OnceCell<crate::aio::Aio>,
     /// Forget frames and the inodes they named (for tests: a batch is one frame).
@@ -129,6 +130,34 @@ pub struct ForgetStats {
 }
 
 impl<F: Ops> Runtime<F> {
+    /// The runtime of a mount about to be made: its poller, wakeup, executor and the
+    /// node table with the root. `notifier` is the one the builder handed out.
+    pub(crate) fn new(
+        fs: F,
+        names: (String, String),
+        settings: Settings,
+        notifier: Notifier,
+    ) -> Result<Self, Error> {
+        let mut poller = Poller::new()?;
+        let wakeup = Arc::new(Wakeup::new(&mut poller, Source::Wake.token())?);
+        let (key, data) = fs.root();
+        Ok(Runtime {
+            fs,
+            typename: names.0,
+            source: names.1,
+            nodes: RefCell::new(NodeTable::with_root(key, data)),
+            exec: Executor::new(Arc::clone(&wakeup)),
+            reactor: Reactor::new(poller),
+            wakeup,
+            state: Cell::new(State::Running),
+            exit_requested: ExitFlag::default(),
+            settings,
+            aio: std::cell::OnceCell::new(),
+            forgets: Cell::new(ForgetStats::default()),
+            notifier,
+        })
+    }
+
     pub(crate) fn node(&self, ino: u64) -> Option<Rc<Node<F>>> {
         self.nodes.borrow().get(ino).cloned()
     }
