@@ -66,7 +66,9 @@ pub use puffs_options::cli;
 pub use puffs_options::options;
 
 pub use aio::Aio;
-pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs};
+pub use attr::{
+    Attr, AttrReply, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs,
+};
 pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;
 pub use dirbuf::{DirBuf, DirPlusBuf};

@@ -162,10 +162,17 @@ impl<F: Ops> Runtime<F> {
         self.nodes.borrow().get(ino).cloned()
     }
 
+    /// How long the kernel may cache attributes the fs answered with `own` (an
+    /// `AttrReply::ttl`): the fs's own lifetime, or the mount's.
+    pub(crate) fn attr_ttl(&self, own: Option<Duration>) -> Duration {
+        own.unwrap_or(self.settings.attr_timeout)
+    }
+
+    /// Cache lifetimes of an entry reply: the entry's own, or the mount's.
     pub(crate) fn ttls(&self, entry: Option<Duration>, attr: Option<Duration>) -> Ttls {
         Ttls {
             entry: entry.unwrap_or(self.settings.entry_timeout),
-            attr: attr.unwrap_or(self.settings.attr_timeout),
+            attr: self.attr_ttl(attr),
         }
     }
 
