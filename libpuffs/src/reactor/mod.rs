@@ -7,6 +7,7 @@
 //! slab each: one fd registration (`registration.rs`), registered once with the poller
 //! and deregistered when dropped.
 
+mod fd_state;
 mod registration;
 mod source;
 mod timers;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::event::{Event, Events, Interest, Poller};
-use registration::FdState;
+use fd_state::FdState;
 
 pub use registration::{Readiness, Registration};
 pub(crate) use source::Source;
