@@ -23,22 +23,16 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+mod kind;
 mod semaphore;
 mod threads;
 #[cfg(target_os = "linux")]
 mod uring;
 
+use kind::Kind;
 use semaphore::Semaphore;
 
 use crate::event::Poller;
-
-/// What one I/O does.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Kind {
-    Read,
-    Write,
-    Fsync { datasync: bool },
-}
 
 /// The async file I/O of a mount (`Cx::aio`).
 pub struct Aio {
