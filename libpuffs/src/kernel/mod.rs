@@ -1,8 +1,10 @@
 //! The kernel channel: the only module that knows fuser. `adapter` runs on fuser's
 //! reader thread and turns each request into an owned `Request` frame on the inbox;
 //! `dispatch` runs on the mainloop and turns a frame into a continuation that calls
-//! the file system's op and sends the reply; `session` mounts and unmounts; `notify` writes kernel notifications;
-//! `quiet_log` keeps fuser's benign shutdown message out of the error log.
+//! the file system's op and sends the reply; `session` mounts (from plain
+//! `MountParams`: it imports neither the runtime nor the mount) and unmounts; `notify`
+//! writes kernel notifications; `quiet_log` keeps fuser's benign shutdown message out
+//! of the error log.
 
 mod adapter;
 mod convert;
