@@ -224,8 +224,9 @@ impl<F: Ops> PuffsUserMount<F> {
     }
 
     /// Whether SIGINT, SIGTERM and SIGHUP unmount cleanly (default on). The handler is
-    /// installed when `mount` succeeds and the old dispositions are put back when
-    /// `mainloop` returns (or the [`Mounted`] value is dropped); no thread's signal mask is touched. Turn it off when the
+    /// installed by `mount`, just before the kernel mount, and the old dispositions are
+    /// put back when the mount fails, when `mainloop` returns, or when the [`Mounted`]
+    /// value is dropped; no thread's signal mask is touched. Turn it off when the
     /// process has other uses for them.
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.settings.handle_signals = on;
@@ -356,18 +357,19 @@ pub struct Mounted<F: Ops> {
 }
 
 impl<F: Ops> Mounted<F> {
-    /// Mounts `rt`'s file system on `dir` and starts handling signals; on failure
+    /// Starts handling signals, then mounts `rt`'s file system on `dir`; on failure
     /// nothing is left behind (no mount, no thread, no handler).
     fn start(rt: Runtime<F>, dir: &Path, loop_fn: Option<LoopFn<F>>) -> Result<Self, Error> {
         let rt = Rc::new(rt);
         let inbox = Arc::new(Inbox::new(Arc::clone(&rt.wakeup)));
-        let mounted = mount_kernel(&rt, dir, &inbox).and_then(|session| {
-            let signals = catch_signals(&rt, session)?;
+        let mounted = catch_signals(&rt).and_then(|signals| {
+            // A failed mount drops `signals`, which puts the old dispositions back.
+            let session = mount_kernel(&rt, dir, &inbox)?;
             Ok(Mounted {
                 rt: Rc::clone(&rt),
                 inbox,
-                session: Some(signals.0),
-                signals: signals.1,
+                session: Some(session),
+                signals,
                 loop_fn,
             })
         });
@@ -475,25 +477,17 @@ fn mount_kernel<F: Ops>(rt: &Runtime<F>, dir: &Path, inbox: &Arc<Inbox>) -> Resu
     kernel::mount(dir, &params, inbox, &rt.notifier)
 }
 
-/// Starts handling the termination signals for a mount that is up: before `mount()`
-/// returns (and a daemon's parent reports success), so that a signal sent as soon as
-/// the mount shows can only unmount it, never kill the process. Nothing is installed
-/// for a mount that failed. If it cannot be installed, the mount is undone and fails.
-fn catch_signals<F: Ops>(
-    rt: &Runtime<F>,
-    mut session: Session,
-) -> Result<(Session, Option<Signals>), Error> {
+/// Starts handling the termination signals for a mount about to be made: before
+/// mount(2), since the mount shows in /proc/mounts from then on, before the INIT
+/// handshake, and a signal sent as soon as it shows must only unmount it, never kill
+/// the process. A signal caught before the mount is up unmounts it as soon as the loop
+/// runs. A mount that fails drops the subscription, which undoes it.
+fn catch_signals<F: Ops>(rt: &Runtime<F>) -> Result<Option<Signals>, Error> {
     if !rt.settings.handle_signals {
-        return Ok((session, None));
+        return Ok(None);
     }
-    let installed = rt
+    let signals = rt
         .reactor
-        .with_poller(|p| Signals::install(p, Source::Signals.token()));
-    match installed {
-        Ok(signals) => Ok((session, Some(signals))),
-        Err(e) => {
-            let _ = session.unmount();
-            Err(e.into())
-        }
-    }
+        .with_poller(|p| Signals::install(p, Source::Signals.token()))?;
+    Ok(Some(signals))
 }
