@@ -251,14 +251,14 @@ fn mount_on(
             park: park.map(Arc::new),
             parked,
         };
-        let mut pu = PuffsUserMount::new(fs, "backedfs", "backed")
-            .unwrap()
+        let pu = PuffsUserMount::new(fs, "backedfs", "backed")
             .handle_signals(false)
             .options(&aio_option(aio));
-        match pu.mount(&dir) {
-            Ok(()) => tx.send(Ok(())).unwrap(),
+        let pu = match pu.mount(&dir) {
+            Ok(pu) => pu,
             Err(e) => return tx.send(Err(e.to_string())).unwrap(),
-        }
+        };
+        tx.send(Ok(())).unwrap();
         pu.mainloop().unwrap();
     });
     rx.recv_timeout(Duration::from_secs(20))

@@ -98,14 +98,12 @@ impl ProbeMount {
         let (tx, rx) = mpsc::channel();
         let (dir, r) = (mnt.path().to_path_buf(), Arc::clone(&reclaimed));
         let thread = std::thread::spawn(move || {
-            let pu = PuffsUserMount::new(Probe { reclaimed: r }, "forgetfs", "probe");
-            let mut pu = match pu {
-                Ok(pu) => pu.handle_signals(false),
+            let pu = PuffsUserMount::new(Probe { reclaimed: r }, "forgetfs", "probe")
+                .handle_signals(false);
+            let pu = match pu.mount(&dir) {
+                Ok(pu) => pu,
                 Err(e) => return drop(tx.send(Err(e.to_string()))),
             };
-            if let Err(e) = pu.mount(&dir) {
-                return drop(tx.send(Err(e.to_string())));
-            }
             let _ = tx.send(Ok(()));
             let _ = pu.mainloop();
         });

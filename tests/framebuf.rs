@@ -620,16 +620,18 @@ fn serve(
     cap: usize,
     mounted: mpsc::Sender<Result<(), String>>,
 ) -> Result<(), String> {
-    let mut pu = PuffsUserMount::new(Probe, "framebuffs", "probe")
-        .map_err(|e| e.to_string())?
+    let pu = PuffsUserMount::new(Probe, "framebuffs", "probe")
         .handle_signals(false)
         .max_inflight(cap)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO);
-    if let Err(e) = pu.mount(&dir) {
-        let _ = mounted.send(Err(e.to_string()));
-        return Err(e.to_string());
-    }
+    let pu = match pu.mount(&dir) {
+        Ok(pu) => pu,
+        Err(e) => {
+            let _ = mounted.send(Err(e.to_string()));
+            return Err(e.to_string());
+        }
+    };
     let _ = mounted.send(Ok(()));
     pu.mainloop().map_err(|e| e.to_string())
 }

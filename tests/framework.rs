@@ -191,7 +191,6 @@ fn serve(
     };
     let (log, notified) = (Arc::clone(&stats), Arc::clone(&stats));
     let pu = PuffsUserMount::new(fs, "probefs", "probe")
-        .map_err(|e| e.to_string())?
         .handle_signals(false)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO)
@@ -199,15 +198,15 @@ fn serve(
         .errnotify(move |_, _, _| {
             notified.errnotified.fetch_add(1, Ordering::SeqCst);
         });
-    let mut pu = configure(pu);
-    if let Err(e) = pu.mount(&dir) {
-        let _ = mounted.send(Err(e.to_string()));
-        return Err(e.to_string());
-    }
+    let pu = match configure(pu).mount(&dir) {
+        Ok(pu) => pu,
+        Err(e) => {
+            let _ = mounted.send(Err(e.to_string()));
+            return Err(e.to_string());
+        }
+    };
     let _ = mounted.send(Ok(()));
-    pu.mainloop().map_err(|e| e.to_string())?;
-    assert_eq!(pu.state(), puffs::State::Unmounted);
-    Ok(())
+    pu.mainloop().map_err(|e| e.to_string())
 }
 
 fn plain() -> Configure {
@@ -372,22 +371,19 @@ fn a_reply_the_framework_rejects_is_eio_and_notified() {
 fn mount_errors_name_the_path_and_the_cause() {
     require_fuse!();
     let missing = std::env::temp_dir().join("puffs-no-such-dir-for-test");
-    let pu = PuffsUserMount::new(
-        Probe {
+    let probe = || {
+        let fs = Probe {
             stats: Arc::default(),
             slow: Duration::ZERO,
-        },
-        "probefs",
-        "probe",
-    )
-    .unwrap();
-    let mut pu = pu.handle_signals(false);
-    let e = pu.mount(&missing).unwrap_err().to_string();
+        };
+        PuffsUserMount::new(fs, "probefs", "probe").handle_signals(false)
+    };
+    let e = probe().mount(&missing).err().unwrap().to_string();
     assert!(
         e.contains(&*missing.to_string_lossy()) && e.contains("does not exist"),
         "{e}"
     );
     let file = tempfile::NamedTempFile::new().unwrap();
-    let e = pu.mount(file.path()).unwrap_err().to_string();
+    let e = probe().mount(file.path()).err().unwrap().to_string();
     assert!(e.contains("not a directory"), "{e}");
 }

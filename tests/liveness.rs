@@ -264,15 +264,16 @@ fn serve(
         reclaim_panics,
     };
     let pu = PuffsUserMount::new(fs, "probefs", "probe")
-        .map_err(|e| e.to_string())?
         .handle_signals(false)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO);
-    let mut pu = configure(pu);
-    if let Err(e) = pu.mount(&dir) {
-        let _ = mounted.send(Err(e.to_string()));
-        return Err(e.to_string());
-    }
+    let pu = match configure(pu).mount(&dir) {
+        Ok(pu) => pu,
+        Err(e) => {
+            let _ = mounted.send(Err(e.to_string()));
+            return Err(e.to_string());
+        }
+    };
     let _ = mounted.send(Ok(()));
     pu.mainloop().map_err(|e| e.to_string())
 }

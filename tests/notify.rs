@@ -192,20 +192,14 @@ impl Drop for ProbeMount {
 fn serve(dir: PathBuf, files: Shared, mounted: mpsc::Sender<Result<Notifier, String>>) {
     let log = Arc::clone(&files);
     let pu = PuffsUserMount::new(Probe { files }, "notifyfs", "probe")
-        .map(|pu| {
-            pu.handle_signals(false)
-                .attr_timeout(CACHED)
-                .entry_timeout(CACHED)
-                .pre_op(move |op, _| log.lock().unwrap().ops.push(op))
-        })
-        .map_err(|e| e.to_string());
-    let mut pu = match pu {
+        .handle_signals(false)
+        .attr_timeout(CACHED)
+        .entry_timeout(CACHED)
+        .pre_op(move |op, _| log.lock().unwrap().ops.push(op));
+    let pu = match pu.mount(&dir) {
         Ok(pu) => pu,
-        Err(e) => return drop(mounted.send(Err(e))),
+        Err(e) => return drop(mounted.send(Err(e.to_string()))),
     };
-    if let Err(e) = pu.mount(&dir) {
-        return drop(mounted.send(Err(e.to_string())));
-    }
     let _ = mounted.send(Ok(pu.notifier()));
     if let Err(e) = pu.mainloop() {
         eprintln!("probe mainloop: {e}");
@@ -347,8 +341,7 @@ fn notifications_are_refused_when_not_mounted() {
         },
         "notifyfs",
         "probe",
-    )
-    .unwrap();
+    );
     let n = pu.notifier();
     assert_eq!(n.inval_attr(1), Err(Errno::ENOTCONN));
     assert_eq!(n.inval_entry(1, OsStr::new("a")), Err(Errno::ENOTCONN));

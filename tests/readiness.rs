@@ -336,15 +336,16 @@ impl Drop for ProbeMount {
 
 fn serve(dir: PathBuf, mounted: mpsc::Sender<Result<(), String>>) -> Result<(), String> {
     let pu = PuffsUserMount::new(Probe, "readinessfs", "probe")
-        .map_err(|e| e.to_string())?
         .handle_signals(false)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO);
-    let mut pu = pu;
-    if let Err(e) = pu.mount(&dir) {
-        let _ = mounted.send(Err(e.to_string()));
-        return Err(e.to_string());
-    }
+    let pu = match pu.mount(&dir) {
+        Ok(pu) => pu,
+        Err(e) => {
+            let _ = mounted.send(Err(e.to_string()));
+            return Err(e.to_string());
+        }
+    };
     let _ = mounted.send(Ok(()));
     pu.mainloop().map_err(|e| e.to_string())
 }

@@ -285,3 +285,38 @@ pub struct DirEntry {
     /// The entry's name.
     pub name: OsString,
 }
+
+/// Cache lifetimes of one reply: the entry's own or the mount's.
+pub(crate) struct Ttls {
+    pub entry: Duration,
+    pub attr: Duration,
+}
+
+/// The reply to getattr and setattr: the attributes and, when the fs wants one, how
+/// long the kernel may cache them (None: the mount's attr timeout). A network file
+/// system gives attributes it fetched from a server a short life and its own a long
+/// one, as [`Entry::attr_ttl`] does for lookups. An `Attr` converts into it with the
+/// mount's timeout (`Ok(attr.into())`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttrReply {
+    /// The node's attributes.
+    pub attr: Attr,
+    /// How long the kernel may cache them (None: the mount's attr timeout).
+    pub ttl: Option<Duration>,
+}
+
+impl AttrReply {
+    /// `attr`, cached for `ttl` instead of the mount's attr timeout.
+    pub fn with_ttl(attr: Attr, ttl: Duration) -> Self {
+        AttrReply {
+            attr,
+            ttl: Some(ttl),
+        }
+    }
+}
+
+impl From<Attr> for AttrReply {
+    fn from(attr: Attr) -> Self {
+        AttrReply { attr, ttl: None }
+    }
+}

@@ -14,7 +14,7 @@ use crate::cc::{JoinHandle, YieldNow};
 use crate::node::{Node, NodeTable};
 use crate::ops::{Cred, Ops};
 use crate::reactor::{Reactor, ReactorStats, Registration, Sleep};
-use crate::usermount::{Runtime, State};
+use crate::runtime::{Runtime, State};
 
 pub struct Cx<F: Ops> {
     cred: Cred,
@@ -102,7 +102,7 @@ impl<F: Ops> Cx<F> {
 
     /// The forget frames the loop has taken (for tests and measurements).
     #[doc(hidden)]
-    pub fn forget_stats(&self) -> crate::usermount::ForgetStats {
+    pub fn forget_stats(&self) -> crate::runtime::ForgetStats {
         self.rt.forgets.get()
     }
 

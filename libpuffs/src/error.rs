@@ -18,7 +18,8 @@ pub enum Error {
         /// The system error underneath.
         source: io::Error,
     },
-    /// A call that the mount's state does not allow (mount twice, mainloop unmounted).
+    /// A call that the mount's state does not allow (`daemon()` twice; the rest are
+    /// compile errors, as the builder's states are types).
     State(&'static str),
     /// The background process reported a failure, or the fork / pipe failed.
     Daemon(String),

@@ -11,8 +11,7 @@ use hashbrown::HashTable;
 
 use crate::ops::Ops;
 
-/// The kernel's inode number of the root node.
-pub const ROOT_INO: u64 = 1;
+pub use crate::op::ROOT_INO;
 
 /// A node: its kernel identity (inode number, generation), the fs's key and the fs's
 /// private data, which it derefs to.

@@ -192,3 +192,6 @@ mod tests {
         assert!(OpMask::EMPTY.with(Op::Setlk).contains(Op::Setlk));
     }
 }
+
+/// The kernel's inode number of the root node.
+pub const ROOT_INO: u64 = 1;

@@ -8,7 +8,7 @@ use crate::kernel::reply::{Replies, ReplyDir, ReplyDirPlus, ReplyOpen};
 use crate::kernel::request::DirOp;
 use crate::node::Node;
 use crate::ops::{Cred, Op, Ops};
-use crate::usermount::Runtime;
+use crate::runtime::Runtime;
 
 /// How much a readdir reply may hold. fuser does not tell us the kernel's buffer size:
 /// it is one page on older kernels and getdents' count (32 KiB from glibc) on newer

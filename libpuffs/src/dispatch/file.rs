@@ -7,7 +7,7 @@ use super::{answer, answer_empty, node_of, start};
 use crate::kernel::reply::{Replies, ReplyData, ReplyLock, ReplyLseek, ReplyOpen, ReplyWrite};
 use crate::kernel::request::{FileOp, RangeOp};
 use crate::ops::{Cred, Op, OpResult, Ops};
-use crate::usermount::Runtime;
+use crate::runtime::Runtime;
 use crate::Errno;
 
 pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: FileOp<R>) {

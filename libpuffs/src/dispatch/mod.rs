@@ -14,13 +14,13 @@ mod tests;
 use std::future::Future;
 use std::rc::Rc;
 
+use crate::attr::Ttls;
 use crate::cx::Cx;
-use crate::kernel::convert::Ttls;
 use crate::kernel::reply::{PlusEntry, Replies, Reply, ReplyEmpty, ReplyEntry};
 use crate::kernel::request::KOp;
 use crate::node::Node;
 use crate::ops::{Cred, EntryOf, Op, OpResult, Ops};
-use crate::usermount::Runtime;
+use crate::runtime::Runtime;
 use crate::Errno;
 
 /// Runs one kernel request: everything from the frame to the reply.

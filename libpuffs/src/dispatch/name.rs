@@ -7,7 +7,7 @@ use super::{answer, answer_empty, answer_entry, enter, node_of, start};
 use crate::kernel::reply::{Replies, ReplyCreate};
 use crate::kernel::request::{MakeOp, NameOp};
 use crate::ops::{Cred, Op, Ops};
-use crate::usermount::Runtime;
+use crate::runtime::Runtime;
 
 pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: NameOp<R>) {
     match op {

@@ -9,7 +9,7 @@ use crate::kernel::reply::{Replies, ReplyAttr, ReplyData, ReplyStatfs, ReplyXatt
 use crate::kernel::request::NodeOp;
 use crate::node::Node;
 use crate::ops::{Cred, Op, OpResult, Ops};
-use crate::usermount::Runtime;
+use crate::runtime::Runtime;
 use crate::Errno;
 
 pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: NodeOp<R>) {

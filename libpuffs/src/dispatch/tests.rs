@@ -7,16 +7,16 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::dispatch;
-use crate::attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, Statvfs};
+use crate::attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, Statvfs, Ttls};
 use crate::cx::Cx;
 use crate::dirbuf::DirBuf;
-use crate::kernel::convert::Ttls;
 use crate::kernel::reply::*;
 use crate::kernel::request::{DirOp, FileOp, KOp, NameOp, NodeOp};
 use crate::node::{Node, ROOT_INO};
+use crate::notify::Notifier;
 use crate::ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops};
-use crate::usermount::Runtime;
-use crate::{Errno, PuffsUserMount};
+use crate::runtime::{Runtime, Settings};
+use crate::Errno;
 
 /// Every answer a recording reply got, as text.
 type Log = Rc<RefCell<Vec<String>>>;
@@ -238,9 +238,14 @@ fn rec() -> Rec {
 }
 
 fn mount() -> Rc<Runtime<OneFile>> {
-    PuffsUserMount::new(OneFile::default(), "test", "none")
-        .expect("runtime without a mount")
-        .runtime()
+    let names = ("test".to_owned(), "none".to_owned());
+    let rt = Runtime::new(
+        OneFile::default(),
+        names,
+        Settings::default(),
+        Notifier::default(),
+    );
+    Rc::new(rt.expect("runtime without a mount"))
 }
 
 fn name(s: &str) -> std::ffi::OsString {

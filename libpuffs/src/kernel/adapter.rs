@@ -242,7 +242,7 @@ impl Filesystem for Adapter {
     }
 
     fn getattr(&self, req: &FReq, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        if !self.mask.contains(Op::Getattr) && ino.0 == crate::node::ROOT_INO {
+        if !self.mask.contains(Op::Getattr) && ino.0 == crate::op::ROOT_INO {
             reply.attr(
                 &Duration::from_secs(1),
                 &super::convert::file_attr(&self.root_attr, ino.0),

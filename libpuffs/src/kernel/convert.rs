@@ -1,7 +1,5 @@
 //! Our value types to fuser's wire-facing ones.
 
-use std::time::Duration;
-
 use fuser::{FileAttr, FopenFlags, INodeNo};
 
 use crate::attr::{Attr, FileType, Opened};
@@ -57,10 +55,4 @@ pub(crate) fn open_flags(o: &Opened) -> FopenFlags {
         f |= FopenFlags::FOPEN_NONSEEKABLE;
     }
     f
-}
-
-/// Cache lifetimes of one reply: the entry's own or the mount's.
-pub(crate) struct Ttls {
-    pub entry: Duration,
-    pub attr: Duration,
 }

@@ -13,8 +13,7 @@ pub(crate) mod reply;
 pub(crate) mod request;
 mod session;
 
-pub(crate) use convert::Ttls;
 #[cfg(feature = "logging")]
 pub(crate) use quiet_log::QuietFuser;
 pub(crate) use request::{Inbox, Request};
-pub(crate) use session::{mount, Session};
+pub(crate) use session::{mount, MountParams, Session};

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use fuser::{FileHandle, Generation, INodeNo};
 
-use super::convert::{errno, file_attr, file_type, open_flags, Ttls};
-use crate::attr::{Attr, DirEntry, Lock, Opened, Statvfs};
+use super::convert::{errno, file_attr, file_type, open_flags};
+use crate::attr::{Attr, DirEntry, Lock, Opened, Statvfs, Ttls};
 use crate::Errno;
 
 /// What every reply can do: fail. Replies are consumed by their answer, so a request
