@@ -176,6 +176,9 @@ pub struct RenameFlags {
     pub whiteout: bool,
 }
 
+/// The kernel's inode number of the root node.
+pub const ROOT_INO: u64 = 1;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +195,3 @@ mod tests {
         assert!(OpMask::EMPTY.with(Op::Setlk).contains(Op::Setlk));
     }
 }
-
-/// The kernel's inode number of the root node.
-pub const ROOT_INO: u64 = 1;
