@@ -16,6 +16,9 @@ use crate::ops::{Cred, Ops};
 use crate::reactor::{Reactor, ReactorStats, Registration, Sleep};
 use crate::runtime::{Runtime, State};
 
+/// The call context of one op (puffs_cc with puffs_cred): who called, and the
+/// running mount's services (node table, timers, fd readiness, async I/O, spawning,
+/// notifications, exit). Each request gets its own; it lives on the loop thread.
 pub struct Cx<F: Ops> {
     cred: Cred,
     rt: Rc<Runtime<F>>,

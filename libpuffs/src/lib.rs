@@ -35,6 +35,8 @@
 //! (one thread, all state) → `dispatch` (a continuation in `cc` runs the op)
 //! → the reply. See docs/architecture.md.
 
+#![warn(missing_docs)]
+
 pub mod aio;
 pub mod attr;
 mod cc;

@@ -4,10 +4,15 @@
 /// Mount flags handed to the kernel.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MountFlags {
+    /// Read-only: the kernel refuses writes with EROFS before they reach the fs.
     pub ro: bool,
+    /// Set-uid and set-gid bits are ignored on exec (puffs mounts are always nosuid).
     pub nosuid: bool,
+    /// Device nodes cannot be opened (puffs mounts are always nodev).
     pub nodev: bool,
+    /// Programs cannot be executed from the mount.
     pub noexec: bool,
+    /// Access times are not updated.
     pub noatime: bool,
     /// Let users other than the mounter in.
     pub allow_other: bool,
