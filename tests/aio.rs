@@ -174,7 +174,7 @@ impl Ops for Backed {
         _fh: u64,
         offset: u64,
         data: &[u8],
-        _flags: i32,
+        _flags: puffs::OpenFlags,
     ) -> OpResult<u32> {
         let n = cx
             .aio()

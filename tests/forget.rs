@@ -62,7 +62,12 @@ impl Ops for Probe {
         })
     }
 
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: puffs::OpenFlags,
+    ) -> OpResult<Opened> {
         // Every read of "stats" reaches the loop.
         Ok(Opened {
             direct_io: true,

@@ -96,7 +96,12 @@ impl Ops for Probe {
         Ok(attr(node.ino(), c.len()))
     }
 
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: puffs::OpenFlags,
+    ) -> OpResult<Opened> {
         // Pages cached by one open stay for the next: only a notification drops them.
         Ok(Opened {
             keep_cache: true,

@@ -77,7 +77,12 @@ impl Ops for Probe {
 
     /// Direct I/O: every read reaches the probe, and the page cache never makes the
     /// kernel read a scenario twice.
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: puffs::OpenFlags,
+    ) -> OpResult<Opened> {
         Ok(Opened {
             direct_io: true,
             ..Opened::fh(0)

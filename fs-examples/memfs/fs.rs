@@ -22,8 +22,8 @@ use std::rc::{Rc, Weak};
 use std::time::SystemTime;
 
 use puffs::{
-    Attr, Cred, Cx, DirBuf, DirPlusBuf, Entry, EntryOf, Errno, FileType, Node, OpResult, Opened,
-    Ops, RenameFlags, SetAttr, Statvfs,
+    Attr, Cred, Cx, DirBuf, DirPlusBuf, Entry, EntryOf, Errno, FallocateFlags, FileType, NewNode,
+    Node, OpResult, OpenFlags, Opened, Ops, RenameFlags, SetAttr, Statvfs, Whence, XattrFlags,
 };
 
 use crate::config::Config;
@@ -628,7 +628,7 @@ impl Ops for MemFs {
         }
         let new_perm = match set.mode {
             Some(m) => Some(perm::chmod(
-                m,
+                m.bits(),
                 inode.uid(),
                 set.gid.unwrap_or(inode.gid()),
                 who,
@@ -718,10 +718,9 @@ impl Ops for MemFs {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        rdev: u32,
+        new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
+        let (mode, rdev) = (new.mode.bits(), new.rdev);
         let (mode, content) = match FileType::from_mode(mode) {
             _ if mode & S_IFMT == 0 => (mode | S_IFREG, Content::File(None)),
             Some(FileType::RegularFile) => (mode, Content::File(None)),
@@ -738,15 +737,14 @@ impl Ops for MemFs {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
+        new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
         let content = Content::Dir(Box::new(Dir::new(Rc::downgrade(dir))));
         Ok(entry(&self.make(
             cx.cred(),
             dir,
             name,
-            S_IFDIR | (mode & 0o7777),
+            S_IFDIR | u32::from(new.mode.perm()),
             content,
         )?))
     }
@@ -811,14 +809,14 @@ impl Ops for MemFs {
         Ok(entry(node))
     }
 
-    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: i32) -> OpResult<Opened> {
+    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: OpenFlags) -> OpResult<Opened> {
         if node.is_dir() {
             node.set_opens(node.opens() + 1);
             return Ok(Opened::default());
         }
         // Atomic O_TRUNC: the kernel sends it here and no SETATTR. Like tmpfs, the
         // times move even when the file was already empty.
-        if flags & libc::O_TRUNC != 0 && node.kind() == FileType::RegularFile {
+        if flags.contains(OpenFlags::TRUNC) && node.kind() == FileType::RegularFile {
             self.resize(node, 0)?;
             self.modify_kill_priv(node, cx.cred());
             node.modified(now());
@@ -832,15 +830,14 @@ impl Ops for MemFs {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        _flags: i32,
+        new: NewNode,
+        _flags: OpenFlags,
     ) -> OpResult<(EntryOf<Self>, Opened)> {
         let inode = self.make(
             cx.cred(),
             dir,
             name,
-            S_IFREG | (mode & 0o7777),
+            S_IFREG | u32::from(new.mode.perm()),
             Content::File(None),
         )?;
         inode.set_opens(1);
@@ -872,7 +869,7 @@ impl Ops for MemFs {
         _fh: u64,
         offset: u64,
         data: &[u8],
-        _flags: i32,
+        _flags: OpenFlags,
     ) -> OpResult<u32> {
         let end = offset
             .checked_add(data.len() as u64)
@@ -908,7 +905,7 @@ impl Ops for MemFs {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _fh: u64,
-        _flags: i32,
+        _flags: OpenFlags,
     ) -> OpResult<()> {
         self.closed(node, node.lookups() > 0);
         Ok(())
@@ -924,7 +921,12 @@ impl Ops for MemFs {
         Ok(())
     }
 
-    async fn opendir(&self, _cx: &Cx<Self>, node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn opendir(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Opened> {
         node.dir()?;
         node.set_opens(node.opens() + 1);
         Ok(Opened::default())
@@ -979,7 +981,7 @@ impl Ops for MemFs {
         node: &Node<Self>,
         name: &OsStr,
         value: &[u8],
-        flags: i32,
+        flags: XattrFlags,
     ) -> OpResult<()> {
         let ns = xattr::namespace(name)?;
         self.xattr_access(node, ns, cx.cred(), true)?;
@@ -1056,12 +1058,12 @@ impl Ops for MemFs {
         _fh: u64,
         offset: u64,
         length: u64,
-        mode: i32,
+        mode: FallocateFlags,
     ) -> OpResult<()> {
-        // FALLOC_FL_KEEP_SIZE and FALLOC_FL_PUNCH_HOLE, as the FUSE protocol has them.
-        let keep = 1;
-        let punch = 2;
-        if mode & !(keep | punch) != 0 || (mode & punch != 0 && mode & keep == 0) {
+        let (keep, punch) = (FallocateFlags::KEEP_SIZE, FallocateFlags::PUNCH_HOLE);
+        if !mode.difference(keep | punch).is_empty()
+            || (mode.contains(punch) && !mode.contains(keep))
+        {
             return Err(Errno::EOPNOTSUPP);
         }
         match node.kind() {
@@ -1083,7 +1085,7 @@ impl Ops for MemFs {
             };
             let before = self.space.used_pages();
             let d = slot.get_or_insert_with(Box::default);
-            let r = if mode & punch != 0 {
+            let r = if mode.contains(punch) {
                 d.punch(offset, length, &self.space);
                 Ok(())
             } else {
@@ -1096,7 +1098,7 @@ impl Ops for MemFs {
             self.pages_dropped(before);
             r?;
         }
-        if mode & keep == 0 && end > node.size() {
+        if !mode.contains(keep) && end > node.size() {
             node.set_size(end);
         }
         self.modify_kill_priv(node, cx.cred());
@@ -1110,7 +1112,7 @@ impl Ops for MemFs {
         node: &Node<Self>,
         _fh: u64,
         offset: i64,
-        whence: i32,
+        whence: Whence,
     ) -> OpResult<i64> {
         let Ok(off) = u64::try_from(offset) else {
             return Err(Errno::ENXIO);
@@ -1124,8 +1126,8 @@ impl Ops for MemFs {
             _ => return Err(Errno::EINVAL),
         };
         let pos = match whence {
-            libc::SEEK_DATA => data.seek_data(off, size)?,
-            libc::SEEK_HOLE => data.seek_hole(off, size)?,
+            Whence::Data => data.seek_data(off, size)?,
+            Whence::Hole => data.seek_hole(off, size)?,
             _ => return Err(Errno::EINVAL),
         };
         Ok(pos as i64)
@@ -1355,7 +1357,7 @@ mod tests {
         f.body_mut()
             .xattrs
             .get_or_insert_with(Box::default)
-            .set(n("user.k"), b"val", 0)
+            .set(n("user.k"), b"val", XattrFlags::default())
             .unwrap();
         f.set_opens(1);
         assert_eq!(free(&t), (8, 7));

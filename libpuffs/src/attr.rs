@@ -4,6 +4,8 @@
 use std::ffi::OsString;
 use std::time::{Duration, SystemTime};
 
+use crate::args::{LockType, Mode};
+
 /// The type of a node, as `st_mode & S_IFMT` says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileType {
@@ -138,9 +140,9 @@ impl SetTime {
 /// What a setattr request changes; each field that is None stays as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SetAttr {
-    /// New mode (chmod): the permission bits are `mode & 0o7777`; the type bits, when
+    /// New mode (chmod): the permission bits are [`Mode::perm`]; the type bits, when
     /// present, are the node's own and do not change.
-    pub mode: Option<u32>,
+    pub mode: Option<Mode>,
     /// New owner (chown).
     pub uid: Option<u32>,
     /// New group (chown, chgrp).
@@ -227,8 +229,8 @@ pub struct Lock {
     pub start: u64,
     /// Last byte of the range (`i64::MAX as u64`: to the end of the file, however long).
     pub end: u64,
-    /// F_RDLCK, F_WRLCK or F_UNLCK.
-    pub typ: i32,
+    /// Shared, exclusive or none.
+    pub typ: LockType,
     /// The process holding the lock (getlk answers it; 0 when unknown).
     pub pid: u32,
     /// The lock owner the kernel gives (one per open file description / process).

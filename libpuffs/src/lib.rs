@@ -34,6 +34,7 @@
 //! → the reply. See docs/architecture.md.
 
 pub mod aio;
+mod args;
 pub mod attr;
 mod cc;
 mod cx;
@@ -63,6 +64,9 @@ pub use puffs_options::cli;
 pub use puffs_options::options;
 
 pub use aio::{Aio, AioBackend};
+pub use args::{
+    AccessMask, AccessMode, FallocateFlags, LockType, Mode, NewNode, OpenFlags, Whence, XattrFlags,
+};
 pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs};
 pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;

@@ -10,6 +10,9 @@ use std::ffi::{OsStr, OsString};
 use std::hash::Hash;
 use std::path::Path;
 
+pub use crate::args::{
+    AccessMask, AccessMode, FallocateFlags, LockType, Mode, NewNode, OpenFlags, Whence, XattrFlags,
+};
 use crate::attr::{Attr, Entry, Lock, Opened, SetAttr, Statvfs};
 use crate::cx::Cx;
 use crate::dirbuf::{DirBuf, DirPlusBuf};
@@ -176,12 +179,12 @@ pub trait Ops: Sized + 'static {
     async fn setattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _set: &SetAttr) -> OpResult<Attr> {
         Err(Errno::ENOSYS)
     }
-    /// access(2) and faccessat: may the caller use the node as `mask` says (`R_OK |
-    /// W_OK | X_OK`, or `F_OK`, 0: does it exist)? Ok or EACCES. Not sent with
+    /// access(2) and faccessat: may the caller use the node as `mask` says (read,
+    /// write, execute; empty: F_OK, does it exist)? Ok or EACCES. Not sent with
     /// `default_permissions` (the kernel decides itself).
     ///
     /// Left out: the kernel stops asking and every access check succeeds.
-    async fn access(&self, _cx: &Cx<Self>, _node: &Node<Self>, _mask: i32) -> OpResult<()> {
+    async fn access(&self, _cx: &Cx<Self>, _node: &Node<Self>, _mask: AccessMask) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// The target of the symlink `node`, for readlink(2) and for path walks through it
@@ -192,11 +195,11 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// Create a node that is not a directory or a symlink (mknod(2), mkfifo; and
-    /// open(O_CREAT) when [`Ops::create`] is left out) and return its entry. `mode`
-    /// holds type and permission bits, already masked by `umask` when the kernel
-    /// applies it (it does unless the fs asked otherwise); `umask` is given for
-    /// reference. `rdev` is the device number of a device node. The new node is owned
-    /// by the caller ([`Cx::cred`]).
+    /// open(O_CREAT) when [`Ops::create`] is left out) and return its entry.
+    /// `new.mode` holds type and permission bits (no type bits: a regular file),
+    /// already masked by `new.umask` when the kernel applies it (it does unless the fs
+    /// asked otherwise). `new.rdev` is the device number of a device node. The new node
+    /// is owned by the caller ([`Cx::cred`]).
     ///
     /// Errors: EEXIST when the name exists, ENOSPC, EPERM for device nodes the fs does
     /// not allow.
@@ -208,15 +211,13 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
         _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _rdev: u32,
+        _new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
     /// Create the directory `name` in `dir` (mkdir(2)) and return its entry: nlink 2,
-    /// owned by the caller, `mode` already masked as for [`Ops::mknod`]; `dir` gains a
-    /// link (its "..").
+    /// owned by the caller, `new.mode` (permission bits only) already masked as for
+    /// [`Ops::mknod`]; `dir` gains a link (its "..").
     ///
     /// Errors: EEXIST, ENOSPC, EMLINK.
     ///
@@ -226,8 +227,7 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
         _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        _new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
@@ -313,12 +313,17 @@ pub trait Ops: Sized + 'static {
     ///
     /// Left out: the file system is stateless: the kernel stops asking, every open
     /// succeeds with `fh` 0, and release is never sent.
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Opened> {
         Err(Errno::ENOSYS)
     }
     /// Atomically create the file `name` in `dir` and open it (open(2) with O_CREAT
     /// when the name does not exist): return its entry and the open file, as
-    /// [`Ops::mknod`] and [`Ops::open`] would.
+    /// [`Ops::mknod`] and [`Ops::open`] would. `new.mode` has permission bits only.
     ///
     /// Errors: EEXIST (another caller got there first), ENOSPC.
     ///
@@ -329,9 +334,8 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
         _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _flags: i32,
+        _new: NewNode,
+        _flags: OpenFlags,
     ) -> OpResult<(EntryOf<Self>, Opened)> {
         Err(Errno::ENOSYS)
     }
@@ -373,7 +377,7 @@ pub trait Ops: Sized + 'static {
         _fh: u64,
         _offset: u64,
         _data: &[u8],
-        _flags: i32,
+        _flags: OpenFlags,
     ) -> OpResult<u32> {
         Err(Errno::ENOSYS)
     }
@@ -402,7 +406,7 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _node: &Node<Self>,
         _fh: u64,
-        _flags: i32,
+        _flags: OpenFlags,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
@@ -423,7 +427,12 @@ pub trait Ops: Sized + 'static {
     /// directories, the `fh` goes to readdir, releasedir and fsyncdir.
     ///
     /// Left out: stateless, as for open: every opendir succeeds with `fh` 0.
-    async fn opendir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn opendir(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Opened> {
         Err(Errno::ENOSYS)
     }
     /// getdents: fill `out` with entries from cookie `offset` on (0: the start) until
@@ -480,7 +489,8 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// Set the extended attribute `name` to `value` (setxattr(2)). `flags`:
-    /// XATTR_CREATE (EEXIST if it exists) / XATTR_REPLACE (ENODATA if it does not).
+    /// [`XattrFlags::CREATE`] (EEXIST if it exists) / [`XattrFlags::REPLACE`] (ENODATA
+    /// if it does not); empty: either.
     ///
     /// Errors: ENOSPC / E2BIG for a value too big, EOPNOTSUPP for a namespace the fs
     /// does not keep, EPERM.
@@ -493,7 +503,7 @@ pub trait Ops: Sized + 'static {
         _node: &Node<Self>,
         _name: &OsStr,
         _value: &[u8],
-        _flags: i32,
+        _flags: XattrFlags,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
@@ -522,9 +532,9 @@ pub trait Ops: Sized + 'static {
     async fn removexattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _name: &OsStr) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// fallocate(2) on `offset..offset + length`. `mode`: 0 (allocate, growing the
-    /// file) or FALLOC_FL_KEEP_SIZE / FALLOC_FL_PUNCH_HOLE / ...; EOPNOTSUPP for the
-    /// modes the fs does not do.
+    /// fallocate(2) on `offset..offset + length`. `mode`: empty (allocate, growing the
+    /// file) or [`FallocateFlags::KEEP_SIZE`], [`FallocateFlags::PUNCH_HOLE`] (always
+    /// with KEEP_SIZE), ...; EOPNOTSUPP for the modes the fs does not do.
     ///
     /// Errors: ENOSPC, EFBIG, EOPNOTSUPP.
     ///
@@ -536,12 +546,12 @@ pub trait Ops: Sized + 'static {
         _fh: u64,
         _offset: u64,
         _length: u64,
-        _mode: i32,
+        _mode: FallocateFlags,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// lseek(2) with SEEK_DATA / SEEK_HOLE (the kernel handles the others); returns the
-    /// new offset. ENXIO when `offset` is at or past the end of file (or no data
+    /// lseek(2) with [`Whence::Data`] / [`Whence::Hole`] (the kernel handles the
+    /// others); returns the new offset. ENXIO when `offset` is at or past the end of file (or no data
     /// follows, for SEEK_DATA).
     ///
     /// Left out: the kernel stops asking and treats the whole file as data.
@@ -551,7 +561,7 @@ pub trait Ops: Sized + 'static {
         _node: &Node<Self>,
         _fh: u64,
         _offset: i64,
-        _whence: i32,
+        _whence: Whence,
     ) -> OpResult<i64> {
         Err(Errno::ENOSYS)
     }
@@ -575,7 +585,7 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// fcntl(F_GETLK): the first lock that conflicts with `lock`, or `lock` with typ
-    /// F_UNLCK if none does. Only sent when [`Ops::setlk`] is implemented.
+    /// [`LockType::Unlock`] if none does. Only sent when [`Ops::setlk`] is implemented.
     ///
     /// Left out (with setlk): the kernel keeps POSIX locks itself, which is right for
     /// a file system that only this machine uses.

@@ -19,6 +19,9 @@ use fuser::{
 
 use super::reply::{self as seam, Reply};
 use super::request::{DirOp, FileOp, Inbox, KOp, MakeOp, NameOp, NodeOp, RangeOp, Request};
+use crate::args::{
+    AccessMask, FallocateFlags, LockType, Mode, NewNode, OpenFlags as Flags, Whence, XattrFlags,
+};
 use crate::attr::{Attr, Lock, SetAttr, SetTime, Statvfs};
 use crate::op::{Cred, Op, OpMask, RenameFlags};
 
@@ -187,6 +190,15 @@ fn undo_fuser_pre_epoch(t: SystemTime) -> SystemTime {
     }
 }
 
+/// What mknod, mkdir and create make.
+fn new_node(mode: u32, umask: u32, rdev: u32) -> NewNode {
+    NewNode {
+        mode: Mode::from_bits(mode),
+        umask: Mode::from_bits(umask),
+        rdev,
+    }
+}
+
 /// renameat2 flags as the FUSE protocol carries them (Linux's values on every OS).
 const RENAME_NOREPLACE: u32 = 1 << 0;
 const RENAME_EXCHANGE: u32 = 1 << 1;
@@ -284,7 +296,7 @@ impl Filesystem for Adapter {
             return;
         };
         let set = SetAttr {
-            mode,
+            mode: mode.map(Mode::from_bits),
             uid,
             gid,
             size,
@@ -329,9 +341,7 @@ impl Filesystem for Adapter {
             KOp::Make(MakeOp::Mknod {
                 parent: parent.0,
                 name,
-                mode,
-                umask,
-                rdev,
+                new: new_node(mode, umask, rdev),
                 reply,
             }),
         );
@@ -355,8 +365,7 @@ impl Filesystem for Adapter {
             KOp::Make(MakeOp::Mkdir {
                 parent: parent.0,
                 name,
-                mode,
-                umask,
+                new: new_node(mode, umask, 0),
                 reply,
             }),
         );
@@ -470,7 +479,7 @@ impl Filesystem for Adapter {
             req,
             KOp::File(FileOp::Open {
                 ino: ino.0,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
             }),
         );
@@ -527,7 +536,7 @@ impl Filesystem for Adapter {
                 fh: fh.0,
                 offset,
                 data,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
             }),
         );
@@ -573,7 +582,7 @@ impl Filesystem for Adapter {
             KOp::File(FileOp::Release {
                 ino: ino.0,
                 fh: fh.0,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
             }),
         );
@@ -602,7 +611,7 @@ impl Filesystem for Adapter {
             req,
             KOp::Dir(DirOp::Opendir {
                 ino: ino.0,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
             }),
         );
@@ -726,7 +735,7 @@ impl Filesystem for Adapter {
                 ino: ino.0,
                 name,
                 value,
-                flags,
+                flags: XattrFlags::from_bits(flags),
                 reply,
             }),
         );
@@ -785,7 +794,7 @@ impl Filesystem for Adapter {
             req,
             KOp::Node(NodeOp::Access {
                 ino: ino.0,
-                mask: mask.bits(),
+                mask: AccessMask::from_bits(mask.bits()),
                 reply,
             }),
         );
@@ -810,9 +819,8 @@ impl Filesystem for Adapter {
             KOp::Make(MakeOp::Create {
                 parent: parent.0,
                 name,
-                mode,
-                umask,
-                flags,
+                new: new_node(mode, umask, 0),
+                flags: Flags::from_bits(flags),
                 reply,
             }),
         );
@@ -832,6 +840,9 @@ impl Filesystem for Adapter {
     ) {
         let Some(reply) = self.admit(Op::Getlk, reply) else {
             return;
+        };
+        let Some(typ) = LockType::from_raw(typ) else {
+            return reply.error(Errno::EINVAL);
         };
         let lock = Lock {
             start,
@@ -866,6 +877,9 @@ impl Filesystem for Adapter {
     ) {
         let Some(reply) = self.admit(Op::Setlk, reply) else {
             return;
+        };
+        let Some(typ) = LockType::from_raw(typ) else {
+            return reply.error(Errno::EINVAL);
         };
         let lock = Lock {
             start,
@@ -906,7 +920,7 @@ impl Filesystem for Adapter {
                 fh: fh.0,
                 offset,
                 length,
-                mode,
+                mode: FallocateFlags::from_bits(mode),
                 reply,
             }),
         );
@@ -923,6 +937,9 @@ impl Filesystem for Adapter {
     ) {
         let Some(reply) = self.admit(Op::Lseek, reply) else {
             return;
+        };
+        let Some(whence) = Whence::from_raw(whence) else {
+            return reply.error(Errno::EINVAL);
         };
         self.queue(
             req,

@@ -249,6 +249,6 @@ impl ReplyLseek for fuser::ReplyLseek {
 
 impl ReplyLock for fuser::ReplyLock {
     fn locked(self, l: &Lock) {
-        fuser::ReplyLock::locked(self, l.start, l.end, l.typ, l.pid);
+        fuser::ReplyLock::locked(self, l.start, l.end, l.typ.raw(), l.pid);
     }
 }
