@@ -23,7 +23,7 @@ use std::time::SystemTime;
 
 use puffs::{
     Attr, Cred, Cx, DirBuf, DirPlusBuf, Entry, EntryOf, Errno, FallocateFlags, FileType, NewNode,
-    Node, OpResult, OpenFlags, Opened, Ops, RenameFlags, SetAttr, Statvfs, Whence, XattrFlags,
+    Node, OpResult, Open, OpenFlags, Ops, RenameFlags, SetAttr, Statvfs, Whence, XattrFlags,
 };
 
 use crate::config::Config;
@@ -74,11 +74,11 @@ fn entry(inode: &Rc<Inode>) -> EntryOf<MemFs> {
     Entry::new(inode.id, Rc::clone(inode), inode.attr())
 }
 
-fn file_opened() -> Opened {
+fn file_opened() -> Open<()> {
     // Only the kernel writes file data, through its own page cache: keep it.
-    Opened {
+    Open {
         keep_cache: true,
-        ..Opened::default()
+        ..Open::new(())
     }
 }
 
@@ -575,6 +575,11 @@ impl MemFs {
 impl Ops for MemFs {
     type Node = Rc<Inode>;
     type Key = u64;
+    // Nothing per open file or directory: the open count lives in the inode (it
+    // decides when an unlinked inode's space goes back), and the kernel enforces the
+    // access mode.
+    type File = ();
+    type Dir = ();
     const KILLS_SUIDGID: bool = true;
 
     fn root(&self) -> (u64, Rc<Inode>) {
@@ -615,11 +620,17 @@ impl Ops for MemFs {
         }
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _f: Option<&()>) -> OpResult<Attr> {
         Ok(node.attr())
     }
 
-    async fn setattr(&self, cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
+    async fn setattr(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        file: Option<&()>,
+        set: &SetAttr,
+    ) -> OpResult<Attr> {
         let who = cx.cred();
         let inode: &Inode = node;
         // All checks before any change, in the kernel's order.
@@ -658,7 +669,7 @@ impl Ops for MemFs {
             // open(O_TRUNC) always; on truncate(2) to the same size only if the file
             // has pages (its truncate_range runs).
             let killed = self.modify_kill_priv(inode, who);
-            if size != old || set.fh.is_some() || had_pages {
+            if size != old || file.is_some() || had_pages {
                 inode.set_mtime(t);
             } else {
                 ctime = killed
@@ -809,10 +820,10 @@ impl Ops for MemFs {
         Ok(entry(node))
     }
 
-    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: OpenFlags) -> OpResult<Opened> {
+    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: OpenFlags) -> OpResult<Open<()>> {
         if node.is_dir() {
             node.set_opens(node.opens() + 1);
-            return Ok(Opened::default());
+            return Ok(Open::new(()));
         }
         // Atomic O_TRUNC: the kernel sends it here and no SETATTR. Like tmpfs, the
         // times move even when the file was already empty.
@@ -832,7 +843,7 @@ impl Ops for MemFs {
         name: &OsStr,
         new: NewNode,
         _flags: OpenFlags,
-    ) -> OpResult<(EntryOf<Self>, Opened)> {
+    ) -> OpResult<(EntryOf<Self>, Open<()>)> {
         let inode = self.make(
             cx.cred(),
             dir,
@@ -848,10 +859,10 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         let out = match &node.body().content {
             Content::File(Some(d)) => d.read(offset, size, node.size()),
             Content::File(None) => Data::default().read(offset, size, node.size()),
@@ -859,16 +870,16 @@ impl Ops for MemFs {
             _ => return Err(Errno::EINVAL),
         };
         self.accessed(node);
-        Ok(out)
+        Ok(out.into())
     }
 
     async fn write(
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
-        data: &[u8],
+        data: Vec<u8>,
         _flags: OpenFlags,
     ) -> OpResult<u32> {
         let end = offset
@@ -886,7 +897,7 @@ impl Ops for MemFs {
             };
             let r = slot
                 .get_or_insert_with(Box::default)
-                .write(offset, data, &self.space);
+                .write(offset, &data, &self.space);
             if slot.as_ref().is_some_and(|d| d.is_empty()) {
                 *slot = None;
             }
@@ -900,13 +911,7 @@ impl Ops for MemFs {
         Ok(written as u32)
     }
 
-    async fn release(
-        &self,
-        _cx: &Cx<Self>,
-        node: &Node<Self>,
-        _fh: u64,
-        _flags: OpenFlags,
-    ) -> OpResult<()> {
+    async fn release(&self, _cx: &Cx<Self>, node: &Node<Self>, _file: ()) -> OpResult<()> {
         self.closed(node, node.lookups() > 0);
         Ok(())
     }
@@ -915,7 +920,7 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         _datasync: bool,
     ) -> OpResult<()> {
         Ok(())
@@ -926,17 +931,17 @@ impl Ops for MemFs {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _flags: OpenFlags,
-    ) -> OpResult<Opened> {
+    ) -> OpResult<Open<()>> {
         node.dir()?;
         node.set_opens(node.opens() + 1);
-        Ok(Opened::default())
+        Ok(Open::new(()))
     }
 
     async fn readdir(
         &self,
         cx: &Cx<Self>,
         dir: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
         out: &mut DirBuf,
     ) -> OpResult<()> {
@@ -951,7 +956,7 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         dir: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
         out: &mut DirPlusBuf<Self>,
     ) -> OpResult<()> {
@@ -960,7 +965,7 @@ impl Ops for MemFs {
         })
     }
 
-    async fn releasedir(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: u64) -> OpResult<()> {
+    async fn releasedir(&self, _cx: &Cx<Self>, node: &Node<Self>, _dir: ()) -> OpResult<()> {
         self.closed(node, node.lookups() > 0);
         Ok(())
     }
@@ -969,7 +974,7 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         _datasync: bool,
     ) -> OpResult<()> {
         Ok(())
@@ -1055,7 +1060,7 @@ impl Ops for MemFs {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
         length: u64,
         mode: FallocateFlags,
@@ -1110,7 +1115,7 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: i64,
         whence: Whence,
     ) -> OpResult<i64> {

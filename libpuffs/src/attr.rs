@@ -155,8 +155,6 @@ pub struct SetAttr {
     pub mtime: Option<SetTime>,
     /// New change time, when the kernel sets it explicitly.
     pub ctime: Option<SystemTime>,
-    /// The file handle when the change comes through an open file (ftruncate, fchmod).
-    pub fh: Option<u64>,
 }
 
 /// The reply to lookup, create, mkdir, mknod, symlink and link: the node (found or
@@ -197,13 +195,13 @@ impl<K, N> Entry<K, N> {
     }
 }
 
-/// The reply to open, opendir and create: the fs's file handle and how the kernel
-/// should treat the open file.
+/// The answer to open, opendir and create: the file system's object for the open file
+/// (or directory), which the framework keeps and hands to every later op on it up to
+/// release, and how the kernel should treat the open file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Opened {
-    /// The file handle: any number the fs likes, given back to read, write,
-    /// flush, release and the other ops on this open file.
-    pub fh: u64,
+pub struct Open<T> {
+    /// The open-file object ([`crate::Ops::File`] / [`crate::Ops::Dir`]).
+    pub file: T,
     /// Bypass the page cache for this open file (FOPEN_DIRECT_IO).
     pub direct_io: bool,
     /// Keep cached pages from an earlier open (FOPEN_KEEP_CACHE).
@@ -212,14 +210,36 @@ pub struct Opened {
     pub nonseekable: bool,
 }
 
-impl Opened {
-    /// Opened with handle `fh` and the kernel's default caching.
-    pub fn fh(fh: u64) -> Self {
-        Opened {
-            fh,
-            ..Opened::default()
+impl<T> Open<T> {
+    /// `file`, opened with the kernel's default caching.
+    pub fn new(file: T) -> Self {
+        Open {
+            file,
+            direct_io: false,
+            keep_cache: false,
+            nonseekable: false,
         }
     }
+
+    /// The object, and the open's flags under the handle `keep` gives it.
+    pub(crate) fn keep(self, keep: impl FnOnce(T) -> u64) -> Opened {
+        Opened {
+            direct_io: self.direct_io,
+            keep_cache: self.keep_cache,
+            nonseekable: self.nonseekable,
+            fh: keep(self.file),
+        }
+    }
+}
+
+/// An open as the kernel sees it: the handle the framework numbered it with, and the
+/// flags of [`Open`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Opened {
+    pub fh: u64,
+    pub direct_io: bool,
+    pub keep_cache: bool,
+    pub nonseekable: bool,
 }
 
 /// A POSIX record lock (getlk / setlk), byte range `start..=end`.

@@ -39,10 +39,12 @@ pub mod attr;
 mod cc;
 mod cx;
 mod daemon;
+mod data;
 pub mod dirbuf;
 mod dispatch;
 mod error;
 pub mod event;
+mod files;
 mod kernel;
 mod mainloop;
 pub mod node;
@@ -67,9 +69,10 @@ pub use aio::{Aio, AioBackend};
 pub use args::{
     AccessMask, AccessMode, FallocateFlags, LockType, Mode, NewNode, OpenFlags, Whence, XattrFlags,
 };
-pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs};
+pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Open, SetAttr, SetTime, Statvfs};
 pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;
+pub use data::Data;
 pub use dirbuf::{DirBuf, DirPlusBuf};
 pub use error::{errno, Error, OrErrno};
 pub use libpuffs_macros::ops;
@@ -78,7 +81,7 @@ pub use node::{Node, NodeTable, ROOT_INO};
 pub use notify::Notifier;
 #[doc(hidden)]
 pub use notify::NotifyStats;
-pub use ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
+pub use ops::{Cred, EntryOf, FileAt, Op, OpMask, OpResult, Ops, RenameFlags};
 pub use paths::{PathCell, PathOps, PuffsPath};
 #[doc(hidden)]
 pub use reactor::ReactorStats;

@@ -382,6 +382,8 @@ mod tests {
     impl Ops for PathFs {
         type Node = PathCell;
         type Key = u64;
+        type File = ();
+        type Dir = ();
         const OPMASK: OpMask = OpMask::EMPTY;
         fn root(&self) -> (u64, PathCell) {
             (0, PathCell::new(p(b"/")))

@@ -147,6 +147,8 @@ pub(crate) struct Runtime<F: Ops> {
     pub forgets: Cell<ForgetStats>,
     /// Kernel notifications, connected while mounted.
     pub notifier: Notifier,
+    /// The open files and directories, by the handles the kernel knows them by.
+    pub files: crate::files::Files<F>,
 }
 
 /// How many forget frames the loop took, and how many inodes they named.
@@ -331,6 +333,7 @@ impl<F: Ops> PuffsUserMount<F> {
             aio: std::cell::OnceCell::new(),
             forgets: Cell::new(ForgetStats::default()),
             notifier: Notifier::default(),
+            files: Default::default(),
         };
         Ok(PuffsUserMount {
             rt: Rc::new(rt),

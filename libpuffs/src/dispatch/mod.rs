@@ -50,6 +50,48 @@ macro_rules! node_of {
 }
 pub(crate) use node_of;
 
+/// Looks up the open file (`file_of!`) or open directory (`dir_of!`) a handle names,
+/// or answers EBADF for one the framework never gave out.
+macro_rules! open_of {
+    ($table:ident, $rt:expr, $fh:expr, $reply:expr) => {
+        match $rt.files.$table($fh) {
+            Some(f) => f,
+            None => {
+                $crate::kernel::reply::Reply::error($reply, $crate::Errno::EBADF);
+                return;
+            }
+        }
+    };
+}
+pub(crate) use open_of;
+macro_rules! file_of {
+    ($rt:expr, $fh:expr, $reply:expr) => {
+        $crate::dispatch::open_of!(file, $rt, $fh, $reply)
+    };
+}
+pub(crate) use file_of;
+macro_rules! dir_of {
+    ($rt:expr, $fh:expr, $reply:expr) => {
+        $crate::dispatch::open_of!(dir, $rt, $fh, $reply)
+    };
+}
+pub(crate) use dir_of;
+
+/// The object of a released file or directory, once no op holds it any more. The
+/// kernel releases a file after the requests on it are answered, but their
+/// continuations may not have dropped it yet; waiting a millisecond at a time is for
+/// that rare case (and for an op still parked on the file, e.g. a lock wait the
+/// caller gave up on, which keeps this release waiting as long as it stays parked).
+async fn take_last<F: Ops, T>(cx: &Cx<F>, mut obj: Rc<T>) -> T {
+    loop {
+        match Rc::try_unwrap(obj) {
+            Ok(v) => return v,
+            Err(shared) => obj = shared,
+        }
+        cx.sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// Starts the continuation for `op`: runs the pre hook now, `body` in the executor,
 /// and the post hook with the outcome.
 fn start<F: Ops, Fut>(

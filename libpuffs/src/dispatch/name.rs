@@ -133,6 +133,7 @@ pub(super) fn dispatch_make<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred,
                 let r = rt.fs.create(&cx, &dir, &name, new, flags).await;
                 answer(r, reply, |(e, o), reply: R::Create| {
                     let (node, attr, ttls) = enter(&rt, e);
+                    let o = o.keep(|f| rt.files.open_file(f));
                     reply.created(&attr, node.ino(), node.generation(), &ttls, &o);
                 })
             })

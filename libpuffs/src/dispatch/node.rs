@@ -19,14 +19,23 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
         }),
         NodeOp::Getattr { ino, fh, reply } => {
             let node = node_of!(rt, ino, reply);
+            let file = fh.and_then(|fh| rt.files.file(fh));
             start(rt, cred, Op::Getattr, |rt, cx| async move {
-                answer_attr(&rt, &node, rt.fs.getattr(&cx, &node, fh).await, reply)
+                let r = rt.fs.getattr(&cx, &node, file.as_deref()).await;
+                answer_attr(&rt, &node, r, reply)
             })
         }
-        NodeOp::Setattr { ino, set, reply } => {
+        NodeOp::Setattr {
+            ino,
+            fh,
+            set,
+            reply,
+        } => {
             let node = node_of!(rt, ino, reply);
+            let file = fh.and_then(|fh| rt.files.file(fh));
             start(rt, cred, Op::Setattr, |rt, cx| async move {
-                answer_attr(&rt, &node, rt.fs.setattr(&cx, &node, &set).await, reply)
+                let r = rt.fs.setattr(&cx, &node, file.as_deref(), &set).await;
+                answer_attr(&rt, &node, r, reply)
             })
         }
         NodeOp::Access { ino, mask, reply } => {

@@ -104,10 +104,13 @@ impl Adapter {
         None
     }
 
-    /// As `admit`, for release and releasedir: nothing was opened by the fs, so
-    /// nothing is left to release and the answer is Ok.
-    fn admit_or_ok<R: seam::ReplyEmpty>(&self, op: Op, reply: R) -> Option<R> {
-        if self.mask.contains(op) {
+    /// As `admit`, for release and releasedir: they reach the loop when the fs opens
+    /// (the framework keeps its open-file objects and must drop them) or releases;
+    /// otherwise nothing was opened by the fs, so nothing is left to release and the
+    /// answer is Ok.
+    fn admit_release<R: seam::ReplyEmpty>(&self, op: Op, open: Op, reply: R) -> Option<R> {
+        let creates = open == Op::Open && self.mask.contains(Op::Create);
+        if self.mask.contains(op) || self.mask.contains(open) || creates {
             return Some(reply);
         }
         reply.ok();
@@ -303,12 +306,12 @@ impl Filesystem for Adapter {
             atime: set_time(atime),
             mtime: set_time(mtime),
             ctime: ctime.map(undo_fuser_pre_epoch),
-            fh: fh.map(|f| f.0),
         };
         self.queue(
             req,
             KOp::Node(NodeOp::Setattr {
                 ino: ino.0,
+                fh: fh.map(|f| f.0),
                 set,
                 reply,
             }),
@@ -569,12 +572,12 @@ impl Filesystem for Adapter {
         req: &FReq,
         ino: INodeNo,
         fh: FileHandle,
-        flags: OpenFlags,
+        _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let Some(reply) = self.admit_or_ok(Op::Release, reply) else {
+        let Some(reply) = self.admit_release(Op::Release, Op::Open, reply) else {
             return;
         };
         self.queue(
@@ -582,7 +585,6 @@ impl Filesystem for Adapter {
             KOp::File(FileOp::Release {
                 ino: ino.0,
                 fh: fh.0,
-                flags: Flags::from_bits(flags.0),
                 reply,
             }),
         );
@@ -669,7 +671,7 @@ impl Filesystem for Adapter {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        let Some(reply) = self.admit_or_ok(Op::Releasedir, reply) else {
+        let Some(reply) = self.admit_release(Op::Releasedir, Op::Opendir, reply) else {
             return;
         };
         self.queue(
@@ -1062,7 +1064,9 @@ mod tests {
         let (a, inbox) = adapter(OpMask::of(&[Op::Read]));
         let log = Arc::new(Mutex::new(Vec::new()));
         assert!(a.admit(Op::Write, Rec(Arc::clone(&log))).is_none());
-        assert!(a.admit_or_ok(Op::Release, Rec(Arc::clone(&log))).is_none());
+        assert!(a
+            .admit_release(Op::Release, Op::Open, Rec(Arc::clone(&log)))
+            .is_none());
         assert_eq!(*log.lock().unwrap(), ["error ENOSYS", "ok"]);
         assert!(a.admit(Op::Read, Rec(Arc::clone(&log))).is_some());
         assert_eq!(
@@ -1071,6 +1075,24 @@ mod tests {
             "an admitted op is not answered"
         );
         assert!(!inbox.has_work(usize::MAX), "nothing reached the loop");
+    }
+
+    #[test]
+    fn release_reaches_the_loop_when_the_fs_opens() {
+        // The framework keeps the open-file objects, so it must hear of the release
+        // even when the fs does not implement release itself.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for mask in [OpMask::of(&[Op::Open]), OpMask::of(&[Op::Create])] {
+            let (a, _inbox) = adapter(mask);
+            assert!(a
+                .admit_release(Op::Release, Op::Open, Rec(Arc::clone(&log)))
+                .is_some());
+        }
+        let (a, _inbox) = adapter(OpMask::of(&[Op::Opendir]));
+        assert!(a
+            .admit_release(Op::Releasedir, Op::Opendir, Rec(Arc::clone(&log)))
+            .is_some());
+        assert!(log.lock().unwrap().is_empty(), "nothing answered here");
     }
 
     #[test]

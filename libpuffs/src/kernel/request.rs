@@ -111,6 +111,7 @@ pub(crate) enum NodeOp<R: Replies> {
     },
     Setattr {
         ino: u64,
+        fh: Option<u64>,
         set: SetAttr,
         reply: R::Attr,
     },
@@ -179,7 +180,6 @@ pub(crate) enum FileOp<R: Replies> {
     Release {
         ino: u64,
         fh: u64,
-        flags: OpenFlags,
         reply: R::Empty,
     },
     Fsync {
