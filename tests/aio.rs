@@ -74,7 +74,7 @@ const PIECE: usize = 4096;
 
 impl Backed {
     fn size(&self) -> OpResult<u64> {
-        let st = nix::sys::stat::fstat(&*self.file).map_err(|e| Errno::from_raw(e as i32))?;
+        let st = nix::sys::stat::fstat(&*self.file)?; // nix's errno converts with `?`
         Ok(st.st_size as u64)
     }
 
@@ -138,8 +138,7 @@ impl Ops for Backed {
         set: &SetAttr,
     ) -> OpResult<Attr> {
         if let Some(size) = set.size {
-            nix::unistd::ftruncate(&*self.file, size as i64)
-                .map_err(|e| Errno::from_raw(e as i32))?;
+            nix::unistd::ftruncate(&*self.file, size as i64)?;
         }
         self.attr(node)
     }

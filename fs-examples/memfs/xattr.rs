@@ -11,10 +11,7 @@ use puffs::{Errno, XattrFlags};
 pub const CAPS: &str = "security.capability";
 
 /// "No such attribute": ENODATA on Linux, ENOATTR on the BSDs.
-#[cfg(target_os = "linux")]
-pub const ENOATTR: Errno = Errno::ENODATA;
-#[cfg(not(target_os = "linux"))]
-pub const ENOATTR: Errno = Errno::ENOATTR;
+pub const ENOATTR: Errno = Errno::NO_XATTR;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Namespace {

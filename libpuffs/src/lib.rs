@@ -42,6 +42,7 @@ mod daemon;
 mod data;
 pub mod dirbuf;
 mod dispatch;
+mod errno;
 mod error;
 pub mod event;
 mod files;
@@ -74,9 +75,9 @@ pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;
 pub use data::Data;
 pub use dirbuf::{DirBuf, DirPlusBuf};
+pub use errno::Errno;
 pub use error::{errno, Error, OrErrno};
 pub use libpuffs_macros::ops;
-pub use nix::errno::Errno;
 pub use node::{Node, NodeTable, ROOT_INO};
 pub use notify::Notifier;
 #[doc(hidden)]

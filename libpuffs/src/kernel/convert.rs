@@ -8,7 +8,7 @@ use crate::attr::{Attr, FileType, Opened};
 use crate::Errno;
 
 pub(crate) fn errno(e: Errno) -> fuser::Errno {
-    fuser::Errno::from_i32(e as i32)
+    fuser::Errno::from_i32(e.raw())
 }
 
 pub(crate) fn file_type(t: FileType) -> fuser::FileType {
