@@ -31,7 +31,7 @@ pub type EntryOf<F> = Entry<<F as Ops>::Key, <F as Ops>::Node>;
 ///
 /// Put `#[puffs::ops]` on the impl to derive `OPMASK` from the methods it defines.
 /// `cx` carries the caller's credentials ([`Cx::cred`]) and a handle on the running
-/// mount (node table, timers, spawning, exit). docs/ops-contract.md has the same
+/// mount (node table, timers, spawning, exit). docs/api.md has the same
 /// contract as one table.
 ///
 /// # The contract
@@ -43,7 +43,10 @@ pub type EntryOf<F> = Entry<<F as Ops>::Key, <F as Ops>::Node>;
 /// - **What to return.** `Ok` with the value the op names, or `Err(errno)`: the errno
 ///   reaches the calling process as is (for open, stat, read, ...), so use the one
 ///   the system call's man page lists for the case (ENOENT, EEXIST, ENOTEMPTY,
-///   EACCES, ENOSPC, ...).
+///   EACCES, ENOSPC, ...). `?` turns an `io::Error` (or nix's errno) into its errno.
+/// - **Open files.** `open`, `create` and `opendir` return an object ([`Ops::File`],
+///   [`Ops::Dir`]); the framework keeps it per kernel file handle, every op on the
+///   open file gets a reference, and `release` / `releasedir` get it back by value.
 /// - **Ops left out.** An op outside `OPMASK` is answered by the kernel reader
 ///   thread without reaching the file system. The answer is ENOSYS, and the kernel
 ///   turns that into the right thing for each op: each method below says what the
