@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use puffs::framebuf::{Channel, ChannelOptions, Closed, Framebuf, Framing, Side};
-use puffs::{Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Opened, Ops, PuffsUserMount};
+use puffs::{Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount};
 use puffs_tests::*;
 
 const SCENARIOS: &[&str] = &[
@@ -526,7 +526,12 @@ impl Ops for Probe {
         Ok(puffs::Entry::new(i + 1, i + 1, file_attr()))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<Attr> {
         if **node != 0 && SCENARIOS[(**node - 1) as usize] == "poke" {
             POKED.with(|p| p.set(true));
         }
@@ -538,10 +543,15 @@ impl Ops for Probe {
     }
 
     /// Direct I/O: every read reaches the probe, and runs its scenario once.
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
-        Ok(Opened {
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: puffs::OpenFlags,
+    ) -> OpResult<Open<()>> {
+        Ok(Open {
             direct_io: true,
-            ..Opened::fh(0)
+            ..Open::new(())
         })
     }
 
@@ -549,12 +559,12 @@ impl Ops for Probe {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         _size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         if offset > 0 {
-            return Ok(Vec::new());
+            return Ok(puffs::Data::empty());
         }
         let outcome = match SCENARIOS[(**node - 1) as usize] {
             "out-of-order" => out_of_order(cx).await,
@@ -569,7 +579,8 @@ impl Ops for Probe {
             Ok(s) => format!("ok {s}"),
             Err(s) => format!("FAIL {s}"),
         }
-        .into_bytes())
+        .into_bytes()
+        .into())
     }
 }
 

@@ -67,7 +67,12 @@ impl Ops for Probe {
         Ok(puffs::Entry::new(i as u64 + 1, i as u64 + 1, file_attr(4)))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<Attr> {
         Ok(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
@@ -79,7 +84,7 @@ impl Ops for Probe {
         &self,
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         out: &mut DirBuf,
     ) -> OpResult<()> {
@@ -100,17 +105,17 @@ impl Ops for Probe {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         _size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         if offset > 0 {
-            return Ok(Vec::new());
+            return Ok(puffs::Data::empty());
         }
         let name = FILES[(**node - 1) as usize];
         match name {
             "panic" => panic!("the probe panics on purpose"),
-            "liar" => return Ok(vec![b'x'; 1 << 20]),
+            "liar" => return Ok(vec![b'x'; 1 << 20].into()),
             "exit" => cx.exit(),
             "slow" => cx.sleep(self.slow).await,
             w if w.starts_with('w') => {
@@ -121,7 +126,7 @@ impl Ops for Probe {
             }
             _ => {}
         }
-        Ok(name.as_bytes()[..4.min(name.len())].to_vec())
+        Ok(name.as_bytes()[..4.min(name.len())].to_vec().into())
     }
 }
 

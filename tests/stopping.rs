@@ -22,7 +22,12 @@ impl Ops for Bare {
         ((), ())
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, _n: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        _n: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<Attr> {
         Ok(Attr::new(FileType::Directory, 0o755))
     }
 }

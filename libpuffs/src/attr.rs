@@ -4,6 +4,8 @@
 use std::ffi::OsString;
 use std::time::{Duration, SystemTime};
 
+use crate::args::{LockType, Mode};
+
 /// The type of a node, as `st_mode & S_IFMT` says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileType {
@@ -138,9 +140,9 @@ impl SetTime {
 /// What a setattr request changes; each field that is None stays as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SetAttr {
-    /// New mode (chmod): the permission bits are `mode & 0o7777`; the type bits, when
+    /// New mode (chmod): the permission bits are [`Mode::perm`]; the type bits, when
     /// present, are the node's own and do not change.
-    pub mode: Option<u32>,
+    pub mode: Option<Mode>,
     /// New owner (chown).
     pub uid: Option<u32>,
     /// New group (chown, chgrp).
@@ -153,8 +155,6 @@ pub struct SetAttr {
     pub mtime: Option<SetTime>,
     /// New change time, when the kernel sets it explicitly.
     pub ctime: Option<SystemTime>,
-    /// The file handle when the change comes through an open file (ftruncate, fchmod).
-    pub fh: Option<u64>,
 }
 
 /// The reply to lookup, create, mkdir, mknod, symlink and link: the node (found or
@@ -195,13 +195,13 @@ impl<K, N> Entry<K, N> {
     }
 }
 
-/// The reply to open, opendir and create: the fs's file handle and how the kernel
-/// should treat the open file.
+/// The answer to open, opendir and create: the file system's object for the open file
+/// (or directory), which the framework keeps and hands to every later op on it up to
+/// release, and how the kernel should treat the open file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Opened {
-    /// The file handle: any number the fs likes, given back to read, write,
-    /// flush, release and the other ops on this open file.
-    pub fh: u64,
+pub struct Open<T> {
+    /// The open-file object ([`crate::Ops::File`] / [`crate::Ops::Dir`]).
+    pub file: T,
     /// Bypass the page cache for this open file (FOPEN_DIRECT_IO).
     pub direct_io: bool,
     /// Keep cached pages from an earlier open (FOPEN_KEEP_CACHE).
@@ -210,14 +210,36 @@ pub struct Opened {
     pub nonseekable: bool,
 }
 
-impl Opened {
-    /// Opened with handle `fh` and the kernel's default caching.
-    pub fn fh(fh: u64) -> Self {
-        Opened {
-            fh,
-            ..Opened::default()
+impl<T> Open<T> {
+    /// `file`, opened with the kernel's default caching.
+    pub fn new(file: T) -> Self {
+        Open {
+            file,
+            direct_io: false,
+            keep_cache: false,
+            nonseekable: false,
         }
     }
+
+    /// The object, and the open's flags under the handle `keep` gives it.
+    pub(crate) fn keep(self, keep: impl FnOnce(T) -> u64) -> Opened {
+        Opened {
+            direct_io: self.direct_io,
+            keep_cache: self.keep_cache,
+            nonseekable: self.nonseekable,
+            fh: keep(self.file),
+        }
+    }
+}
+
+/// An open as the kernel sees it: the handle the framework numbered it with, and the
+/// flags of [`Open`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Opened {
+    pub fh: u64,
+    pub direct_io: bool,
+    pub keep_cache: bool,
+    pub nonseekable: bool,
 }
 
 /// A POSIX record lock (getlk / setlk), byte range `start..=end`.
@@ -227,8 +249,8 @@ pub struct Lock {
     pub start: u64,
     /// Last byte of the range (`i64::MAX as u64`: to the end of the file, however long).
     pub end: u64,
-    /// F_RDLCK, F_WRLCK or F_UNLCK.
-    pub typ: i32,
+    /// Shared, exclusive or none.
+    pub typ: LockType,
     /// The process holding the lock (getlk answers it; 0 when unknown).
     pub pid: u32,
     /// The lock owner the kernel gives (one per open file description / process).

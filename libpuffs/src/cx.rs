@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 use crate::cc::{JoinHandle, YieldNow};
 use crate::node::{Node, NodeTable};
@@ -99,7 +99,7 @@ impl<F: Ops> Cx<F> {
     /// Kernel notifications (invalidate a node's attributes, data or a name; announce
     /// a deletion; store data in the page cache). Safe inside an op: they are queued
     /// and written by another thread, so the loop never waits for the kernel.
-    pub fn notifier(&self) -> &crate::Notifier {
+    pub fn notifier(&self) -> &crate::notify::Notifier {
         &self.rt.notifier
     }
 

@@ -38,15 +38,19 @@
 #![warn(missing_docs)]
 
 pub mod aio;
+mod args;
 pub mod attr;
 mod cc;
 mod cx;
 mod daemon;
+mod data;
 pub mod dirbuf;
 mod dispatch;
+mod errno;
 mod error;
 pub mod event;
 mod exit;
+mod files;
 pub mod framebuf;
 mod kernel;
 mod mainloop;
@@ -71,23 +75,25 @@ pub use puffs_options::cli;
 pub use puffs_options::options;
 
 pub use aio::{Aio, AioBackend};
-pub use attr::{
-    Attr, AttrReply, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs,
+pub use args::{
+    AccessMask, AccessMode, FallocateFlags, LockType, Mode, NewNode, OpenFlags, Whence, XattrFlags,
 };
+pub use attr::{Attr, AttrReply, DirEntry, Entry, FileType, Lock, Open, SetAttr, SetTime, Statvfs};
 pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;
+pub use data::Data;
 pub use dirbuf::{DirBuf, DirPlusBuf};
+pub use errno::Errno;
 pub use error::{errno, Error, OrErrno};
 pub use exit::ExitHandle;
 pub use framebuf::{Channel, Framebuf, Framing};
 pub use libpuffs_macros::ops;
 pub use mount_flags::MountFlags;
-pub use nix::errno::Errno;
 pub use node::{Node, NodeTable, ROOT_INO};
 pub use notify::Notifier;
 #[doc(hidden)]
 pub use notify::NotifyStats;
-pub use ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
+pub use ops::{Cred, EntryOf, FileAt, Op, OpMask, OpResult, Ops, RenameFlags};
 pub use paths::{PathCell, PathOps, PuffsPath};
 #[doc(hidden)]
 pub use reactor::ReactorStats;

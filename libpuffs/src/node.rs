@@ -225,6 +225,8 @@ mod tests {
     impl Ops for T {
         type Node = &'static str;
         type Key = u32;
+        type File = ();
+        type Dir = ();
         const OPMASK: OpMask = OpMask::EMPTY;
         fn root(&self) -> (u32, &'static str) {
             (0, "root")

@@ -2,6 +2,9 @@
 //! implements), the caller's credentials and rename flags: plain values that both the
 //! ops trait and the kernel channel use, so kernel/ imports nothing above this leaf.
 
+#[cfg(doc)]
+use crate::Ops;
+
 /// One kernel request kind. The names match the `Ops` methods (in CamelCase).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]

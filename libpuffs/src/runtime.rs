@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::attr::{Attr, Statvfs, Ttls};
 use crate::cc::{guarded, Executor};
+use crate::errno::Errno;
 use crate::error::Error;
 use crate::event::Poller;
 use crate::exit::ExitFlag;
@@ -18,7 +19,6 @@ use crate::notify::Notifier;
 use crate::ops::{Cred, Op, Ops};
 use crate::reactor::{Reactor, Source};
 use crate::wakeup::Wakeup;
-use crate::Errno;
 
 /// Where a running mount is in its life (`Cx::state`). Before mount there is no
 /// runtime: the builder (`PuffsUserMount`) is a type of its own.
@@ -63,7 +63,7 @@ pub(crate) struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            root_attr: Attr::new(crate::FileType::Directory, 0o755),
+            root_attr: Attr::new(crate::attr::FileType::Directory, 0o755),
             statvfs: Statvfs::default(),
             max_write: 1 << 20,
             entry_timeout: Duration::from_secs(1),
@@ -120,6 +120,8 @@ pub(crate) struct Runtime<F: Ops> {
     pub forgets: Cell<ForgetStats>,
     /// Kernel notifications, connected while mounted.
     pub notifier: Notifier,
+    /// The open files and directories, by the handles the kernel knows them by.
+    pub files: crate::files::Files<F>,
 }
 
 /// How many forget frames the loop took, and how many inodes they named.
@@ -158,6 +160,7 @@ impl<F: Ops> Runtime<F> {
             aio: std::cell::OnceCell::new(),
             forgets: Cell::new(ForgetStats::default()),
             notifier,
+            files: Default::default(),
         })
     }
 

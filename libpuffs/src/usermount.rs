@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::attr::{Attr, Statvfs};
 use crate::cx::Cx;
 use crate::daemon::Daemon;
+use crate::errno::Errno;
 use crate::error::Error;
 use crate::exit::ExitHandle;
 use crate::kernel::{self, Inbox, MountParams, Session};
@@ -29,7 +30,6 @@ use crate::options::MountOptions;
 use crate::reactor::Source;
 use crate::runtime::{Runtime, Settings};
 use crate::signals::Signals;
-use crate::Errno;
 
 /// A file system and its settings, before mount: create it, adjust settings,
 /// optionally `daemon()`, then `mount()` it, which gives the [`Mounted`] value that

@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 use super::framing::{Closed, Framing};
 use super::options::ChannelOptions;

@@ -3,10 +3,10 @@
 use fuser::{FileAttr, FopenFlags, INodeNo};
 
 use crate::attr::{Attr, FileType, Opened};
-use crate::Errno;
+use crate::errno::Errno;
 
 pub(crate) fn errno(e: Errno) -> fuser::Errno {
-    fuser::Errno::from_i32(e as i32)
+    fuser::Errno::from_i32(e.raw())
 }
 
 pub(crate) fn file_type(t: FileType) -> fuser::FileType {

@@ -10,7 +10,7 @@ use fuser::{FileHandle, Generation, INodeNo};
 
 use super::convert::{errno, file_attr, file_type, open_flags};
 use crate::attr::{Attr, DirEntry, Lock, Opened, Statvfs, Ttls};
-use crate::Errno;
+use crate::errno::Errno;
 
 /// What every reply can do: fail. Replies are consumed by their answer, so a request
 /// is answered once; one dropped unanswered answers EIO (fuser's `Drop`).
@@ -249,6 +249,6 @@ impl ReplyLseek for fuser::ReplyLseek {
 
 impl ReplyLock for fuser::ReplyLock {
     fn locked(self, l: &Lock) {
-        fuser::ReplyLock::locked(self, l.start, l.end, l.typ, l.pid);
+        fuser::ReplyLock::locked(self, l.start, l.end, l.typ.raw(), l.pid);
     }
 }
