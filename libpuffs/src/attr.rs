@@ -4,57 +4,8 @@
 use std::ffi::OsString;
 use std::time::{Duration, SystemTime};
 
+pub use crate::args::FileType;
 use crate::args::{LockType, Mode};
-
-/// The type of a node, as `st_mode & S_IFMT` says it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FileType {
-    /// A named pipe (S_IFIFO).
-    Fifo,
-    /// A character device (S_IFCHR).
-    CharDevice,
-    /// A directory (S_IFDIR).
-    Directory,
-    /// A block device (S_IFBLK).
-    BlockDevice,
-    /// A regular file (S_IFREG).
-    RegularFile,
-    /// A symbolic link (S_IFLNK).
-    Symlink,
-    /// A Unix domain socket (S_IFSOCK).
-    Socket,
-}
-
-impl FileType {
-    /// The type bits of a `mode_t` (`S_IFREG` and so on), or None for an invalid type.
-    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on the BSDs
-    pub fn from_mode(mode: u32) -> Option<FileType> {
-        Some(match mode & libc::S_IFMT as u32 {
-            m if m == libc::S_IFIFO as u32 => FileType::Fifo,
-            m if m == libc::S_IFCHR as u32 => FileType::CharDevice,
-            m if m == libc::S_IFDIR as u32 => FileType::Directory,
-            m if m == libc::S_IFBLK as u32 => FileType::BlockDevice,
-            m if m == libc::S_IFREG as u32 => FileType::RegularFile,
-            m if m == libc::S_IFLNK as u32 => FileType::Symlink,
-            m if m == libc::S_IFSOCK as u32 => FileType::Socket,
-            _ => return None,
-        })
-    }
-
-    /// The `S_IF*` bits of this type.
-    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on the BSDs
-    pub fn mode_bits(self) -> u32 {
-        (match self {
-            FileType::Fifo => libc::S_IFIFO,
-            FileType::CharDevice => libc::S_IFCHR,
-            FileType::Directory => libc::S_IFDIR,
-            FileType::BlockDevice => libc::S_IFBLK,
-            FileType::RegularFile => libc::S_IFREG,
-            FileType::Symlink => libc::S_IFLNK,
-            FileType::Socket => libc::S_IFSOCK,
-        }) as u32
-    }
-}
 
 /// A node's attributes (`struct stat`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
