@@ -33,10 +33,6 @@ struct Backed {
 
 const PARK_INO: u8 = 2;
 
-fn io_errno(e: std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
 /// Awaits every future, polling them all each time (so their I/O is in flight at
 /// once); their outputs in order.
 async fn join_all<T>(
@@ -78,7 +74,7 @@ const PIECE: usize = 4096;
 
 impl Backed {
     fn size(&self) -> OpResult<u64> {
-        let st = nix::sys::stat::fstat(&*self.file).map_err(|e| Errno::from_raw(e as i32))?;
+        let st = nix::sys::stat::fstat(&*self.file)?; // nix's errno converts with `?`
         Ok(st.st_size as u64)
     }
 
@@ -125,14 +121,24 @@ impl Ops for Backed {
         Ok(puffs::Entry::new(1, 1, a))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<Attr> {
         self.attr(node)
     }
 
-    async fn setattr(&self, _cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
+    async fn setattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _file: Option<&Self::File>,
+        set: &SetAttr,
+    ) -> OpResult<Attr> {
         if let Some(size) = set.size {
-            nix::unistd::ftruncate(&*self.file, size as i64)
-                .map_err(|e| Errno::from_raw(e as i32))?;
+            nix::unistd::ftruncate(&*self.file, size as i64)?;
         }
         self.attr(node)
     }
@@ -141,14 +147,14 @@ impl Ops for Backed {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         if let (PARK_INO, Some(pipe)) = (**node, &self.park) {
             self.parked.store(true, Ordering::SeqCst);
             let read = cx.aio().read_at(pipe, 0, size as usize);
-            return read.await.map_err(io_errno);
+            return read.await.map(Into::into).map_err(puffs::errno);
         }
         *self.backend.lock().unwrap() = Some(cx.aio().backend());
         // Split into 4 KiB ops issued at once: many completions close together.
@@ -161,30 +167,30 @@ impl Ops for Backed {
             .collect();
         let mut data = Vec::with_capacity(size as usize);
         for piece in join_all(pieces).await {
-            let piece = piece.map_err(io_errno)?;
+            let piece = piece.map_err(puffs::errno)?;
             let short = piece.len() < PIECE;
             data.extend_from_slice(&piece);
             if short {
                 break; // end of file
             }
         }
-        Ok(data)
+        Ok(data.into())
     }
 
     async fn write(
         &self,
         cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
-        data: &[u8],
-        _flags: i32,
+        data: Vec<u8>,
+        _flags: puffs::OpenFlags,
     ) -> OpResult<u32> {
         let n = cx
             .aio()
-            .write_at(&self.file, offset, data.to_vec())
+            .write_at(&self.file, offset, data)
             .await
-            .map_err(io_errno)?;
+            .map_err(puffs::errno)?;
         Ok(n as u32)
     }
 
@@ -192,10 +198,13 @@ impl Ops for Backed {
         &self,
         cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         datasync: bool,
     ) -> OpResult<()> {
-        cx.aio().fsync(&self.file, datasync).await.map_err(io_errno)
+        cx.aio()
+            .fsync(&self.file, datasync)
+            .await
+            .map_err(puffs::errno)
     }
 }
 
@@ -252,14 +261,14 @@ fn mount_on(
             park: park.map(Arc::new),
             parked,
         };
-        let mut pu = PuffsUserMount::new(fs, "backedfs", "backed")
-            .unwrap()
+        let pu = PuffsUserMount::new(fs, "backedfs", "backed")
             .handle_signals(false)
             .options(&aio_option(aio));
-        match pu.mount(&dir) {
-            Ok(()) => tx.send(Ok(())).unwrap(),
+        let pu = match pu.mount(&dir) {
+            Ok(pu) => pu,
             Err(e) => return tx.send(Err(e.to_string())).unwrap(),
-        }
+        };
+        tx.send(Ok(())).unwrap();
         pu.mainloop().unwrap();
     });
     rx.recv_timeout(Duration::from_secs(20))

@@ -98,18 +98,15 @@ pub fn run<F: puffs::Ops>(
     source: &str,
 ) -> Result<(), puffs::Error> {
     let o = &args.options;
-    let mut pu = puffs::PuffsUserMount::new(fs, name, source)?
+    let pu = puffs::PuffsUserMount::new(fs, name, source)
         .entry_timeout(DEFAULT_TIMEOUT)
         .attr_timeout(DEFAULT_TIMEOUT)
         .options(o)
         .default_permissions(true)
         .writeback_cache(config.writeback)
         .passthrough(config.passthrough);
-    if !args.foreground {
-        pu.daemon()?;
-    }
-    pu.mount(&args.mountpoint)?;
-    pu.mainloop()
+    let pu = if args.foreground { pu } else { pu.daemon()? };
+    pu.mount(&args.mountpoint)?.mainloop()
 }
 
 #[cfg(test)]

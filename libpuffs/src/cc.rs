@@ -6,7 +6,7 @@
 //! began, so one that keeps waking itself (a `yield_now` loop) cannot keep timers, I/O
 //! and new requests from their turn.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -19,8 +19,8 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use slab::Slab;
 
+use crate::errno::Errno;
 use crate::wakeup::Wakeup;
-use crate::Errno;
 
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 
@@ -76,6 +76,24 @@ pub(crate) struct Executor {
     queue: Arc<RunQueue>,
     /// The ids this tick runs (kept to reuse its allocation).
     tick: RefCell<VecDeque<usize>>,
+    /// Kernel requests in flight (see `requests`).
+    requests: Rc<Cell<usize>>,
+}
+
+/// One kernel request counted in flight, for as long as its continuation lives.
+struct RequestSlot(Rc<Cell<usize>>);
+
+impl RequestSlot {
+    fn take(count: Rc<Cell<usize>>) -> Self {
+        count.set(count.get() + 1);
+        RequestSlot(count)
+    }
+}
+
+impl Drop for RequestSlot {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 impl Executor {
@@ -88,12 +106,25 @@ impl Executor {
                 wakeup,
             }),
             tick: RefCell::new(VecDeque::new()),
+            requests: Rc::new(Cell::new(0)),
         }
     }
 
-    /// Number of continuations not yet finished.
-    pub(crate) fn len(&self) -> usize {
-        self.tasks.borrow().len()
+    /// Number of kernel requests in flight: what the in-flight cap counts. Other
+    /// continuations (a framebuf channel's I/O, an op's spawned children) live as
+    /// long as their owner decides and do not take a request's place.
+    pub(crate) fn requests(&self) -> usize {
+        self.requests.get()
+    }
+
+    /// Starts the continuation of a kernel request, counted in `requests` until it
+    /// finishes or is dropped.
+    pub(crate) fn spawn_request(&self, fut: impl Future<Output = ()> + 'static) {
+        let counted = RequestSlot::take(Rc::clone(&self.requests));
+        self.spawn(async move {
+            let _counted = counted;
+            fut.await
+        });
     }
 
     /// Whether a continuation is ready to run (lock-free: an atomic count).

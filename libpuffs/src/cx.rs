@@ -8,12 +8,17 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::errno::Errno;
+
 use crate::cc::{JoinHandle, YieldNow};
 use crate::node::{Node, NodeTable};
 use crate::ops::{Cred, Ops};
-use crate::reactor::{ReactorStats, Registration, Sleep};
-use crate::usermount::{Runtime, State};
+use crate::reactor::{Reactor, ReactorStats, Registration, Sleep};
+use crate::runtime::{Runtime, State};
 
+/// The call context of one op (puffs_cc with puffs_cred): who called, and the
+/// running mount's services (node table, timers, fd readiness, async I/O, spawning,
+/// notifications, exit). Each request gets its own; it lives on the loop thread.
 pub struct Cx<F: Ops> {
     cred: Cred,
     rt: Rc<Runtime<F>>,
@@ -61,11 +66,28 @@ impl<F: Ops> Cx<F> {
         Sleep::new(Rc::clone(&self.rt.reactor), Instant::now() + d)
     }
 
+    /// Runs `fut` with a deadline: its output, or `Err(ETIMEDOUT)` once `d` has passed
+    /// (then `fut` is dropped, which cancels it). Other requests go on meanwhile.
+    pub async fn timeout<T>(&self, d: Duration, fut: impl Future<Output = T>) -> Result<T, Errno> {
+        let (mut fut, mut timer) = (std::pin::pin!(fut), std::pin::pin!(self.sleep(d)));
+        std::future::poll_fn(|c| match fut.as_mut().poll(c) {
+            std::task::Poll::Ready(v) => std::task::Poll::Ready(Ok(v)),
+            std::task::Poll::Pending => timer.as_mut().poll(c).map(|()| Err(Errno::ETIMEDOUT)),
+        })
+        .await
+    }
+
     /// Registers a non-blocking fd (a socket, a pipe, a framebuf channel; owned, or
     /// borrowed as `&fd`) with the loop's poller, once, to wait on its readiness from
     /// any number of continuations; dropping the registration deregisters it.
     pub fn register<T: AsFd>(&self, io: T) -> io::Result<Registration<T>> {
         Registration::new(Rc::clone(&self.rt.reactor), io)
+    }
+
+    /// The loop's reactor, for framework parts that make timers after the op that
+    /// created them has returned (a framebuf channel's request deadlines).
+    pub(crate) fn reactor(&self) -> &Rc<Reactor> {
+        &self.rt.reactor
     }
 
     /// What the reactor has asked of the kernel so far (for tests and measurements).
@@ -77,13 +99,13 @@ impl<F: Ops> Cx<F> {
     /// Kernel notifications (invalidate a node's attributes, data or a name; announce
     /// a deletion; store data in the page cache). Safe inside an op: they are queued
     /// and written by another thread, so the loop never waits for the kernel.
-    pub fn notifier(&self) -> &crate::Notifier {
+    pub fn notifier(&self) -> &crate::notify::Notifier {
         &self.rt.notifier
     }
 
     /// The forget frames the loop has taken (for tests and measurements).
     #[doc(hidden)]
-    pub fn forget_stats(&self) -> crate::usermount::ForgetStats {
+    pub fn forget_stats(&self) -> crate::runtime::ForgetStats {
         self.rt.forgets.get()
     }
 

@@ -1,6 +1,5 @@
 //! The ops vtable (puffs_ops): one async method per kernel request, each defaulting to
-//! ENOSYS; the opmask that says which of them a file system implements; and the
-//! caller's credentials.
+//! ENOSYS. The opmask and the caller's credentials it uses live in `op`.
 //!
 //! Ops run on the mainloop thread, one continuation per request. They take `&self`:
 //! keep mutable state in `Cell`/`RefCell` and never hold a borrow across an `.await`.
@@ -11,11 +10,16 @@ use std::ffi::{OsStr, OsString};
 use std::hash::Hash;
 use std::path::Path;
 
-use crate::attr::{Attr, Entry, Lock, Opened, SetAttr, Statvfs};
+pub use crate::args::{
+    AccessMask, AccessMode, FallocateFlags, LockType, Mode, NewNode, OpenFlags, Whence, XattrFlags,
+};
+use crate::attr::{Attr, Entry, Lock, Open, SetAttr, Statvfs};
 use crate::cx::Cx;
+use crate::data::Data;
 use crate::dirbuf::{DirBuf, DirPlusBuf};
+use crate::errno::Errno;
 use crate::node::Node;
-use crate::Errno;
+pub use crate::op::{Cred, Op, OpMask, RenameFlags};
 
 /// The result of an op: a value, or the errno the caller sees.
 pub type OpResult<T> = Result<T, Errno>;
@@ -23,185 +27,11 @@ pub type OpResult<T> = Result<T, Errno>;
 /// The entry type of file system `F`.
 pub type EntryOf<F> = Entry<<F as Ops>::Key, <F as Ops>::Node>;
 
-/// One kernel request kind. The names match the `Ops` methods (in CamelCase).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Op {
-    /// [`Ops::statvfs`].
-    Statvfs,
-    /// [`Ops::sync`].
-    Sync,
-    /// [`Ops::unmount`].
-    Unmount,
-    /// [`Ops::lookup`].
-    Lookup,
-    /// [`Ops::getattr`].
-    Getattr,
-    /// [`Ops::setattr`].
-    Setattr,
-    /// [`Ops::access`].
-    Access,
-    /// [`Ops::readlink`].
-    Readlink,
-    /// [`Ops::mknod`].
-    Mknod,
-    /// [`Ops::mkdir`].
-    Mkdir,
-    /// [`Ops::unlink`].
-    Unlink,
-    /// [`Ops::rmdir`].
-    Rmdir,
-    /// [`Ops::symlink`].
-    Symlink,
-    /// [`Ops::rename`].
-    Rename,
-    /// [`Ops::link`].
-    Link,
-    /// [`Ops::open`].
-    Open,
-    /// [`Ops::create`].
-    Create,
-    /// [`Ops::read`].
-    Read,
-    /// [`Ops::write`].
-    Write,
-    /// [`Ops::flush`].
-    Flush,
-    /// [`Ops::release`].
-    Release,
-    /// [`Ops::fsync`].
-    Fsync,
-    /// [`Ops::opendir`].
-    Opendir,
-    /// [`Ops::readdir`].
-    Readdir,
-    /// [`Ops::readdirplus`].
-    Readdirplus,
-    /// [`Ops::releasedir`].
-    Releasedir,
-    /// [`Ops::fsyncdir`].
-    Fsyncdir,
-    /// [`Ops::setxattr`].
-    Setxattr,
-    /// [`Ops::getxattr`].
-    Getxattr,
-    /// [`Ops::listxattr`].
-    Listxattr,
-    /// [`Ops::removexattr`].
-    Removexattr,
-    /// [`Ops::fallocate`].
-    Fallocate,
-    /// [`Ops::lseek`].
-    Lseek,
-    /// [`Ops::copy_file_range`].
-    CopyFileRange,
-    /// [`Ops::getlk`].
-    Getlk,
-    /// [`Ops::setlk`].
-    Setlk,
-    /// [`Ops::lookup_ino`].
-    LookupIno,
-}
-
-/// The set of ops a file system implements (puffs' opmask). Requests for other ops are
-/// answered ENOSYS by the kernel reader thread, without entering the mainloop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct OpMask(u64);
-
-impl OpMask {
-    /// No ops at all.
-    pub const EMPTY: OpMask = OpMask(0);
-
-    /// The mask holding exactly `ops` (usable in a const).
-    pub const fn of(ops: &[Op]) -> OpMask {
-        let mut bits = 0u64;
-        let mut i = 0;
-        while i < ops.len() {
-            bits |= 1 << ops[i] as u8;
-            i += 1;
-        }
-        OpMask(bits)
-    }
-
-    /// Whether `op` is in the set.
-    pub const fn contains(self, op: Op) -> bool {
-        self.0 & (1 << op as u8) != 0
-    }
-
-    /// The set with `op` added.
-    pub const fn with(self, op: Op) -> OpMask {
-        OpMask(self.0 | 1 << op as u8)
-    }
-
-    /// The set with `op` taken out.
-    pub const fn without(self, op: Op) -> OpMask {
-        OpMask(self.0 & !(1 << op as u8))
-    }
-}
-
-/// Who made the request: the calling process's ids as the kernel gives them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cred {
-    /// The caller's effective user id (its fsuid).
-    pub uid: u32,
-    /// The caller's effective group id (its fsgid).
-    pub gid: u32,
-    /// The calling process's id; 0 when the kernel sends the request on no
-    /// process's behalf.
-    pub pid: u32,
-}
-
-impl Cred {
-    /// Whether the caller is root (uid 0), who passes permission checks.
-    pub fn is_root(&self) -> bool {
-        self.uid == 0
-    }
-
-    /// Whether the caller is in group `gid`, counting its supplementary groups (read
-    /// from /proc/PID/status; a caller that has gone away counts only its own gid).
-    pub fn in_group(&self, gid: u32) -> bool {
-        self.gid == gid || self.groups().contains(&gid)
-    }
-
-    /// The caller's supplementary groups, as the kernel lists them for its pid.
-    pub fn groups(&self) -> Vec<u32> {
-        supplementary_groups(self.pid).unwrap_or_default()
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn supplementary_groups(pid: u32) -> Option<Vec<u32>> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("Groups:"))?;
-    Some(
-        line["Groups:".len()..]
-            .split_whitespace()
-            .filter_map(|g| g.parse().ok())
-            .collect(),
-    )
-}
-
-#[cfg(not(target_os = "linux"))]
-fn supplementary_groups(_pid: u32) -> Option<Vec<u32>> {
-    None
-}
-
-/// Flags of a rename request (renameat2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct RenameFlags {
-    /// RENAME_NOREPLACE: fail with EEXIST if the target exists.
-    pub noreplace: bool,
-    /// RENAME_EXCHANGE: swap source and target atomically; both must exist.
-    pub exchange: bool,
-    /// RENAME_WHITEOUT (overlayfs); file systems usually answer EINVAL.
-    pub whiteout: bool,
-}
-
 /// A file system: its node data, its node keys and the ops it implements.
 ///
 /// Put `#[puffs::ops]` on the impl to derive `OPMASK` from the methods it defines.
 /// `cx` carries the caller's credentials ([`Cx::cred`]) and a handle on the running
-/// mount (node table, timers, spawning, exit). docs/ops-contract.md has the same
+/// mount (node table, timers, spawning, exit). docs/api.md has the same
 /// contract as one table.
 ///
 /// # The contract
@@ -213,7 +43,10 @@ pub struct RenameFlags {
 /// - **What to return.** `Ok` with the value the op names, or `Err(errno)`: the errno
 ///   reaches the calling process as is (for open, stat, read, ...), so use the one
 ///   the system call's man page lists for the case (ENOENT, EEXIST, ENOTEMPTY,
-///   EACCES, ENOSPC, ...).
+///   EACCES, ENOSPC, ...). `?` turns an `io::Error` (or nix's errno) into its errno.
+/// - **Open files.** `open`, `create` and `opendir` return an object ([`Ops::File`],
+///   [`Ops::Dir`]); the framework keeps it per kernel file handle, every op on the
+///   open file gets a reference, and `release` / `releasedir` get it back by value.
 /// - **Ops left out.** An op outside `OPMASK` is answered by the kernel reader
 ///   thread without reaching the file system. The answer is ENOSYS, and the kernel
 ///   turns that into the right thing for each op: each method below says what the
@@ -237,6 +70,15 @@ pub trait Ops: Sized + 'static {
     /// What names a node in the file system's own terms; nodes with equal keys are one
     /// node (hard links, repeated lookups).
     type Key: Eq + Hash + Clone + std::fmt::Debug + 'static;
+    /// The state of one open file: what [`Ops::open`] and [`Ops::create`] return and
+    /// every op on the open file gets back (a null layer's backing descriptor, memfs'
+    /// open flags), up to [`Ops::release`], which gets it by value. The framework
+    /// keeps the kernel's file handles; the file system never sees one.
+    /// `#[puffs::ops]` makes it `()` when the impl does not name it.
+    type File: 'static;
+    /// The state of one open directory, as `File` for [`Ops::opendir`] and the ops on
+    /// the directory up to [`Ops::releasedir`]; `()` when the impl does not name it.
+    type Dir: 'static;
     /// The ops this file system implements. Written by `#[puffs::ops]`.
     const OPMASK: OpMask;
     /// Whether the file system clears set-uid/set-gid itself, as the kernel file
@@ -260,6 +102,19 @@ pub trait Ops: Sized + 'static {
     /// node a little longer. Not an op: it is never masked, and the default does
     /// nothing.
     fn reclaim(&self, _node: &Node<Self>) {}
+
+    /// The object every open shares when the file system leaves [`Ops::open`] out (the
+    /// kernel then opens without asking). `#[puffs::ops]` writes it as
+    /// `Some(Default::default())` for such an impl, so `File` must then be `Default`.
+    #[doc(hidden)]
+    fn stateless_file() -> Option<Self::File> {
+        None
+    }
+    /// As `stateless_file`, for [`Ops::opendir`] and `Dir`.
+    #[doc(hidden)]
+    fn stateless_dir() -> Option<Self::Dir> {
+        None
+    }
 
     // --- file system ops ---
 
@@ -324,8 +179,8 @@ pub trait Ops: Sized + 'static {
     }
     /// The node's attributes, for stat(2) and whenever the kernel's cached copy is older
     /// than the attribute timeout (and, with `default_permissions`, for its permission
-    /// checks). `fh` is the open file's handle when the call comes through one
-    /// (fstat).
+    /// checks). `file` is the open file when the call comes through one (fstat; None
+    /// for an open directory).
     ///
     /// Left out: the root answers with `PuffsUserMount::root_attr`; every other node
     /// with ENOSYS.
@@ -333,29 +188,36 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: Option<u64>,
+        _file: Option<&Self::File>,
     ) -> OpResult<Attr> {
         Err(Errno::ENOSYS)
     }
-    /// Change what `set` names (chmod, chown, truncate, utimes; `set.fh` when through
-    /// an open file) and return the node's attributes after the change. A size change
-    /// cuts the file or extends it with zeros; any change moves ctime, and a size
-    /// change mtime. A truncate without `fh` is truncate(2); an open with O_TRUNC
-    /// never comes here (it reaches `open`). See `KILLS_SUIDGID`.
+    /// Change what `set` names (chmod, chown, truncate, utimes; `file` is the open
+    /// file when the change comes through one: ftruncate, fchmod) and return the
+    /// node's attributes after the change. A size change cuts the file or extends it
+    /// with zeros; any change moves ctime, and a size change mtime. A truncate without
+    /// `file` is truncate(2); an open with O_TRUNC never comes here (it reaches
+    /// `open`). See `KILLS_SUIDGID`.
     ///
     /// Errors: EPERM / EACCES for a caller not allowed to (see Permissions above),
     /// EFBIG or ENOSPC for a size that cannot be, EROFS on a read-only file system.
     ///
     /// Left out: chmod, chown, truncate and utimes fail with ENOSYS.
-    async fn setattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _set: &SetAttr) -> OpResult<Attr> {
+    async fn setattr(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _file: Option<&Self::File>,
+        _set: &SetAttr,
+    ) -> OpResult<Attr> {
         Err(Errno::ENOSYS)
     }
-    /// access(2) and faccessat: may the caller use the node as `mask` says (`R_OK |
-    /// W_OK | X_OK`, or `F_OK`, 0: does it exist)? Ok or EACCES. Not sent with
+    /// access(2) and faccessat: may the caller use the node as `mask` says (read,
+    /// write, execute; empty: F_OK, does it exist)? Ok or EACCES. Not sent with
     /// `default_permissions` (the kernel decides itself).
     ///
     /// Left out: the kernel stops asking and every access check succeeds.
-    async fn access(&self, _cx: &Cx<Self>, _node: &Node<Self>, _mask: i32) -> OpResult<()> {
+    async fn access(&self, _cx: &Cx<Self>, _node: &Node<Self>, _mask: AccessMask) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// The target of the symlink `node`, for readlink(2) and for path walks through it
@@ -366,11 +228,11 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// Create a node that is not a directory or a symlink (mknod(2), mkfifo; and
-    /// open(O_CREAT) when [`Ops::create`] is left out) and return its entry. `mode`
-    /// holds type and permission bits, already masked by `umask` when the kernel
-    /// applies it (it does unless the fs asked otherwise); `umask` is given for
-    /// reference. `rdev` is the device number of a device node. The new node is owned
-    /// by the caller ([`Cx::cred`]).
+    /// open(O_CREAT) when [`Ops::create`] is left out) and return its entry.
+    /// `new.mode` holds type and permission bits (no type bits: a regular file),
+    /// already masked by `new.umask` when the kernel applies it (it does unless the fs
+    /// asked otherwise). `new.rdev` is the device number of a device node. The new node
+    /// is owned by the caller ([`Cx::cred`]).
     ///
     /// Errors: EEXIST when the name exists, ENOSPC, EPERM for device nodes the fs does
     /// not allow.
@@ -382,15 +244,13 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
         _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _rdev: u32,
+        _new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
     /// Create the directory `name` in `dir` (mkdir(2)) and return its entry: nlink 2,
-    /// owned by the caller, `mode` already masked as for [`Ops::mknod`]; `dir` gains a
-    /// link (its "..").
+    /// owned by the caller, `new.mode` (permission bits only) already masked as for
+    /// [`Ops::mknod`]; `dir` gains a link (its "..").
     ///
     /// Errors: EEXIST, ENOSPC, EMLINK.
     ///
@@ -400,8 +260,7 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
         _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        _new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
@@ -475,8 +334,8 @@ pub trait Ops: Sized + 'static {
     }
     /// open(2) of a node that is not a directory. `flags` are the open(2) flags
     /// (O_ACCMODE, O_APPEND, O_TRUNC, ...), less O_CREAT, O_EXCL and O_NOCTTY, which
-    /// the kernel has dealt with. Return an [`Opened`] whose `fh` the kernel passes to
-    /// every later op on this open file, up to [`Ops::release`].
+    /// the kernel has dealt with. Return the open-file object ([`Ops::File`]) in an
+    /// [`Open`]: every later op on this open file gets it, up to [`Ops::release`].
     ///
     /// A file system that implements `open` gets O_TRUNC here (the framework asks the
     /// kernel for FUSE_ATOMIC_O_TRUNC) and must truncate a regular file to 0 itself,
@@ -486,13 +345,18 @@ pub trait Ops: Sized + 'static {
     /// Errors: EACCES, EISDIR, ENXIO, EROFS for writing on a read-only file system.
     ///
     /// Left out: the file system is stateless: the kernel stops asking, every open
-    /// succeeds with `fh` 0, and release is never sent.
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    /// succeeds and shares one `File::default()`, and release is never sent.
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Open<Self::File>> {
         Err(Errno::ENOSYS)
     }
     /// Atomically create the file `name` in `dir` and open it (open(2) with O_CREAT
     /// when the name does not exist): return its entry and the open file, as
-    /// [`Ops::mknod`] and [`Ops::open`] would.
+    /// [`Ops::mknod`] and [`Ops::open`] would. `new.mode` has permission bits only.
     ///
     /// Errors: EEXIST (another caller got there first), ENOSPC.
     ///
@@ -503,15 +367,15 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
         _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _flags: i32,
-    ) -> OpResult<(EntryOf<Self>, Opened)> {
+        _new: NewNode,
+        _flags: OpenFlags,
+    ) -> OpResult<(EntryOf<Self>, Open<Self::File>)> {
         Err(Errno::ENOSYS)
     }
-    /// Up to `size` bytes at `offset`; fewer only at end of file (a short read is the
-    /// end of the file to the kernel, which fills the rest of a cached page with
-    /// zeros). Reads usually come from the page cache's readahead, in page-sized
+    /// Up to `size` bytes at `offset` of the open file `file`; fewer only at end of
+    /// file (a short read is the end of the file to the kernel, which fills the rest
+    /// of a cached page with zeros). Return them as [`Data`]: an owned `Vec`, a static
+    /// slice or a shared buffer, sent as it is. Reads usually come from the page cache's readahead, in page-sized
     /// pieces, not as the caller asked. More bytes than `size` is a bug: the caller
     /// gets EIO and the `errnotify` hook hears of it.
     ///
@@ -522,16 +386,19 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _offset: u64,
         _size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<Data> {
         Err(Errno::ENOSYS)
     }
-    /// Write `data` at `offset` and return the number of bytes written: all of them,
-    /// unless an error stops it (a short count is a short write to the caller). The
+    /// Write `data` at `offset` of the open file `file` and return the number of bytes
+    /// written: all of them, unless an error stops it (a short count is a short write
+    /// to the caller). `data` is the file system's to keep or to hand to
+    /// [`crate::Aio::write_at`] as it is (it was copied once, out of the kernel
+    /// channel's buffer). The
     /// file grows as needed; a write moves mtime and ctime. `flags` are the open
-    /// file's flags (O_APPEND is handled by the kernel unless writeback caching is off
+    /// file's flags now (fcntl(F_SETFL) may have changed them since open; O_APPEND is handled by the kernel unless writeback caching is off
     /// and the fs wants to do it: the offset given is already the end of file then).
     /// With writeback caching, writes come later from the page cache, and the
     /// credentials need not be the writer's. See `KILLS_SUIDGID` for what a write by
@@ -544,10 +411,10 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _offset: u64,
-        _data: &[u8],
-        _flags: i32,
+        _data: Vec<u8>,
+        _flags: OpenFlags,
     ) -> OpResult<u32> {
         Err(Errno::ENOSYS)
     }
@@ -561,43 +428,44 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _lock_owner: u64,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// The open file is gone (its last descriptor closed, its last mapping undone):
-    /// free what `fh` holds. `flags` are the flags it was opened with. The kernel does
-    /// not wait for the answer and ignores errors.
+    /// `file` is the file system's again, to free or to finish with. It comes when no
+    /// other op holds it any more. The kernel does not wait for the answer and ignores
+    /// errors.
     ///
-    /// Left out: answered Ok by the framework (nothing was opened by the fs).
-    async fn release(
-        &self,
-        _cx: &Cx<Self>,
-        _node: &Node<Self>,
-        _fh: u64,
-        _flags: i32,
-    ) -> OpResult<()> {
+    /// Left out: the framework drops `file` (closing what it owns) and answers Ok.
+    async fn release(&self, _cx: &Cx<Self>, _node: &Node<Self>, _file: Self::File) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// fsync(2) / fdatasync (`datasync`: the data only, not the metadata): make what
-    /// was written through `fh` durable.
+    /// was written through `file` durable.
     ///
     /// Left out: the kernel stops asking and fsync succeeds.
     async fn fsync(
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _datasync: bool,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// Open the directory `node` for reading (opendir(3)); as [`Ops::open`] for
-    /// directories, the `fh` goes to readdir, releasedir and fsyncdir.
+    /// directories: the [`Ops::Dir`] object goes to readdir, releasedir and fsyncdir.
     ///
-    /// Left out: stateless, as for open: every opendir succeeds with `fh` 0.
-    async fn opendir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    /// Left out: stateless, as for open: every opendir succeeds and shares one
+    /// `Dir::default()`.
+    async fn opendir(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Open<Self::Dir>> {
         Err(Errno::ENOSYS)
     }
     /// getdents: fill `out` with entries from cookie `offset` on (0: the start) until
@@ -613,7 +481,7 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
-        _fh: u64,
+        _open: &Self::Dir,
         _offset: u64,
         _out: &mut DirBuf,
     ) -> OpResult<()> {
@@ -629,16 +497,22 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
-        _fh: u64,
+        _open: &Self::Dir,
         _offset: u64,
         _out: &mut DirPlusBuf<Self>,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// The directory opened by [`Ops::opendir`] is closed: free what `fh` holds.
+    /// The directory opened by [`Ops::opendir`] is closed: `dir` is the file system's
+    /// again, as for [`Ops::release`].
     ///
-    /// Left out: answered Ok by the framework.
-    async fn releasedir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64) -> OpResult<()> {
+    /// Left out: the framework drops `dir` and answers Ok.
+    async fn releasedir(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _dir: Self::Dir,
+    ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// fsync(2) on a directory: make its entries durable.
@@ -648,13 +522,14 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _dir: &Self::Dir,
         _datasync: bool,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// Set the extended attribute `name` to `value` (setxattr(2)). `flags`:
-    /// XATTR_CREATE (EEXIST if it exists) / XATTR_REPLACE (ENODATA if it does not).
+    /// [`XattrFlags::CREATE`] (EEXIST if it exists) / [`XattrFlags::REPLACE`] (ENODATA
+    /// if it does not); empty: either.
     ///
     /// Errors: ENOSPC / E2BIG for a value too big, EOPNOTSUPP for a namespace the fs
     /// does not keep, EPERM.
@@ -667,7 +542,7 @@ pub trait Ops: Sized + 'static {
         _node: &Node<Self>,
         _name: &OsStr,
         _value: &[u8],
-        _flags: i32,
+        _flags: XattrFlags,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
@@ -696,9 +571,9 @@ pub trait Ops: Sized + 'static {
     async fn removexattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _name: &OsStr) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// fallocate(2) on `offset..offset + length`. `mode`: 0 (allocate, growing the
-    /// file) or FALLOC_FL_KEEP_SIZE / FALLOC_FL_PUNCH_HOLE / ...; EOPNOTSUPP for the
-    /// modes the fs does not do.
+    /// fallocate(2) on `offset..offset + length`. `mode`: empty (allocate, growing the
+    /// file) or [`FallocateFlags::KEEP_SIZE`], [`FallocateFlags::PUNCH_HOLE`] (always
+    /// with KEEP_SIZE), ...; EOPNOTSUPP for the modes the fs does not do.
     ///
     /// Errors: ENOSPC, EFBIG, EOPNOTSUPP.
     ///
@@ -707,15 +582,15 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _offset: u64,
         _length: u64,
-        _mode: i32,
+        _mode: FallocateFlags,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// lseek(2) with SEEK_DATA / SEEK_HOLE (the kernel handles the others); returns the
-    /// new offset. ENXIO when `offset` is at or past the end of file (or no data
+    /// lseek(2) with [`Whence::Data`] / [`Whence::Hole`] (the kernel handles the
+    /// others); returns the new offset. ENXIO when `offset` is at or past the end of file (or no data
     /// follows, for SEEK_DATA).
     ///
     /// Left out: the kernel stops asking and treats the whole file as data.
@@ -723,33 +598,28 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _offset: i64,
-        _whence: i32,
+        _whence: Whence,
     ) -> OpResult<i64> {
         Err(Errno::ENOSYS)
     }
-    /// copy_file_range(2): copy `len` bytes from `src` at `offset_in` to `dst` at
-    /// `offset_out` without passing them through user space. Returns the number of
+    /// copy_file_range(2): copy `len` bytes from `src` to `dst` (each an open file at
+    /// an offset) without passing them through user space. Returns the number of
     /// bytes copied (fewer at the end of the source).
     ///
     /// Left out: the kernel stops asking and copies through read and write.
-    #[allow(clippy::too_many_arguments)]
     async fn copy_file_range(
         &self,
         _cx: &Cx<Self>,
-        _src: &Node<Self>,
-        _fh_in: u64,
-        _offset_in: u64,
-        _dst: &Node<Self>,
-        _fh_out: u64,
-        _offset_out: u64,
+        _src: FileAt<'_, Self>,
+        _dst: FileAt<'_, Self>,
         _len: u64,
     ) -> OpResult<u32> {
         Err(Errno::ENOSYS)
     }
     /// fcntl(F_GETLK): the first lock that conflicts with `lock`, or `lock` with typ
-    /// F_UNLCK if none does. Only sent when [`Ops::setlk`] is implemented.
+    /// [`LockType::Unlock`] if none does. Only sent when [`Ops::setlk`] is implemented.
     ///
     /// Left out (with setlk): the kernel keeps POSIX locks itself, which is right for
     /// a file system that only this machine uses.
@@ -757,7 +627,7 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _lock: Lock,
     ) -> OpResult<Lock> {
         Err(Errno::ENOSYS)
@@ -772,7 +642,7 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _lock: Lock,
         _sleep: bool,
     ) -> OpResult<()> {
@@ -780,19 +650,12 @@ pub trait Ops: Sized + 'static {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn opmask_holds_exactly_its_ops() {
-        const M: OpMask = OpMask::of(&[Op::Lookup, Op::CopyFileRange, Op::Statvfs]);
-        assert!(M.contains(Op::Lookup));
-        assert!(M.contains(Op::CopyFileRange));
-        assert!(M.contains(Op::Statvfs));
-        assert!(!M.contains(Op::Getattr));
-        assert!(!M.contains(Op::Setlk));
-        assert!(!M.without(Op::Lookup).contains(Op::Lookup));
-        assert!(OpMask::EMPTY.with(Op::Setlk).contains(Op::Setlk));
-    }
+/// One side of [`Ops::copy_file_range`]: an open file of a node, at an offset.
+pub struct FileAt<'a, F: Ops> {
+    /// The node.
+    pub node: &'a Node<F>,
+    /// The open file.
+    pub file: &'a F::File,
+    /// Where in it.
+    pub offset: u64,
 }

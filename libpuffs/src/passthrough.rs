@@ -1,7 +1,7 @@
 //! Kernel passthrough (FUSE_PASSTHROUGH, Linux 6.9+): an open file whose reads, writes
 //! and mmap the kernel does on a backing file itself, without asking the file system.
 //!
-//! A file system hands a [`Backing`] in [`Opened::passthrough`](crate::Opened). The
+//! A file system hands a [`Backing`] in [`Open::passthrough`](crate::Open::passthrough). The
 //! framework registers its fd with the kernel on the first open reply that carries it
 //! (the kernel's "backing id") and keeps the registration as long as the `Backing`
 //! lives: keep it until the last open file using it is released. The kernel allows one

@@ -17,9 +17,13 @@ use fuser::{
     ReplyXattr, Request as FReq, TimeOrNow, WriteFlags,
 };
 
-use super::request::{Inbox, KOp, Request};
+use super::reply::{self as seam, Reply};
+use super::request::{DirOp, FileOp, Inbox, KOp, MakeOp, NameOp, NodeOp, RangeOp, Request};
+use crate::args::{
+    AccessMask, FallocateFlags, LockType, Mode, NewNode, OpenFlags as Flags, Whence, XattrFlags,
+};
 use crate::attr::{Attr, Lock, SetAttr, SetTime, Statvfs};
-use crate::ops::{Cred, Op, OpMask, RenameFlags};
+use crate::op::{Cred, Op, OpMask, RenameFlags};
 
 /// What the INIT handshake asks of the kernel.
 pub(crate) struct InitParams {
@@ -91,13 +95,32 @@ impl Adapter {
         }
     }
 
-    /// Queues `op` for the loop, or answers ENOSYS when the fs does not implement it.
-    fn queue(&self, req: &FReq, op: KOp) {
-        if !self.mask.contains(op.op()) {
-            self.refused.note(op.op());
-            refuse(op);
-            return;
+    /// The reply, when the fs implements `op`; else None, with the request answered
+    /// ENOSYS right here (before any argument is copied).
+    fn admit<R: Reply>(&self, op: Op, reply: R) -> Option<R> {
+        if self.mask.contains(op) {
+            return Some(reply);
         }
+        self.refused.note(op);
+        reply.error(crate::errno::Errno::ENOSYS);
+        None
+    }
+
+    /// As `admit`, for release and releasedir: they reach the loop when the fs opens
+    /// (the framework keeps its open-file objects and must drop them) or releases;
+    /// otherwise nothing was opened by the fs, so nothing is left to release and the
+    /// answer is Ok.
+    fn admit_release<R: seam::ReplyEmpty>(&self, op: Op, open: Op, reply: R) -> Option<R> {
+        let creates = open == Op::Open && self.mask.contains(Op::Create);
+        if self.mask.contains(op) || self.mask.contains(open) || creates {
+            return Some(reply);
+        }
+        reply.ok();
+        None
+    }
+
+    /// Queues an admitted request for the loop, with the caller's credentials.
+    fn queue(&self, req: &FReq, op: KOp) {
         let cred = Cred {
             uid: req.uid(),
             gid: req.gid(),
@@ -165,42 +188,6 @@ fn log_passthrough(config: &mut KernelConfig, want: InitFlags) {
     }
 }
 
-/// Answers an op the file system does not implement, on the reader thread.
-fn refuse(op: KOp) {
-    let e = Errno::ENOSYS;
-    match op {
-        KOp::Statfs { reply } => reply.error(e),
-        KOp::Lookup { reply, .. }
-        | KOp::Mknod { reply, .. }
-        | KOp::Mkdir { reply, .. }
-        | KOp::Symlink { reply, .. }
-        | KOp::Link { reply, .. } => reply.error(e),
-        KOp::Getattr { reply, .. } | KOp::Setattr { reply, .. } => reply.error(e),
-        // Nothing was opened by the fs, so nothing is left to release.
-        KOp::Release { reply, .. } | KOp::Releasedir { reply, .. } => reply.ok(),
-        KOp::Access { reply, .. }
-        | KOp::Unlink { reply, .. }
-        | KOp::Rmdir { reply, .. }
-        | KOp::Rename { reply, .. }
-        | KOp::Flush { reply, .. }
-        | KOp::Fsync { reply, .. }
-        | KOp::Fsyncdir { reply, .. }
-        | KOp::Setxattr { reply, .. }
-        | KOp::Removexattr { reply, .. }
-        | KOp::Fallocate { reply, .. }
-        | KOp::Setlk { reply, .. } => reply.error(e),
-        KOp::Readlink { reply, .. } | KOp::Read { reply, .. } => reply.error(e),
-        KOp::Open { reply, .. } | KOp::Opendir { reply, .. } => reply.error(e),
-        KOp::Create { reply, .. } => reply.error(e),
-        KOp::Write { reply, .. } | KOp::CopyFileRange { reply, .. } => reply.error(e),
-        KOp::Readdir { reply, .. } => reply.error(e),
-        KOp::Readdirplus { reply, .. } => reply.error(e),
-        KOp::Getxattr { reply, .. } | KOp::Listxattr { reply, .. } => reply.error(e),
-        KOp::Lseek { reply, .. } => reply.error(e),
-        KOp::Getlk { reply, .. } => reply.error(e),
-    }
-}
-
 fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     t.map(|t| match t {
         TimeOrNow::Now => SetTime::Now,
@@ -218,6 +205,15 @@ fn undo_fuser_pre_epoch(t: SystemTime) -> SystemTime {
                 + Duration::from_nanos(d.subsec_nanos().into())
         }
         _ => t,
+    }
+}
+
+/// What mknod, mkdir and create make.
+fn new_node(mode: u32, umask: u32, rdev: u32) -> NewNode {
+    NewNode {
+        mode: Mode::from_bits(mode),
+        umask: Mode::from_bits(umask),
+        rdev,
     }
 }
 
@@ -257,14 +253,17 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(reply) = self.admit(Op::Lookup, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Lookup {
+            KOp::Name(NameOp::Lookup {
                 parent: parent.0,
                 name,
                 reply,
-            },
+            }),
         );
     }
 
@@ -276,20 +275,23 @@ impl Filesystem for Adapter {
     }
 
     fn getattr(&self, req: &FReq, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        if !self.mask.contains(Op::Getattr) && ino.0 == crate::node::ROOT_INO {
+        if !self.mask.contains(Op::Getattr) && ino.0 == crate::op::ROOT_INO {
             reply.attr(
                 &Duration::from_secs(1),
                 &super::convert::file_attr(&self.root_attr, ino.0),
             );
             return;
         }
+        let Some(reply) = self.admit(Op::Getattr, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Getattr {
+            KOp::Node(NodeOp::Getattr {
                 ino: ino.0,
                 fh: fh.map(|f| f.0),
                 reply,
-            },
+            }),
         );
     }
 
@@ -311,28 +313,34 @@ impl Filesystem for Adapter {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let Some(reply) = self.admit(Op::Setattr, reply) else {
+            return;
+        };
         let set = SetAttr {
-            mode,
+            mode: mode.map(Mode::from_bits),
             uid,
             gid,
             size,
             atime: set_time(atime),
             mtime: set_time(mtime),
             ctime: ctime.map(undo_fuser_pre_epoch),
-            fh: fh.map(|f| f.0),
         };
         self.queue(
             req,
-            KOp::Setattr {
+            KOp::Node(NodeOp::Setattr {
                 ino: ino.0,
+                fh: fh.map(|f| f.0),
                 set,
                 reply,
-            },
+            }),
         );
     }
 
     fn readlink(&self, req: &FReq, ino: INodeNo, reply: ReplyData) {
-        self.queue(req, KOp::Readlink { ino: ino.0, reply });
+        let Some(reply) = self.admit(Op::Readlink, reply) else {
+            return;
+        };
+        self.queue(req, KOp::Node(NodeOp::Readlink { ino: ino.0, reply }));
     }
 
     fn mknod(
@@ -345,17 +353,18 @@ impl Filesystem for Adapter {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let Some(reply) = self.admit(Op::Mknod, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Mknod {
+            KOp::Make(MakeOp::Mknod {
                 parent: parent.0,
                 name,
-                mode,
-                umask,
-                rdev,
+                new: new_node(mode, umask, rdev),
                 reply,
-            },
+            }),
         );
     }
 
@@ -368,40 +377,48 @@ impl Filesystem for Adapter {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let Some(reply) = self.admit(Op::Mkdir, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Mkdir {
+            KOp::Make(MakeOp::Mkdir {
                 parent: parent.0,
                 name,
-                mode,
-                umask,
+                new: new_node(mode, umask, 0),
                 reply,
-            },
+            }),
         );
     }
 
     fn unlink(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Unlink, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Unlink {
+            KOp::Name(NameOp::Unlink {
                 parent: parent.0,
                 name,
                 reply,
-            },
+            }),
         );
     }
 
     fn rmdir(&self, req: &FReq, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Rmdir, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Rmdir {
+            KOp::Name(NameOp::Rmdir {
                 parent: parent.0,
                 name,
                 reply,
-            },
+            }),
         );
     }
 
@@ -413,15 +430,18 @@ impl Filesystem for Adapter {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let Some(reply) = self.admit(Op::Symlink, reply) else {
+            return;
+        };
         let (name, target) = (link_name.to_owned(), target.to_owned());
         self.queue(
             req,
-            KOp::Symlink {
+            KOp::Make(MakeOp::Symlink {
                 parent: parent.0,
                 name,
                 target,
                 reply,
-            },
+            }),
         );
     }
 
@@ -435,14 +455,17 @@ impl Filesystem for Adapter {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let op = KOp::Rename {
+        let Some(reply) = self.admit(Op::Rename, reply) else {
+            return;
+        };
+        let op = KOp::Name(NameOp::Rename {
             parent: parent.0,
             name: name.to_owned(),
             newparent: newparent.0,
             newname: newname.to_owned(),
             flags: rename_flags(flags),
             reply,
-        };
+        });
         self.queue(req, op);
     }
 
@@ -454,26 +477,32 @@ impl Filesystem for Adapter {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let Some(reply) = self.admit(Op::Link, reply) else {
+            return;
+        };
         let newname = newname.to_owned();
         self.queue(
             req,
-            KOp::Link {
+            KOp::Make(MakeOp::Link {
                 ino: ino.0,
                 newparent: newparent.0,
                 newname,
                 reply,
-            },
+            }),
         );
     }
 
     fn open(&self, req: &FReq, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let Some(reply) = self.admit(Op::Open, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Open {
+            KOp::File(FileOp::Open {
                 ino: ino.0,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
-            },
+            }),
         );
     }
 
@@ -488,15 +517,18 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let Some(reply) = self.admit(Op::Read, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Read {
+            KOp::File(FileOp::Read {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 size,
                 reply,
-            },
+            }),
         );
     }
 
@@ -512,18 +544,22 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        // The data lives in fuser's read buffer, which the next request reuses.
+        let Some(reply) = self.admit(Op::Write, reply) else {
+            return;
+        };
+        // The data lives in fuser's read buffer, which the next request reuses: the
+        // one copy, into a buffer the fs then owns (and may hand to aio as is).
         let data = data.to_vec();
         self.queue(
             req,
-            KOp::Write {
+            KOp::File(FileOp::Write {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 data,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
-            },
+            }),
         );
     }
 
@@ -535,14 +571,17 @@ impl Filesystem for Adapter {
         lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Flush, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Flush {
+            KOp::File(FileOp::Flush {
                 ino: ino.0,
                 fh: fh.0,
                 lock_owner: lock_owner.0,
                 reply,
-            },
+            }),
         );
     }
 
@@ -551,42 +590,50 @@ impl Filesystem for Adapter {
         req: &FReq,
         ino: INodeNo,
         fh: FileHandle,
-        flags: OpenFlags,
+        _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit_release(Op::Release, Op::Open, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Release {
+            KOp::File(FileOp::Release {
                 ino: ino.0,
                 fh: fh.0,
-                flags: flags.0,
                 reply,
-            },
+            }),
         );
     }
 
     fn fsync(&self, req: &FReq, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Fsync, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Fsync {
+            KOp::File(FileOp::Fsync {
                 ino: ino.0,
                 fh: fh.0,
                 datasync,
                 reply,
-            },
+            }),
         );
     }
 
     fn opendir(&self, req: &FReq, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let Some(reply) = self.admit(Op::Opendir, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Opendir {
+            KOp::Dir(DirOp::Opendir {
                 ino: ino.0,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
-            },
+            }),
         );
     }
 
@@ -598,14 +645,17 @@ impl Filesystem for Adapter {
         offset: u64,
         reply: ReplyDirectory,
     ) {
+        let Some(reply) = self.admit(Op::Readdir, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Readdir {
+            KOp::Dir(DirOp::Readdir {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 reply,
-            },
+            }),
         );
     }
 
@@ -617,14 +667,17 @@ impl Filesystem for Adapter {
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
+        let Some(reply) = self.admit(Op::Readdirplus, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Readdirplus {
+            KOp::Dir(DirOp::Readdirplus {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 reply,
-            },
+            }),
         );
     }
 
@@ -636,13 +689,16 @@ impl Filesystem for Adapter {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit_release(Op::Releasedir, Op::Opendir, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Releasedir {
+            KOp::Dir(DirOp::Releasedir {
                 ino: ino.0,
                 fh: fh.0,
                 reply,
-            },
+            }),
         );
     }
 
@@ -654,14 +710,17 @@ impl Filesystem for Adapter {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Fsyncdir, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Fsyncdir {
+            KOp::Dir(DirOp::Fsyncdir {
                 ino: ino.0,
                 fh: fh.0,
                 datasync,
                 reply,
-            },
+            }),
         );
     }
 
@@ -673,7 +732,7 @@ impl Filesystem for Adapter {
             );
             return;
         }
-        self.queue(req, KOp::Statfs { reply });
+        self.queue(req, KOp::Node(NodeOp::Statfs { reply }));
     }
 
     fn setxattr(
@@ -686,63 +745,78 @@ impl Filesystem for Adapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Setxattr, reply) else {
+            return;
+        };
         let (name, value) = (name.to_owned(), value.to_vec());
         self.queue(
             req,
-            KOp::Setxattr {
+            KOp::Node(NodeOp::Setxattr {
                 ino: ino.0,
                 name,
                 value,
-                flags,
+                flags: XattrFlags::from_bits(flags),
                 reply,
-            },
+            }),
         );
     }
 
     fn getxattr(&self, req: &FReq, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let Some(reply) = self.admit(Op::Getxattr, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Getxattr {
+            KOp::Node(NodeOp::Getxattr {
                 ino: ino.0,
                 name,
                 size,
                 reply,
-            },
+            }),
         );
     }
 
     fn listxattr(&self, req: &FReq, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let Some(reply) = self.admit(Op::Listxattr, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Listxattr {
+            KOp::Node(NodeOp::Listxattr {
                 ino: ino.0,
                 size,
                 reply,
-            },
+            }),
         );
     }
 
     fn removexattr(&self, req: &FReq, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Removexattr, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Removexattr {
+            KOp::Node(NodeOp::Removexattr {
                 ino: ino.0,
                 name,
                 reply,
-            },
+            }),
         );
     }
 
     fn access(&self, req: &FReq, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let Some(reply) = self.admit(Op::Access, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Access {
+            KOp::Node(NodeOp::Access {
                 ino: ino.0,
-                mask: mask.bits(),
+                mask: AccessMask::from_bits(mask.bits()),
                 reply,
-            },
+            }),
         );
     }
 
@@ -756,17 +830,19 @@ impl Filesystem for Adapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let Some(reply) = self.admit(Op::Create, reply) else {
+            return;
+        };
         let name = name.to_owned();
         self.queue(
             req,
-            KOp::Create {
+            KOp::Make(MakeOp::Create {
                 parent: parent.0,
                 name,
-                mode,
-                umask,
-                flags,
+                new: new_node(mode, umask, 0),
+                flags: Flags::from_bits(flags),
                 reply,
-            },
+            }),
         );
     }
 
@@ -782,6 +858,12 @@ impl Filesystem for Adapter {
         pid: u32,
         reply: ReplyLock,
     ) {
+        let Some(reply) = self.admit(Op::Getlk, reply) else {
+            return;
+        };
+        let Some(typ) = LockType::from_raw(typ) else {
+            return reply.error(Errno::EINVAL);
+        };
         let lock = Lock {
             start,
             end,
@@ -791,12 +873,12 @@ impl Filesystem for Adapter {
         };
         self.queue(
             req,
-            KOp::Getlk {
+            KOp::Range(RangeOp::Getlk {
                 ino: ino.0,
                 fh: fh.0,
                 lock,
                 reply,
-            },
+            }),
         );
     }
 
@@ -813,6 +895,12 @@ impl Filesystem for Adapter {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Setlk, reply) else {
+            return;
+        };
+        let Some(typ) = LockType::from_raw(typ) else {
+            return reply.error(Errno::EINVAL);
+        };
         let lock = Lock {
             start,
             end,
@@ -822,13 +910,13 @@ impl Filesystem for Adapter {
         };
         self.queue(
             req,
-            KOp::Setlk {
+            KOp::Range(RangeOp::Setlk {
                 ino: ino.0,
                 fh: fh.0,
                 lock,
                 sleep,
                 reply,
-            },
+            }),
         );
     }
 
@@ -842,16 +930,19 @@ impl Filesystem for Adapter {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let Some(reply) = self.admit(Op::Fallocate, reply) else {
+            return;
+        };
         self.queue(
             req,
-            KOp::Fallocate {
+            KOp::Range(RangeOp::Fallocate {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 length,
-                mode,
+                mode: FallocateFlags::from_bits(mode),
                 reply,
-            },
+            }),
         );
     }
 
@@ -864,15 +955,21 @@ impl Filesystem for Adapter {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let Some(reply) = self.admit(Op::Lseek, reply) else {
+            return;
+        };
+        let Some(whence) = Whence::from_raw(whence) else {
+            return reply.error(Errno::EINVAL);
+        };
         self.queue(
             req,
-            KOp::Lseek {
+            KOp::Range(RangeOp::Lseek {
                 ino: ino.0,
                 fh: fh.0,
                 offset,
                 whence,
                 reply,
-            },
+            }),
         );
     }
 
@@ -889,7 +986,10 @@ impl Filesystem for Adapter {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        let op = KOp::CopyFileRange {
+        let Some(reply) = self.admit(Op::CopyFileRange, reply) else {
+            return;
+        };
+        let op = KOp::Range(RangeOp::CopyFileRange {
             ino_in: ino_in.0,
             fh_in: fh_in.0,
             off_in: offset_in,
@@ -898,7 +998,7 @@ impl Filesystem for Adapter {
             off_out: offset_out,
             len,
             reply,
-        };
+        });
         self.queue(req, op);
     }
 
@@ -946,6 +1046,73 @@ impl Filesystem for Adapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// A reply that records its answer.
+    struct Rec(Arc<Mutex<Vec<String>>>);
+
+    impl Reply for Rec {
+        fn error(self, e: crate::errno::Errno) {
+            self.0.lock().unwrap().push(format!("error {e:?}"));
+        }
+    }
+    impl seam::ReplyEmpty for Rec {
+        fn ok(self) {
+            self.0.lock().unwrap().push("ok".into());
+        }
+    }
+
+    fn adapter(mask: OpMask) -> (Adapter, Arc<Inbox>) {
+        let mut poller = crate::event::Poller::new().unwrap();
+        let wakeup = crate::wakeup::Wakeup::new(&mut poller, crate::event::Token(0)).unwrap();
+        let inbox = Arc::new(Inbox::new(Arc::new(wakeup)));
+        let init = InitParams {
+            max_write: 4096,
+            writeback_cache: false,
+            kills_suidgid: false,
+            export_support: false,
+            passthrough: false,
+        };
+        let attr = Attr::new(crate::attr::FileType::Directory, 0o755);
+        let a = Adapter::new(Arc::clone(&inbox), mask, Statvfs::default(), attr, init);
+        (a, inbox)
+    }
+
+    #[test]
+    fn a_refused_op_is_answered_here_and_never_queued() {
+        let (a, inbox) = adapter(OpMask::of(&[Op::Read]));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        assert!(a.admit(Op::Write, Rec(Arc::clone(&log))).is_none());
+        assert!(a
+            .admit_release(Op::Release, Op::Open, Rec(Arc::clone(&log)))
+            .is_none());
+        assert_eq!(*log.lock().unwrap(), ["error ENOSYS", "ok"]);
+        assert!(a.admit(Op::Read, Rec(Arc::clone(&log))).is_some());
+        assert_eq!(
+            log.lock().unwrap().len(),
+            2,
+            "an admitted op is not answered"
+        );
+        assert!(!inbox.has_work(usize::MAX), "nothing reached the loop");
+    }
+
+    #[test]
+    fn release_reaches_the_loop_when_the_fs_opens() {
+        // The framework keeps the open-file objects, so it must hear of the release
+        // even when the fs does not implement release itself.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for mask in [OpMask::of(&[Op::Open]), OpMask::of(&[Op::Create])] {
+            let (a, _inbox) = adapter(mask);
+            assert!(a
+                .admit_release(Op::Release, Op::Open, Rec(Arc::clone(&log)))
+                .is_some());
+        }
+        let (a, _inbox) = adapter(OpMask::of(&[Op::Opendir]));
+        assert!(a
+            .admit_release(Op::Releasedir, Op::Opendir, Rec(Arc::clone(&log)))
+            .is_some());
+        assert!(log.lock().unwrap().is_empty(), "nothing answered here");
+    }
 
     #[test]
     fn pre_epoch_times_keep_their_nanoseconds() {

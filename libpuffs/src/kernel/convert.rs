@@ -1,17 +1,15 @@
 //! Our value types to fuser's wire-facing ones.
 
-use std::time::Duration;
-
 use fuser::{FileAttr, FopenFlags, INodeNo};
 
 use crate::attr::{Attr, FileType, Opened};
-use crate::Errno;
+use crate::errno::Errno;
 
-pub(super) fn errno(e: Errno) -> fuser::Errno {
-    fuser::Errno::from_i32(e as i32)
+pub(crate) fn errno(e: Errno) -> fuser::Errno {
+    fuser::Errno::from_i32(e.raw())
 }
 
-pub(super) fn file_type(t: FileType) -> fuser::FileType {
+pub(crate) fn file_type(t: FileType) -> fuser::FileType {
     match t {
         FileType::Fifo => fuser::FileType::NamedPipe,
         FileType::CharDevice => fuser::FileType::CharDevice,
@@ -25,7 +23,7 @@ pub(super) fn file_type(t: FileType) -> fuser::FileType {
 
 /// The kernel's view of `attr` for the node `ino`. fuser sends `FileAttr::ino` as the
 /// nodeid too, so st_ino and the kernel's inode number are one number: the node's.
-pub(super) fn file_attr(attr: &Attr, ino: u64) -> FileAttr {
+pub(crate) fn file_attr(attr: &Attr, ino: u64) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),
         size: attr.size,
@@ -45,7 +43,7 @@ pub(super) fn file_attr(attr: &Attr, ino: u64) -> FileAttr {
     }
 }
 
-pub(super) fn open_flags(o: &Opened) -> FopenFlags {
+pub(crate) fn open_flags(o: &Opened) -> FopenFlags {
     let mut f = FopenFlags::empty();
     if o.direct_io {
         f |= FopenFlags::FOPEN_DIRECT_IO;
@@ -57,10 +55,4 @@ pub(super) fn open_flags(o: &Opened) -> FopenFlags {
         f |= FopenFlags::FOPEN_NONSEEKABLE;
     }
     f
-}
-
-/// Cache lifetimes of one reply: the entry's own or the mount's.
-pub(crate) struct Ttls {
-    pub entry: Duration,
-    pub attr: Duration,
 }

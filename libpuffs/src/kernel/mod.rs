@@ -1,22 +1,20 @@
 //! The kernel channel: the only module that knows fuser. `adapter` runs on fuser's
-//! reader thread and turns each request into an owned `Request` frame on the inbox;
-//! `dispatch` runs on the mainloop and turns a frame into a continuation that calls
-//! the file system's op and sends the reply; `session` mounts and unmounts; `notify` writes kernel notifications;
+//! reader thread and turns each request into an owned `Request` frame on the inbox
+//! (`crate::dispatch`, on the mainloop, runs it); `session` mounts and unmounts;
+//! `notify` writes kernel notifications;
 //! `quiet_log` keeps fuser's benign shutdown message out of the error log.
 
 mod adapter;
-mod convert;
-mod dispatch;
+pub(crate) mod convert;
 mod notify;
 mod passthrough;
 #[cfg(feature = "logging")]
 mod quiet_log;
-mod request;
+pub(crate) mod reply;
+pub(crate) mod request;
 mod session;
 
-pub(crate) use convert::Ttls;
-pub(crate) use dispatch::dispatch;
 #[cfg(feature = "logging")]
 pub(crate) use quiet_log::QuietFuser;
 pub(crate) use request::{Inbox, Request};
-pub(crate) use session::{mount, Session};
+pub(crate) use session::{mount, MountParams, Session};

@@ -7,13 +7,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use fuser::{
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyLock, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-};
-
+use super::reply::{Fuser, Replies};
+use crate::args::{AccessMask, FallocateFlags, NewNode, OpenFlags, Whence, XattrFlags};
 use crate::attr::{Lock, SetAttr};
-use crate::ops::{Cred, Op, RenameFlags};
+use crate::op::{Cred, RenameFlags};
 use crate::wakeup::Wakeup;
 
 /// What the reader side hands the loop.
@@ -28,65 +25,34 @@ pub(crate) enum Request {
     Signal(i32),
 }
 
-/// One kernel request, its arguments owned, with the reply handle.
-pub(crate) enum KOp {
-    Statfs {
-        reply: ReplyStatfs,
-    },
+/// One kernel request, its arguments owned, with its reply, grouped by what it acts
+/// on (each group's dispatch stays one short match). `R` names the reply types: fuser's
+/// in a mount, recording ones in dispatch's unit tests.
+pub(crate) enum KOp<R: Replies = Fuser> {
+    Name(NameOp<R>),
+    Make(MakeOp<R>),
+    Node(NodeOp<R>),
+    File(FileOp<R>),
+    Range(RangeOp<R>),
+    Dir(DirOp<R>),
+}
+
+/// Requests on names in a directory.
+pub(crate) enum NameOp<R: Replies> {
     Lookup {
         parent: u64,
         name: OsString,
-        reply: ReplyEntry,
-    },
-    Getattr {
-        ino: u64,
-        fh: Option<u64>,
-        reply: ReplyAttr,
-    },
-    Setattr {
-        ino: u64,
-        set: SetAttr,
-        reply: ReplyAttr,
-    },
-    Access {
-        ino: u64,
-        mask: i32,
-        reply: ReplyEmpty,
-    },
-    Readlink {
-        ino: u64,
-        reply: ReplyData,
-    },
-    Mknod {
-        parent: u64,
-        name: OsString,
-        mode: u32,
-        umask: u32,
-        rdev: u32,
-        reply: ReplyEntry,
-    },
-    Mkdir {
-        parent: u64,
-        name: OsString,
-        mode: u32,
-        umask: u32,
-        reply: ReplyEntry,
+        reply: R::Entry,
     },
     Unlink {
         parent: u64,
         name: OsString,
-        reply: ReplyEmpty,
+        reply: R::Empty,
     },
     Rmdir {
         parent: u64,
         name: OsString,
-        reply: ReplyEmpty,
-    },
-    Symlink {
-        parent: u64,
-        name: OsString,
-        target: PathBuf,
-        reply: ReplyEntry,
+        reply: R::Empty,
     },
     Rename {
         parent: u64,
@@ -94,125 +60,152 @@ pub(crate) enum KOp {
         newparent: u64,
         newname: OsString,
         flags: RenameFlags,
-        reply: ReplyEmpty,
+        reply: R::Empty,
+    },
+}
+
+/// Requests that make a node, or a new name for one.
+pub(crate) enum MakeOp<R: Replies> {
+    Mknod {
+        parent: u64,
+        name: OsString,
+        new: NewNode,
+        reply: R::Entry,
+    },
+    Mkdir {
+        parent: u64,
+        name: OsString,
+        new: NewNode,
+        reply: R::Entry,
+    },
+    Symlink {
+        parent: u64,
+        name: OsString,
+        target: PathBuf,
+        reply: R::Entry,
     },
     Link {
         ino: u64,
         newparent: u64,
         newname: OsString,
-        reply: ReplyEntry,
-    },
-    Open {
-        ino: u64,
-        flags: i32,
-        reply: ReplyOpen,
+        reply: R::Entry,
     },
     Create {
         parent: u64,
         name: OsString,
-        mode: u32,
-        umask: u32,
-        flags: i32,
-        reply: ReplyCreate,
+        new: NewNode,
+        flags: OpenFlags,
+        reply: R::Create,
+    },
+}
+
+/// Requests on a node, not through an open file.
+pub(crate) enum NodeOp<R: Replies> {
+    Statfs {
+        reply: R::Statfs,
+    },
+    Getattr {
+        ino: u64,
+        fh: Option<u64>,
+        reply: R::Attr,
+    },
+    Setattr {
+        ino: u64,
+        fh: Option<u64>,
+        set: SetAttr,
+        reply: R::Attr,
+    },
+    Access {
+        ino: u64,
+        mask: AccessMask,
+        reply: R::Empty,
+    },
+    Readlink {
+        ino: u64,
+        reply: R::Data,
+    },
+    Setxattr {
+        ino: u64,
+        name: OsString,
+        value: Vec<u8>,
+        flags: XattrFlags,
+        reply: R::Empty,
+    },
+    Getxattr {
+        ino: u64,
+        name: OsString,
+        size: u32,
+        reply: R::Xattr,
+    },
+    Listxattr {
+        ino: u64,
+        size: u32,
+        reply: R::Xattr,
+    },
+    Removexattr {
+        ino: u64,
+        name: OsString,
+        reply: R::Empty,
+    },
+}
+
+/// Requests on an open file.
+pub(crate) enum FileOp<R: Replies> {
+    Open {
+        ino: u64,
+        flags: OpenFlags,
+        reply: R::Open,
     },
     Read {
         ino: u64,
         fh: u64,
         offset: u64,
         size: u32,
-        reply: ReplyData,
+        reply: R::Data,
     },
     Write {
         ino: u64,
         fh: u64,
         offset: u64,
         data: Vec<u8>,
-        flags: i32,
-        reply: ReplyWrite,
+        flags: OpenFlags,
+        reply: R::Write,
     },
     Flush {
         ino: u64,
         fh: u64,
         lock_owner: u64,
-        reply: ReplyEmpty,
+        reply: R::Empty,
     },
     Release {
         ino: u64,
         fh: u64,
-        flags: i32,
-        reply: ReplyEmpty,
+        reply: R::Empty,
     },
     Fsync {
         ino: u64,
         fh: u64,
         datasync: bool,
-        reply: ReplyEmpty,
+        reply: R::Empty,
     },
-    Opendir {
-        ino: u64,
-        flags: i32,
-        reply: ReplyOpen,
-    },
-    Readdir {
-        ino: u64,
-        fh: u64,
-        offset: u64,
-        reply: ReplyDirectory,
-    },
-    Readdirplus {
-        ino: u64,
-        fh: u64,
-        offset: u64,
-        reply: ReplyDirectoryPlus,
-    },
-    Releasedir {
-        ino: u64,
-        fh: u64,
-        reply: ReplyEmpty,
-    },
-    Fsyncdir {
-        ino: u64,
-        fh: u64,
-        datasync: bool,
-        reply: ReplyEmpty,
-    },
-    Setxattr {
-        ino: u64,
-        name: OsString,
-        value: Vec<u8>,
-        flags: i32,
-        reply: ReplyEmpty,
-    },
-    Getxattr {
-        ino: u64,
-        name: OsString,
-        size: u32,
-        reply: ReplyXattr,
-    },
-    Listxattr {
-        ino: u64,
-        size: u32,
-        reply: ReplyXattr,
-    },
-    Removexattr {
-        ino: u64,
-        name: OsString,
-        reply: ReplyEmpty,
-    },
+}
+
+/// Requests on a range of an open file.
+pub(crate) enum RangeOp<R: Replies> {
     Fallocate {
         ino: u64,
         fh: u64,
         offset: u64,
         length: u64,
-        mode: i32,
-        reply: ReplyEmpty,
+        mode: FallocateFlags,
+        reply: R::Empty,
     },
     Lseek {
         ino: u64,
         fh: u64,
         offset: i64,
-        whence: i32,
-        reply: ReplyLseek,
+        whence: Whence,
+        reply: R::Lseek,
     },
     CopyFileRange {
         ino_in: u64,
@@ -222,62 +215,53 @@ pub(crate) enum KOp {
         fh_out: u64,
         off_out: u64,
         len: u64,
-        reply: ReplyWrite,
+        reply: R::Write,
     },
     Getlk {
         ino: u64,
         fh: u64,
         lock: Lock,
-        reply: ReplyLock,
+        reply: R::Lock,
     },
     Setlk {
         ino: u64,
         fh: u64,
         lock: Lock,
         sleep: bool,
-        reply: ReplyEmpty,
+        reply: R::Empty,
     },
 }
 
-impl KOp {
-    pub(crate) fn op(&self) -> Op {
-        match self {
-            KOp::Statfs { .. } => Op::Statvfs,
-            KOp::Lookup { .. } => Op::Lookup,
-            KOp::Getattr { .. } => Op::Getattr,
-            KOp::Setattr { .. } => Op::Setattr,
-            KOp::Access { .. } => Op::Access,
-            KOp::Readlink { .. } => Op::Readlink,
-            KOp::Mknod { .. } => Op::Mknod,
-            KOp::Mkdir { .. } => Op::Mkdir,
-            KOp::Unlink { .. } => Op::Unlink,
-            KOp::Rmdir { .. } => Op::Rmdir,
-            KOp::Symlink { .. } => Op::Symlink,
-            KOp::Rename { .. } => Op::Rename,
-            KOp::Link { .. } => Op::Link,
-            KOp::Open { .. } => Op::Open,
-            KOp::Create { .. } => Op::Create,
-            KOp::Read { .. } => Op::Read,
-            KOp::Write { .. } => Op::Write,
-            KOp::Flush { .. } => Op::Flush,
-            KOp::Release { .. } => Op::Release,
-            KOp::Fsync { .. } => Op::Fsync,
-            KOp::Opendir { .. } => Op::Opendir,
-            KOp::Readdir { .. } => Op::Readdir,
-            KOp::Readdirplus { .. } => Op::Readdirplus,
-            KOp::Releasedir { .. } => Op::Releasedir,
-            KOp::Fsyncdir { .. } => Op::Fsyncdir,
-            KOp::Setxattr { .. } => Op::Setxattr,
-            KOp::Getxattr { .. } => Op::Getxattr,
-            KOp::Listxattr { .. } => Op::Listxattr,
-            KOp::Removexattr { .. } => Op::Removexattr,
-            KOp::Fallocate { .. } => Op::Fallocate,
-            KOp::Lseek { .. } => Op::Lseek,
-            KOp::CopyFileRange { .. } => Op::CopyFileRange,
-            KOp::Getlk { .. } => Op::Getlk,
-            KOp::Setlk { .. } => Op::Setlk,
-        }
-    }
+/// Requests on an open directory.
+pub(crate) enum DirOp<R: Replies> {
+    Opendir {
+        ino: u64,
+        flags: OpenFlags,
+        reply: R::Open,
+    },
+    Readdir {
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        reply: R::Dir,
+    },
+    Readdirplus {
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        reply: R::DirPlus,
+    },
+    Releasedir {
+        ino: u64,
+        fh: u64,
+        reply: R::Empty,
+    },
+    Fsyncdir {
+        ino: u64,
+        fh: u64,
+        datasync: bool,
+        reply: R::Empty,
+    },
 }
 
 /// The queue from the reader thread(s) to the mainloop. Pushing wakes the loop only

@@ -10,19 +10,21 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::node::{Handle, NullNode};
-use super::open::{self, OpenFile};
+use super::open::{self, NullDir, NullFile};
 use super::ops::{self, DirEnt};
 use super::{NullLayer, Transform};
-use crate::attr::{Attr, FileType, Opened, SetAttr, Statvfs};
+use crate::args::{FallocateFlags, NewNode, OpenFlags, Whence, XattrFlags};
+use crate::attr::{Attr, FileType, Open, SetAttr, Statvfs};
 use crate::cx::Cx;
+use crate::data::Data;
 use crate::dirbuf::{DirBuf, DirPlusBuf};
 use crate::node::Node;
-use crate::ops::{EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
+use crate::ops::{EntryOf, FileAt, Op, OpMask, OpResult, Ops, RenameFlags};
 use crate::Errno;
 
 /// An io::Error as the errno the caller sees.
 fn errno(e: io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+    Errno::from(e)
 }
 
 /// A backing file just found or made: its O_PATH fd, its stat and its handle.
@@ -112,10 +114,6 @@ impl<T: Transform> NullLayer<T> {
         Ok(Arc::clone(&self.mount.1))
     }
 
-    fn open_file(&self, fh: u64) -> OpResult<Rc<OpenFile>> {
-        self.files.borrow().get(fh)
-    }
-
     /// Makes a node in `dir` with `make` (given the directory fd and the backing
     /// name), gives it to the caller and returns its entry.
     async fn make(
@@ -147,13 +145,15 @@ impl<T: Transform> NullLayer<T> {
     }
 
     /// The entries of an open directory from `offset` on, listing it afresh at 0.
-    async fn listing(&self, cx: &Cx<Self>, fh: u64, offset: u64) -> OpResult<Rc<Vec<DirEnt>>> {
-        let f = self.open_file(fh)?;
-        let OpenFile::Dir { fd, entries } = &*f else {
-            return Err(Errno::ENOTDIR);
-        };
+    async fn listing(
+        &self,
+        cx: &Cx<Self>,
+        open: &NullDir,
+        offset: u64,
+    ) -> OpResult<Rc<Vec<DirEnt>>> {
+        let entries = &open.entries;
         if offset == 0 {
-            let fd = Arc::clone(fd);
+            let fd = Arc::clone(&open.fd);
             let list = self.run(cx, move || ops::list(&fd)).await?;
             *entries.borrow_mut() = Rc::new(list);
         }
@@ -165,6 +165,8 @@ impl<T: Transform> NullLayer<T> {
 impl<T: Transform> Ops for NullLayer<T> {
     type Node = NullNode;
     type Key = super::BackingKey;
+    type File = NullFile;
+    type Dir = NullDir;
     // The server writes as root, which keeps set-id bits: the layer clears them
     // itself, and the kernel stops asking for security.capability before each write.
     const KILLS_SUIDGID: bool = true;
@@ -191,7 +193,6 @@ impl<T: Transform> Ops for NullLayer<T> {
         Op::Opendir,
         Op::Readdir,
         Op::Readdirplus,
-        Op::Releasedir,
         Op::Fsyncdir,
         Op::Setxattr,
         Op::Getxattr,
@@ -265,12 +266,15 @@ impl<T: Transform> Ops for NullLayer<T> {
         Ok(self.entry(cx, f))
     }
 
-    async fn getattr(&self, cx: &Cx<Self>, node: &Node<Self>, fh: Option<u64>) -> OpResult<Attr> {
-        let fd = match fh.map(|fh| self.open_file(fh)) {
-            Some(Ok(f)) => match &*f {
-                OpenFile::File { fd, .. } | OpenFile::Dir { fd, .. } => Arc::clone(fd),
-            },
-            _ => self.fd(cx, node).await?,
+    async fn getattr(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        file: Option<&NullFile>,
+    ) -> OpResult<Attr> {
+        let fd = match file {
+            Some(f) => Arc::clone(&f.fd),
+            None => self.fd(cx, node).await?,
         };
         // An fd pins its inode in memory, so fstat through it reads no disk: done
         // here rather than paying two thread hops (unless the backing file system may
@@ -285,12 +289,15 @@ impl<T: Transform> Ops for NullLayer<T> {
         Ok(attr)
     }
 
-    async fn setattr(&self, cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
+    async fn setattr(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        file: Option<&NullFile>,
+        set: &SetAttr,
+    ) -> OpResult<Attr> {
         let fd = self.fd(cx, node).await?;
-        let file = match set.fh.map(|fh| self.open_file(fh)) {
-            Some(Ok(f)) => f.file_fd().ok().cloned(),
-            _ => None,
-        };
+        let file = file.map(|f| Arc::clone(&f.fd));
         let (set, is_link) = (set.clone(), node.kind == FileType::Symlink);
         let cred = *cx.cred();
         let st = self
@@ -299,7 +306,7 @@ impl<T: Transform> Ops for NullLayer<T> {
                     if is_link {
                         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
                     }
-                    ops::chmod(&fd, mode)?;
+                    ops::chmod(&fd, mode.bits())?;
                 }
                 if set.uid.is_some() || set.gid.is_some() {
                     ops::chown(&fd, set.uid, set.gid)?;
@@ -337,10 +344,9 @@ impl<T: Transform> Ops for NullLayer<T> {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        rdev: u32,
+        new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
+        let (mode, rdev) = (new.mode.bits(), new.rdev);
         self.make(cx, dir, name, mode, move |d, n| {
             ops::mknod(d, n, mode, rdev)
         })
@@ -352,9 +358,9 @@ impl<T: Transform> Ops for NullLayer<T> {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
+        new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
+        let mode = new.mode.bits();
         self.make(cx, dir, name, mode, move |d, n| ops::mkdir(d, n, mode))
             .await
     }
@@ -427,11 +433,16 @@ impl<T: Transform> Ops for NullLayer<T> {
         Ok(self.entry(cx, f))
     }
 
-    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: i32) -> OpResult<Opened> {
+    async fn open(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        flags: OpenFlags,
+    ) -> OpResult<Open<NullFile>> {
         let fd = self.fd(cx, node).await?;
         let cred = *cx.cred();
         // An unprivileged O_TRUNC clears set-id bits, as a truncate does.
-        let kill = flags & libc::O_TRUNC != 0 && !cred.is_root() && node.setid.get();
+        let kill = flags.contains(OpenFlags::TRUNC) && !cred.is_root() && node.setid.get();
         let flags = self.io_flags(flags);
         let file = self
             .run(cx, move || {
@@ -453,10 +464,10 @@ impl<T: Transform> Ops for NullLayer<T> {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        flags: i32,
-    ) -> OpResult<(EntryOf<Self>, Opened)> {
+        new: NewNode,
+        flags: OpenFlags,
+    ) -> OpResult<(EntryOf<Self>, Open<NullFile>)> {
+        let mode = new.mode.bits();
         let dirfd = self.fd(cx, dir).await?;
         let name = self.backing_name(name).map_err(errno)?;
         let (cred, handles, flags) = (*cx.cred(), self.config.handles, self.io_flags(flags));
@@ -488,34 +499,32 @@ impl<T: Transform> Ops for NullLayer<T> {
         &self,
         cx: &Cx<Self>,
         _node: &Node<Self>,
-        fh: u64,
+        file: &NullFile,
         offset: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
-        let f = self.open_file(fh)?;
+    ) -> OpResult<Data> {
         let mut data = cx
             .aio()
-            .read_at(f.file_fd()?, offset, size as usize)
+            .read_at(&file.fd, offset, size as usize)
             .await
             .map_err(errno)?;
         self.transform.data_from_backing(offset, &mut data);
-        Ok(data)
+        Ok(data.into())
     }
 
     async fn write(
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        fh: u64,
+        file: &NullFile,
         offset: u64,
-        data: &[u8],
-        _flags: i32,
+        mut data: Vec<u8>,
+        _flags: OpenFlags,
     ) -> OpResult<u32> {
-        let f = self.open_file(fh)?;
-        let mut buf = data.to_vec();
-        self.transform.data_to_backing(offset, &mut buf);
-        let fd = f.file_fd()?;
-        let n = cx.aio().write_at(fd, offset, buf).await.map_err(errno)?;
+        // The buffer is ours: transformed in place and handed to the aio backend.
+        self.transform.data_to_backing(offset, &mut data);
+        let fd = &file.fd;
+        let n = cx.aio().write_at(fd, offset, data).await.map_err(errno)?;
         let cred = *cx.cred();
         if node.setid.get() && !cred.is_root() {
             let fd = Arc::clone(fd);
@@ -531,25 +540,17 @@ impl<T: Transform> Ops for NullLayer<T> {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &NullFile,
         _owner: u64,
     ) -> OpResult<()> {
         Ok(())
     }
 
-    async fn release(
-        &self,
-        _cx: &Cx<Self>,
-        node: &Node<Self>,
-        fh: u64,
-        _flags: i32,
-    ) -> OpResult<()> {
-        if let Some(f) = self.files.borrow_mut().remove(fh) {
-            if let OpenFile::File { passthrough, .. } = &*f {
-                if open::released(node, *passthrough) {
-                    self.stop_passthrough();
-                }
-            }
+    /// Counts the open out of the node's passthrough or cached opens; the backing fd
+    /// closes as `file` drops here.
+    async fn release(&self, _cx: &Cx<Self>, node: &Node<Self>, file: NullFile) -> OpResult<()> {
+        if open::released(node, file.passthrough) {
+            self.stop_passthrough();
         }
         Ok(())
     }
@@ -558,31 +559,31 @@ impl<T: Transform> Ops for NullLayer<T> {
         &self,
         cx: &Cx<Self>,
         _node: &Node<Self>,
-        fh: u64,
+        file: &NullFile,
         datasync: bool,
     ) -> OpResult<()> {
-        let f = self.open_file(fh)?;
-        cx.aio().fsync(f.file_fd()?, datasync).await.map_err(errno)
+        cx.aio().fsync(&file.fd, datasync).await.map_err(errno)
     }
 
-    async fn opendir(&self, cx: &Cx<Self>, node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn opendir(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Open<NullDir>> {
         let fd = self.fd(cx, node).await?;
-        let fh = self.files.borrow_mut().insert(OpenFile::Dir {
-            fd,
-            entries: Default::default(),
-        });
-        Ok(Opened::fh(fh))
+        Ok(Open::new(NullDir::new(fd)))
     }
 
     async fn readdir(
         &self,
         cx: &Cx<Self>,
         dir: &Node<Self>,
-        fh: u64,
+        open: &NullDir,
         offset: u64,
         out: &mut DirBuf,
     ) -> OpResult<()> {
-        let list = self.listing(cx, fh, offset).await?;
+        let list = self.listing(cx, open, offset).await?;
         let dev = dir.key().dev;
         // Cookies: 1 after ".", 2 after "..", then 3 + the index of the next entry.
         let dots = [(".", dir.ino()), ("..", dir.ino())];
@@ -610,11 +611,11 @@ impl<T: Transform> Ops for NullLayer<T> {
         &self,
         cx: &Cx<Self>,
         dir: &Node<Self>,
-        fh: u64,
+        open: &NullDir,
         offset: u64,
         out: &mut DirPlusBuf<Self>,
     ) -> OpResult<()> {
-        let list = self.listing(cx, fh, offset).await?;
+        let list = self.listing(cx, open, offset).await?;
         let dirfd = self.fd(cx, dir).await?;
         // Same cookies as readdir; one batch of lookups in one blocking call (a
         // reply of 32 KiB holds fewer than READDIRPLUS_BATCH entries).
@@ -657,16 +658,11 @@ impl<T: Transform> Ops for NullLayer<T> {
         Ok(())
     }
 
-    async fn releasedir(&self, _cx: &Cx<Self>, _node: &Node<Self>, fh: u64) -> OpResult<()> {
-        self.files.borrow_mut().remove(fh);
-        Ok(())
-    }
-
     async fn fsyncdir(
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _open: &NullDir,
         datasync: bool,
     ) -> OpResult<()> {
         let fd = self.fd(cx, node).await?;
@@ -688,10 +684,10 @@ impl<T: Transform> Ops for NullLayer<T> {
         node: &Node<Self>,
         name: &OsStr,
         value: &[u8],
-        flags: i32,
+        flags: XattrFlags,
     ) -> OpResult<()> {
         let (fd, name) = (self.xattr_fd(cx, node).await?, xattr_name(name)?);
-        let value = value.to_vec();
+        let (value, flags) = (value.to_vec(), flags.bits());
         self.run(cx, move || ops::xattr::set(&fd, &name, &value, flags))
             .await
     }
@@ -718,12 +714,12 @@ impl<T: Transform> Ops for NullLayer<T> {
         &self,
         cx: &Cx<Self>,
         _node: &Node<Self>,
-        fh: u64,
+        file: &NullFile,
         offset: u64,
         length: u64,
-        mode: i32,
+        mode: FallocateFlags,
     ) -> OpResult<()> {
-        let fd = Arc::clone(self.open_file(fh)?.file_fd()?);
+        let (fd, mode) = (Arc::clone(&file.fd), mode.bits());
         self.run(cx, move || ops::fallocate(&fd, mode, offset, length))
             .await
     }
@@ -732,32 +728,27 @@ impl<T: Transform> Ops for NullLayer<T> {
         &self,
         cx: &Cx<Self>,
         _node: &Node<Self>,
-        fh: u64,
+        file: &NullFile,
         offset: i64,
-        whence: i32,
+        whence: Whence,
     ) -> OpResult<i64> {
-        let fd = Arc::clone(self.open_file(fh)?.file_fd()?);
+        let fd = Arc::clone(&file.fd);
         self.run(cx, move || ops::lseek(&fd, offset, whence)).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn copy_file_range(
         &self,
         cx: &Cx<Self>,
-        _src: &Node<Self>,
-        fh_in: u64,
-        offset_in: u64,
-        _dst: &Node<Self>,
-        fh_out: u64,
-        offset_out: u64,
+        src: FileAt<'_, Self>,
+        dst: FileAt<'_, Self>,
         len: u64,
     ) -> OpResult<u32> {
         if T::CHANGES_DATA {
             // The bytes would reach the backing file untransformed at a new offset.
             return Err(Errno::EOPNOTSUPP);
         }
-        let src = Arc::clone(self.open_file(fh_in)?.file_fd()?);
-        let dst = Arc::clone(self.open_file(fh_out)?.file_fd()?);
+        let (offset_in, offset_out) = (src.offset, dst.offset);
+        let (src, dst) = (Arc::clone(&src.file.fd), Arc::clone(&dst.file.fd));
         self.run(cx, move || {
             ops::copy_range(&src, offset_in, &dst, offset_out, len)
         })
@@ -773,7 +764,8 @@ fn xattr_name(name: &OsStr) -> OpResult<CString> {
 impl<T: Transform> Layer<T> {
     /// open(2) flags for the backing file of a new open file. With the writeback
     /// cache the kernel reads to fill partial pages and does O_APPEND itself.
-    fn io_flags(&self, flags: i32) -> i32 {
+    fn io_flags(&self, flags: OpenFlags) -> i32 {
+        let flags = flags.bits();
         if !self.config.writeback {
             return flags;
         }
@@ -787,20 +779,19 @@ impl<T: Transform> Layer<T> {
 
     /// Keeps the open `file` of `node` and answers the open: through the kernel
     /// (passthrough) when it allows it, else served here.
-    fn opened(&self, node: &NullNode, file: Arc<OwnedFd>) -> Opened {
+    fn opened(&self, node: &NullNode, fd: Arc<OwnedFd>) -> Open<NullFile> {
         if open::refused(node) {
             self.stop_passthrough();
         }
-        let backing = open::choose_passthrough(node, &file, self.passthrough.get());
-        let fh = self.files.borrow_mut().insert(OpenFile::File {
-            fd: file,
+        let backing = open::choose_passthrough(node, &fd, self.passthrough.get());
+        let file = NullFile {
+            fd,
             passthrough: backing.is_some(),
-        });
-        Opened {
-            fh,
+        };
+        Open {
             keep_cache: self.config.keep_cache,
             passthrough: backing,
-            ..Opened::default()
+            ..Open::new(file)
         }
     }
 

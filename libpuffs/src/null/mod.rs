@@ -10,7 +10,8 @@
 //!   one node, and inode numbers are the backing ones, stable across rename;
 //! - new nodes belong to the caller (uid, gid, set-gid directories), not the server;
 //! - fds are bounded: a cache of O_PATH fds for recently used nodes, reopened by file
-//!   handle (`node.rs`), plus one fd per open file;
+//!   handle (`node.rs`), plus one fd per open file, kept in its [`NullFile`] (the
+//!   framework holds it per kernel file handle and drops it after release);
 //! - file data goes through `Cx::aio`, metadata through `Aio::blocking` (off the
 //!   loop thread), and, where the kernel offers it, kernel passthrough (`open.rs`).
 //!
@@ -37,7 +38,7 @@ use nix::sys::stat::Mode;
 
 use node::FdCache;
 pub use node::{BackingKey, NullNode};
-use open::OpenFiles;
+pub use open::{NullDir, NullFile};
 
 /// How a layered file system changes names and data on their way to and from the
 /// backing directory. Every method defaults to passing things through unchanged, so a
@@ -121,8 +122,6 @@ pub struct NullLayer<T: Transform = Identity> {
     /// (which takes no O_PATH fd), and its file system's st_dev. Nodes on other file
     /// systems (mounted inside the backing directory) pin their fds instead.
     mount: (u64, Arc<OwnedFd>),
-    /// Open files and directories by fh.
-    files: RefCell<OpenFiles>,
     /// Whether opens still try kernel passthrough (off once the kernel refused).
     passthrough: Cell<bool>,
     /// With export: every file seen, by backing inode number (its usual node number).
@@ -146,7 +145,6 @@ impl<T: Transform> NullLayer<T> {
             root,
             transform,
             fds: RefCell::new(FdCache::new(config.fd_cache)),
-            files: RefCell::default(),
             passthrough: Cell::new(passthrough),
             exported: RefCell::default(),
             config,

@@ -1,5 +1,6 @@
-//! Open files and directories of a null layer, by the fh the kernel gives back, and
-//! the choice between kernel passthrough and serving an open file's data.
+//! Open files and directories of a null layer (the objects the framework keeps per
+//! kernel file handle: [`NullFile`], [`NullDir`]), and the choice between kernel
+//! passthrough and serving an open file's data.
 //!
 //! Passthrough rule (the kernel's): all passthrough opens of one inode share one
 //! backing file, and an inode is either in passthrough or in page-cached mode while
@@ -8,7 +9,6 @@
 //! backing file the layer stops trying for the rest of the mount.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -16,52 +16,36 @@ use std::sync::Arc;
 use super::node::NullNode;
 use super::ops::DirEnt;
 use crate::passthrough::Backing;
-use crate::Errno;
 
-/// One open file or directory.
-pub(crate) enum OpenFile {
-    /// A file open for I/O; `passthrough`: the kernel does its I/O (counted in the
-    /// node's passthrough opens, else in its cached ones).
-    File { fd: Arc<OwnedFd>, passthrough: bool },
-    /// A directory: its O_PATH fd and the listing readdir serves (taken at offset 0).
-    Dir {
-        fd: Arc<OwnedFd>,
-        entries: RefCell<Rc<Vec<DirEnt>>>,
-    },
+/// An open file of a null layer: the backing file open for I/O (closed when the
+/// framework drops it, after release).
+pub struct NullFile {
+    pub(crate) fd: Arc<OwnedFd>,
+    /// The kernel does its I/O (counted in the node's passthrough opens, else in its
+    /// cached ones).
+    pub(crate) passthrough: bool,
 }
 
-/// The open files, by fh.
-#[derive(Default)]
-pub(crate) struct OpenFiles {
-    files: HashMap<u64, Rc<OpenFile>>,
-    next: u64,
-}
-
-impl OpenFiles {
-    /// Keeps `f`; returns its fh.
-    pub fn insert(&mut self, f: OpenFile) -> u64 {
-        self.next += 1;
-        self.files.insert(self.next, Rc::new(f));
-        self.next
-    }
-
-    /// The open file `fh` names.
-    pub fn get(&self, fh: u64) -> Result<Rc<OpenFile>, Errno> {
-        self.files.get(&fh).cloned().ok_or(Errno::EBADF)
-    }
-
-    /// Forgets `fh`.
-    pub fn remove(&mut self, fh: u64) -> Option<Rc<OpenFile>> {
-        self.files.remove(&fh)
+impl NullFile {
+    /// The backing file's fd.
+    pub fn fd(&self) -> &Arc<OwnedFd> {
+        &self.fd
     }
 }
 
-impl OpenFile {
-    /// The fd of an open file (EBADF for a directory).
-    pub fn file_fd(&self) -> Result<&Arc<OwnedFd>, Errno> {
-        match self {
-            OpenFile::File { fd, .. } => Ok(fd),
-            OpenFile::Dir { .. } => Err(Errno::EISDIR),
+/// An open directory of a null layer: its O_PATH fd and the listing readdir serves
+/// (taken afresh at offset 0).
+pub struct NullDir {
+    pub(crate) fd: Arc<OwnedFd>,
+    pub(crate) entries: RefCell<Rc<Vec<DirEnt>>>,
+}
+
+impl NullDir {
+    /// An open directory on `fd`, not listed yet.
+    pub(crate) fn new(fd: Arc<OwnedFd>) -> NullDir {
+        NullDir {
+            fd,
+            entries: RefCell::default(),
         }
     }
 }

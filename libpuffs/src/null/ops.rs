@@ -15,6 +15,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag};
 use nix::sys::time::TimeSpec;
 
 use super::node::BackingKey;
+use crate::args::Whence;
 use crate::attr::{Attr, FileType, SetTime, Statvfs};
 
 fn io_err(e: nix::errno::Errno) -> io::Error {
@@ -422,7 +423,14 @@ pub fn fallocate(file: &OwnedFd, mode: i32, offset: u64, len: u64) -> io::Result
 }
 
 /// lseek(2) (SEEK_DATA / SEEK_HOLE) through `file`.
-pub fn lseek(file: &OwnedFd, offset: i64, whence: i32) -> io::Result<i64> {
+pub fn lseek(file: &OwnedFd, offset: i64, whence: Whence) -> io::Result<i64> {
+    let whence = match whence {
+        Whence::Set => libc::SEEK_SET,
+        Whence::Cur => libc::SEEK_CUR,
+        Whence::End => libc::SEEK_END,
+        Whence::Data => libc::SEEK_DATA,
+        Whence::Hole => libc::SEEK_HOLE,
+    };
     // SAFETY: a plain call on a valid fd.
     let r = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
     if r < 0 {
