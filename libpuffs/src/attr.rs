@@ -2,10 +2,12 @@
 //! open results, locks and the statvfs answer. Plain data, no kernel types.
 
 use std::ffi::OsString;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 pub use crate::args::FileType;
 use crate::args::{LockType, Mode};
+use crate::passthrough::Backing;
 
 /// A node's attributes (`struct stat`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +151,7 @@ impl<K, N> Entry<K, N> {
 /// The answer to open, opendir and create: the file system's object for the open file
 /// (or directory), which the framework keeps and hands to every later op on it up to
 /// release, and how the kernel should treat the open file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Open<T> {
     /// The open-file object ([`crate::Ops::File`] / [`crate::Ops::Dir`]).
     pub file: T,
@@ -159,6 +161,9 @@ pub struct Open<T> {
     pub keep_cache: bool,
     /// The file is not seekable (FOPEN_NONSEEKABLE).
     pub nonseekable: bool,
+    /// Kernel passthrough: the kernel reads and writes this backing file itself
+    /// (see [`crate::passthrough`]); None: the fs serves the data.
+    pub passthrough: Option<Rc<Backing>>,
 }
 
 impl<T> Open<T> {
@@ -169,6 +174,7 @@ impl<T> Open<T> {
             direct_io: false,
             keep_cache: false,
             nonseekable: false,
+            passthrough: None,
         }
     }
 
@@ -178,19 +184,21 @@ impl<T> Open<T> {
             direct_io: self.direct_io,
             keep_cache: self.keep_cache,
             nonseekable: self.nonseekable,
+            passthrough: self.passthrough,
             fh: keep(self.file),
         }
     }
 }
 
 /// An open as the kernel sees it: the handle the framework numbered it with, and the
-/// flags of [`Open`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// flags of [`Open`], and its passthrough backing file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Opened {
     pub fh: u64,
     pub direct_io: bool,
     pub keep_cache: bool,
     pub nonseekable: bool,
+    pub passthrough: Option<Rc<Backing>>,
 }
 
 /// A POSIX record lock (getlk / setlk), byte range `start..=end`.

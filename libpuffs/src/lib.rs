@@ -57,8 +57,11 @@ mod mainloop;
 mod mount_flags;
 pub mod node;
 mod notify;
+#[cfg(target_os = "linux")]
+pub mod null;
 mod op;
 pub mod ops;
+pub mod passthrough;
 pub mod paths;
 mod reactor;
 mod runtime;

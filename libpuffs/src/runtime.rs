@@ -46,6 +46,8 @@ pub(crate) struct Settings {
     pub flags: MountFlags,
     pub writeback_cache: bool,
     pub export_support: bool,
+    /// Ask the kernel for FUSE passthrough (`Open::passthrough`).
+    pub passthrough: bool,
     pub loop_timeout: Option<Duration>,
     pub max_inflight: usize,
     pub handle_signals: bool,
@@ -71,6 +73,7 @@ impl Default for Settings {
             flags: MountFlags::default(),
             writeback_cache: false,
             export_support: false,
+            passthrough: false,
             loop_timeout: None,
             max_inflight: 1024,
             handle_signals: true,

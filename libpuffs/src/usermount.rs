@@ -208,6 +208,16 @@ impl<F: Ops> PuffsUserMount<F> {
         self
     }
 
+    /// Asks the kernel for FUSE passthrough (Linux 6.9+, a privileged server): opens
+    /// answered with an [`Open::passthrough`](crate::Open::passthrough) backing file
+    /// then have their reads, writes and mmap done by the kernel on it. Where the
+    /// kernel does not offer it, those opens are answered as ordinary ones (logged).
+    /// Default off.
+    pub fn passthrough(mut self, on: bool) -> Self {
+        self.settings.passthrough = on;
+        self
+    }
+
     /// A function called once each mainloop iteration (puffs_ml_setloopfn).
     pub fn loop_fn(mut self, f: impl FnMut(&Cx<F>) + 'static) -> Self {
         self.loop_fn = Some(Box::new(f));
@@ -505,6 +515,7 @@ fn mount_kernel<F: Ops>(rt: &Runtime<F>, dir: &Path, inbox: &Arc<Inbox>) -> Resu
         writeback_cache: s.writeback_cache,
         kills_suidgid: F::KILLS_SUIDGID,
         export_support: s.export_support,
+        passthrough: s.passthrough,
     };
     kernel::mount(dir, &params, inbox, &rt.notifier)
 }

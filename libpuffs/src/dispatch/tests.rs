@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::dispatch;
@@ -18,6 +19,7 @@ use crate::kernel::request::{DirOp, FileOp, KOp, NameOp, NodeOp};
 use crate::node::{Node, ROOT_INO};
 use crate::notify::Notifier;
 use crate::ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops};
+use crate::passthrough::Backing;
 use crate::runtime::{Runtime, Settings};
 
 /// Every answer a recording reply got, as text.
@@ -58,12 +60,22 @@ impl ReplyData for Rec {
 }
 impl ReplyOpen for Rec {
     fn opened(self, o: &Opened) {
-        self.push(format!("opened fh={}", o.fh));
+        let pt = if o.passthrough.is_some() {
+            " passthrough"
+        } else {
+            ""
+        };
+        self.push(format!("opened fh={}{pt}", o.fh));
     }
 }
 impl ReplyCreate for Rec {
     fn created(self, _a: &Attr, ino: u64, _g: u64, _t: &Ttls, o: &Opened) {
-        self.push(format!("created ino={ino} fh={}", o.fh));
+        let pt = if o.passthrough.is_some() {
+            " passthrough"
+        } else {
+            ""
+        };
+        self.push(format!("created ino={ino} fh={}{pt}", o.fh));
     }
 }
 impl ReplyWrite for Rec {
@@ -403,13 +415,24 @@ impl Ops for Opens {
         &self,
         _cx: &Cx<Self>,
         _n: &Node<Self>,
-        _flags: OpenFlags,
+        flags: OpenFlags,
     ) -> OpResult<Open<OpenFile>> {
         self.serial.set(self.serial.get() + 1);
-        Ok(Open::new(OpenFile {
+        let file = OpenFile {
             serial: self.serial.get(),
             written: RefCell::default(),
-        }))
+        };
+        // O_SYNC asks this test fs for a passthrough backing file (any fd will do).
+        let passthrough = match flags.contains(OpenFlags::SYNC) {
+            true => Some(Rc::new(Backing::new(Arc::new(
+                std::fs::File::open("/dev/null")?.into(),
+            )))),
+            false => None,
+        };
+        Ok(Open {
+            passthrough,
+            ..Open::new(file)
+        })
     }
 
     async fn read(
@@ -510,6 +533,33 @@ fn each_open_files_object_comes_back_to_its_ops_and_release() {
     assert_eq!(run(&rt, read(b)), ["error EBADF"], "released means gone");
     assert_eq!(run(&rt, release(a)), ["ok"]);
     assert_eq!(rt.files.open_count(), 0);
+}
+
+#[test]
+fn a_passthrough_backing_file_reaches_the_open_reply() {
+    let rt = runtime_of(Opens::default());
+    let open = |flags| {
+        KOp::File(FileOp::Open {
+            ino: ROOT_INO,
+            flags,
+            reply: rec(),
+        })
+    };
+    assert_eq!(run(&rt, open(OpenFlags::SYNC)), ["opened fh=1 passthrough"]);
+    assert_eq!(run(&rt, open(OpenFlags::default())), ["opened fh=2"]);
+    let release = |fh| {
+        KOp::File(FileOp::Release {
+            ino: ROOT_INO,
+            fh,
+            reply: rec(),
+        })
+    };
+    assert_eq!(run(&rt, release(1)), ["ok"]);
+    assert_eq!(
+        *rt.fs.released.borrow(),
+        [1],
+        "the object came back to release"
+    );
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub(crate) struct InitParams {
     pub kills_suidgid: bool,
     /// File handles outlive the kernel's cache (`Ops::lookup_ino`).
     pub export_support: bool,
+    /// Ask for kernel passthrough (`PuffsUserMount::passthrough`).
+    pub passthrough: bool,
 }
 
 pub(crate) struct Adapter {
@@ -169,7 +171,20 @@ impl Adapter {
             }
             want |= InitFlags::FUSE_EXPORT_SUPPORT;
         }
+        if self.init.passthrough {
+            want |= InitFlags::FUSE_PASSTHROUGH;
+        }
         want
+    }
+}
+
+/// Passthrough needs a stacking depth of at least 1 (the backing files' own file
+/// system is at depth 0); says whether the kernel offered it.
+fn log_passthrough(config: &mut KernelConfig, want: InitFlags) {
+    if want.contains(InitFlags::FUSE_PASSTHROUGH) && config.set_max_stack_depth(1).is_ok() {
+        log::info!("kernel passthrough: on");
+    } else {
+        log::info!("kernel passthrough: not offered by the kernel; file data goes through the fs");
     }
 }
 
@@ -226,6 +241,9 @@ impl Filesystem for Adapter {
             let _ = config.set_max_write(max);
         }
         let _ = config.set_max_background(64);
+        if self.init.passthrough {
+            log_passthrough(config, want);
+        }
         log::trace!("INIT: capabilities {:?}", config.capabilities() & want);
         Ok(())
     }
@@ -1053,6 +1071,7 @@ mod tests {
             writeback_cache: false,
             kills_suidgid: false,
             export_support: false,
+            passthrough: false,
         };
         let attr = Attr::new(crate::attr::FileType::Directory, 0o755);
         let a = Adapter::new(Arc::clone(&inbox), mask, Statvfs::default(), attr, init);

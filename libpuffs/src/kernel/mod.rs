@@ -7,6 +7,7 @@
 mod adapter;
 pub(crate) mod convert;
 mod notify;
+mod passthrough;
 #[cfg(feature = "logging")]
 mod quiet_log;
 pub(crate) mod reply;

@@ -40,6 +40,8 @@ pub(crate) struct MountParams<'a> {
     pub kills_suidgid: bool,
     /// File handles outlive the kernel's cache (`Ops::lookup_ino`).
     pub export_support: bool,
+    /// Ask for kernel passthrough (`PuffsUserMount::passthrough`).
+    pub passthrough: bool,
 }
 
 /// A mounted file system's kernel side.
@@ -178,6 +180,7 @@ pub(crate) fn mount(
         writeback_cache: p.writeback_cache,
         kills_suidgid: p.kills_suidgid,
         export_support: p.export_support,
+        passthrough: p.passthrough,
     };
     let adapter = Adapter::new(Arc::clone(inbox), p.opmask, p.statvfs, p.root_attr, init);
     let config = fuser_config(p.flags, p.typename, p.source);
