@@ -17,7 +17,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use puffs::{
-    AioBackend, Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Ops, PuffsUserMount, SetAttr,
+    AioBackend, Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, OpResult, Ops, PuffsUserMount,
+    SetAttr,
 };
 use puffs_tests::*;
 
@@ -126,8 +127,8 @@ impl Ops for Backed {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _f: Option<&Self::File>,
-    ) -> OpResult<Attr> {
-        self.attr(node)
+    ) -> OpResult<AttrReply> {
+        self.attr(node).map(AttrReply::from)
     }
 
     async fn setattr(
@@ -136,11 +137,11 @@ impl Ops for Backed {
         node: &Node<Self>,
         _file: Option<&Self::File>,
         set: &SetAttr,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         if let Some(size) = set.size {
             nix::unistd::ftruncate(&*self.file, size as i64)?;
         }
-        self.attr(node)
+        self.attr(node).map(AttrReply::from)
     }
 
     async fn read(

@@ -9,7 +9,9 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use puffs::{Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 const FILES: u64 = 300;
@@ -57,14 +59,15 @@ impl Ops for Probe {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _f: Option<&Self::File>,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         Ok(if *node.key() == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             let mut a = Attr::new(FileType::RegularFile, 0o644);
             a.size = 64;
             a
-        })
+        }
+        .into())
     }
 
     async fn open(

@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use puffs::framebuf::{Channel, ChannelOptions, Closed, Framebuf, Framing, Side};
-use puffs::{Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 const SCENARIOS: &[&str] = &[
@@ -531,15 +533,15 @@ impl Ops for Probe {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _f: Option<&Self::File>,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         if **node != 0 && SCENARIOS[(**node - 1) as usize] == "poke" {
             POKED.with(|p| p.set(true));
         }
-        Ok(if **node == 0 {
+        Ok(AttrReply::from(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             file_attr()
-        })
+        }))
     }
 
     /// Direct I/O: every read reaches the probe, and runs its scenario once.

@@ -10,7 +10,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use puffs::{Attr, Cx, DirBuf, EntryOf, Errno, FileType, Node, Op, OpResult, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, DirBuf, EntryOf, Errno, FileType, Node, Op, OpResult, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 /// What the probe saw, shared with the test thread.
@@ -72,12 +74,12 @@ impl Ops for Probe {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _f: Option<&Self::File>,
-    ) -> OpResult<Attr> {
-        Ok(if **node == 0 {
+    ) -> OpResult<AttrReply> {
+        Ok(AttrReply::from(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             file_attr(4)
-        })
+        }))
     }
 
     async fn readdir(

@@ -12,7 +12,9 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use puffs::{Attr, Cx, EntryOf, Errno, FileType, Node, Op, OpResult, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, Op, OpResult, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 /// What the probe saw, shared with the test thread.
@@ -102,12 +104,12 @@ impl Ops for Probe {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _f: Option<&Self::File>,
-    ) -> OpResult<Attr> {
-        Ok(if **node == 0 {
+    ) -> OpResult<AttrReply> {
+        Ok(AttrReply::from(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             attr_of(**node)
-        })
+        }))
     }
 
     async fn read(

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use puffs::{
-    Attr, Cx, EntryOf, Errno, FileType, Node, Notifier, Op, OpResult, Open, Ops, PuffsUserMount,
-    ROOT_INO,
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, Notifier, Op, OpResult, Open, Ops,
+    PuffsUserMount, ROOT_INO,
 };
 use puffs_tests::*;
 
@@ -93,12 +93,12 @@ impl Ops for Probe {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _f: Option<&Self::File>,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         if node.ino() == ROOT_INO {
-            return Ok(Attr::new(FileType::Directory, 0o755));
+            return Ok(Attr::new(FileType::Directory, 0o755).into());
         }
         let c = self.contents(node.ino()).ok_or(Errno::ENOENT)?;
-        Ok(attr(node.ino(), c.len()))
+        Ok(attr(node.ino(), c.len()).into())
     }
 
     async fn open(

@@ -13,7 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use puffs::{
-    Attr, Cx, Data, EntryOf, Errno, FileType, Node, OpResult, Open, OpenFlags, Ops, PuffsUserMount,
+    Attr, AttrReply, Cx, Data, EntryOf, Errno, FileType, Node, OpResult, Open, OpenFlags, Ops,
+    PuffsUserMount,
 };
 use puffs_tests::*;
 
@@ -71,10 +72,10 @@ impl Ops for Backed {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _file: Option<&BackedFile>,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         match node.ino() {
-            puffs::ROOT_INO => Ok(Attr::new(FileType::Directory, 0o755)),
-            _ => self.attr(),
+            puffs::ROOT_INO => Ok(Attr::new(FileType::Directory, 0o755).into()),
+            _ => self.attr().map(AttrReply::from),
         }
     }
 

@@ -16,7 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use puffs::{
-    Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount, Registration,
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount,
+    Registration,
 };
 use puffs_tests::*;
 
@@ -72,12 +73,12 @@ impl Ops for Probe {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _f: Option<&Self::File>,
-    ) -> OpResult<Attr> {
-        Ok(if **node == 0 {
+    ) -> OpResult<AttrReply> {
+        Ok(AttrReply::from(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             file_attr()
-        })
+        }))
     }
 
     /// Direct I/O: every read reaches the probe, and the page cache never makes the

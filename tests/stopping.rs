@@ -7,7 +7,9 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
-use puffs::{Attr, Cx, ExitHandle, FileType, MountFlags, Node, OpResult, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, ExitHandle, FileType, MountFlags, Node, OpResult, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 /// A file system with nothing but its root.
@@ -27,8 +29,8 @@ impl Ops for Bare {
         _cx: &Cx<Self>,
         _n: &Node<Self>,
         _f: Option<&Self::File>,
-    ) -> OpResult<Attr> {
-        Ok(Attr::new(FileType::Directory, 0o755))
+    ) -> OpResult<AttrReply> {
+        Ok(Attr::new(FileType::Directory, 0o755).into())
     }
 }
 

@@ -4,7 +4,9 @@
 use std::ffi::OsStr;
 use std::time::{Duration, SystemTime};
 
-use puffs::{Attr, Cx, Data, DirBuf, Entry, EntryOf, Errno, FileType, Node, OpResult, Ops};
+use puffs::{
+    Attr, AttrReply, Cx, Data, DirBuf, Entry, EntryOf, Errno, FileType, Node, OpResult, Ops,
+};
 
 const GREETING: &[u8] = b"Hello, world!\n";
 const FILE_NAME: &str = "hello";
@@ -72,8 +74,8 @@ impl Ops for Hello {
         _cx: &Cx<Self>,
         node: &Node<Self>,
         _file: Option<&Self::File>,
-    ) -> OpResult<Attr> {
-        Ok(self.attr(**node))
+    ) -> OpResult<AttrReply> {
+        Ok(self.attr(**node).into())
     }
 
     async fn readdir(

@@ -22,8 +22,9 @@ use std::rc::{Rc, Weak};
 use std::time::SystemTime;
 
 use puffs::{
-    Attr, Cred, Cx, DirBuf, DirPlusBuf, Entry, EntryOf, Errno, FallocateFlags, FileType, NewNode,
-    Node, OpResult, Open, OpenFlags, Ops, RenameFlags, SetAttr, Statvfs, Whence, XattrFlags,
+    AttrReply, Cred, Cx, DirBuf, DirPlusBuf, Entry, EntryOf, Errno, FallocateFlags, FileType,
+    NewNode, Node, OpResult, Open, OpenFlags, Ops, RenameFlags, SetAttr, Statvfs, Whence,
+    XattrFlags,
 };
 
 use crate::config::Config;
@@ -620,8 +621,13 @@ impl Ops for MemFs {
         }
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _f: Option<&()>) -> OpResult<Attr> {
-        Ok(node.attr())
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&()>,
+    ) -> OpResult<AttrReply> {
+        Ok(node.attr().into())
     }
 
     async fn setattr(
@@ -630,7 +636,7 @@ impl Ops for MemFs {
         node: &Node<Self>,
         file: Option<&()>,
         set: &SetAttr,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         let who = cx.cred();
         let inode: &Inode = node;
         // All checks before any change, in the kernel's order.
@@ -712,7 +718,7 @@ impl Ops for MemFs {
         if ctime {
             inode.set_ctime(set.ctime.unwrap_or(t));
         }
-        Ok(inode.attr())
+        Ok(inode.attr().into())
     }
 
     async fn readlink(&self, _cx: &Cx<Self>, node: &Node<Self>) -> OpResult<OsString> {

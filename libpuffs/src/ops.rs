@@ -13,7 +13,7 @@ use std::path::Path;
 pub use crate::args::{
     AccessMask, AccessMode, FallocateFlags, LockType, Mode, NewNode, OpenFlags, Whence, XattrFlags,
 };
-use crate::attr::{Attr, Entry, Lock, Open, SetAttr, Statvfs};
+use crate::attr::{AttrReply, Entry, Lock, Open, SetAttr, Statvfs};
 use crate::cx::Cx;
 use crate::data::Data;
 use crate::dirbuf::{DirBuf, DirPlusBuf};
@@ -182,6 +182,10 @@ pub trait Ops: Sized + 'static {
     /// checks). `file` is the open file when the call comes through one (fstat; None
     /// for an open directory).
     ///
+    /// Return `Ok(attr.into())` for the mount's attribute timeout, or
+    /// `AttrReply::with_ttl(attr, d)` for a lifetime of the fs's own (a network fs gives
+    /// what it fetched from a server a short one). setattr answers the same way.
+    ///
     /// Left out: the root answers with `PuffsUserMount::root_attr`; every other node
     /// with ENOSYS.
     async fn getattr(
@@ -189,7 +193,7 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _node: &Node<Self>,
         _file: Option<&Self::File>,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         Err(Errno::ENOSYS)
     }
     /// Change what `set` names (chmod, chown, truncate, utimes; `file` is the open
@@ -209,7 +213,7 @@ pub trait Ops: Sized + 'static {
         _node: &Node<Self>,
         _file: Option<&Self::File>,
         _set: &SetAttr,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         Err(Errno::ENOSYS)
     }
     /// access(2) and faccessat: may the caller use the node as `mask` says (read,

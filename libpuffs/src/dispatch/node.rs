@@ -96,11 +96,11 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
 fn answer_attr<F: Ops, R: ReplyAttr>(
     rt: &Runtime<F>,
     node: &Node<F>,
-    r: OpResult<crate::attr::Attr>,
+    r: OpResult<crate::attr::AttrReply>,
     reply: R,
 ) -> Option<Errno> {
     answer(r, reply, |a, reply| {
-        reply.attr(&a, node.ino(), rt.settings.attr_timeout)
+        reply.attr(&a.attr, node.ino(), rt.attr_ttl(a.ttl))
     })
 }
 

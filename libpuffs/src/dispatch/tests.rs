@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::dispatch;
 use crate::args::OpenFlags;
-use crate::attr::{Attr, DirEntry, Entry, FileType, Lock, Open, Opened, Statvfs, Ttls};
+use crate::attr::{Attr, AttrReply, DirEntry, Entry, FileType, Lock, Open, Opened, Statvfs, Ttls};
 use crate::cx::Cx;
 use crate::data::Data;
 use crate::dirbuf::DirBuf;
@@ -189,9 +189,14 @@ impl Ops for OneFile {
         }
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, _n: &Node<Self>, _f: Option<&()>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        _n: &Node<Self>,
+        _f: Option<&()>,
+    ) -> OpResult<AttrReply> {
         self.ran()?;
-        Ok(file_attr())
+        Ok(file_attr().into())
     }
 
     async fn read(

@@ -14,7 +14,7 @@ use super::open::{self, NullDir, NullFile};
 use super::ops::{self, DirEnt};
 use super::{NullLayer, Transform};
 use crate::args::{FallocateFlags, NewNode, OpenFlags, Whence, XattrFlags};
-use crate::attr::{Attr, FileType, Open, SetAttr, Statvfs};
+use crate::attr::{Attr, AttrReply, FileType, Open, SetAttr, Statvfs};
 use crate::cx::Cx;
 use crate::data::Data;
 use crate::dirbuf::{DirBuf, DirPlusBuf};
@@ -271,7 +271,7 @@ impl<T: Transform> Ops for NullLayer<T> {
         cx: &Cx<Self>,
         node: &Node<Self>,
         file: Option<&NullFile>,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         let fd = match file {
             Some(f) => Arc::clone(&f.fd),
             None => self.fd(cx, node).await?,
@@ -286,7 +286,7 @@ impl<T: Transform> Ops for NullLayer<T> {
         };
         let attr = ops::attr_of(&st);
         note(node, &attr);
-        Ok(attr)
+        Ok(attr.into())
     }
 
     async fn setattr(
@@ -295,7 +295,7 @@ impl<T: Transform> Ops for NullLayer<T> {
         node: &Node<Self>,
         file: Option<&NullFile>,
         set: &SetAttr,
-    ) -> OpResult<Attr> {
+    ) -> OpResult<AttrReply> {
         let fd = self.fd(cx, node).await?;
         let file = file.map(|f| Arc::clone(&f.fd));
         let (set, is_link) = (set.clone(), node.kind == FileType::Symlink);
@@ -330,7 +330,7 @@ impl<T: Transform> Ops for NullLayer<T> {
             .await?;
         let attr = ops::attr_of(&st);
         note(node, &attr);
-        Ok(attr)
+        Ok(attr.into())
     }
 
     async fn readlink(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<OsString> {
