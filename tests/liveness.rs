@@ -320,9 +320,19 @@ fn read_with_flags(p: PathBuf, flags: i32) -> mpsc::Receiver<std::io::Result<Vec
     rx
 }
 
+/// These tests time the loop (and one keeps a CPU busy yielding for 2 s): on 2 vCPUs,
+/// running them side by side measures the machine, not the loop. One at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes the one-at-a-time lock (a test that failed while holding it poisons nothing).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn sigterm_unmounts_while_parked_ops_fill_the_cap() {
     require_fuse!();
+    let _serial = serial();
     let mut p = ProbeMount::new(
         false,
         Box::new(|pu| pu.max_inflight(2).handle_signals(true)),
@@ -362,6 +372,7 @@ fn sigterm_unmounts_while_parked_ops_fill_the_cap() {
 #[test]
 fn a_yielding_op_does_not_delay_a_stat() {
     require_fuse!();
+    let _serial = serial();
     let p = ProbeMount::new(false, Box::new(|pu| pu));
     let yielder = read_in_background(p.path("yield"));
     assert!(wait_until(Duration::from_secs(5), || p
@@ -389,6 +400,7 @@ fn a_yielding_op_does_not_delay_a_stat() {
 #[test]
 fn a_panicking_child_fails_its_parent_with_eio() {
     require_fuse!();
+    let _serial = serial();
     let p = ProbeMount::new(false, Box::new(|pu| pu));
     let ok = read_in_background(p.path("child-ok"));
     let r = ok.recv_timeout(Duration::from_secs(5)).expect("answered");
@@ -404,6 +416,7 @@ fn a_panicking_child_fails_its_parent_with_eio() {
 #[test]
 fn panics_in_hooks_and_reclaim_do_not_end_the_mount() {
     require_fuse!();
+    let _serial = serial();
     let hooks_ran = Arc::new(AtomicUsize::new(0));
     let (pre, post, notified) = (
         Arc::clone(&hooks_ran),
@@ -477,6 +490,7 @@ fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<
 #[test]
 fn a_request_arriving_as_the_loop_goes_to_sleep_is_answered_at_once() {
     require_fuse!();
+    let _serial = serial();
     // No spin: every gap sends the loop to sleep, so requests keep arriving just as it
     // decides to. Gaps of a few to a few hundred microseconds sweep that window.
     let p = ProbeMount::new(false, Box::new(|pu| pu.spin(Duration::ZERO)));
@@ -516,6 +530,7 @@ fn a_request_arriving_as_the_loop_goes_to_sleep_is_answered_at_once() {
 #[ignore]
 fn measure_aio_read_latency() {
     require_fuse!();
+    let _serial = serial();
     for (what, spin) in [("default spin", None), ("no spin", Some(Duration::ZERO))] {
         let p = ProbeMount::new(
             false,
