@@ -3,14 +3,17 @@
 //! decodes the messages; the channel pipelines them and matches replies by id.
 
 use std::cell::Cell;
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
 
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use puffs::framebuf::{Channel, ChannelOptions, Closed, Framebuf, Framing};
-use puffs::{Cx, Errno, Ops};
+use puffs::{Cx, Errno, Ops, Registration};
 use sftp_codec::consts::{SSH_FXP_INIT, SSH_FXP_VERSION};
 use sftp_codec::{
     decode_reply, encode_init, frame_len, reply_id, split_frame, Extensions, Limits, Reply,
@@ -56,6 +59,10 @@ impl Framing for SftpFraming {
 /// The server process, ended when the session is dropped.
 pub struct Server {
     child: Child,
+    /// Its stderr (ssh's own messages), non-blocking: read into the error of a failed
+    /// start, and into the log while the session runs ([`drain_stderr`]). A pipe of
+    /// ours rather than our stderr, which is the mount command's until it exits.
+    stderr: Option<File>,
 }
 
 impl Server {
@@ -63,13 +70,51 @@ impl Server {
     /// and our end.
     pub fn spawn(argv: &[String]) -> io::Result<(Server, UnixStream)> {
         let (ours, theirs) = UnixStream::pair()?;
-        let child = Command::new(&argv[0])
+        let mut child = Command::new(&argv[0])
             .args(&argv[1..])
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs.try_clone()?)))
-            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stdin(Stdio::from(OwnedFd::from(theirs.try_clone()?)))
+            .stdout(Stdio::from(OwnedFd::from(theirs)))
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", argv[0])))?;
-        Ok((Server { child }, ours))
+        let stderr = child.stderr.take().map(|e| File::from(OwnedFd::from(e)));
+        if let Some(e) = &stderr {
+            let flags = OFlag::from_bits_retain(fcntl(e, FcntlArg::F_GETFL)?);
+            fcntl(e, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        }
+        Ok((Server { child, stderr }, ours))
+    }
+
+    /// Why the server failed, as far as it said: ends it, then takes what it wrote.
+    pub fn failure(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut said = Vec::new();
+        if let Some(mut e) = self.stderr.take() {
+            let mut buf = [0u8; 4096];
+            while said.len() < 16 << 10 {
+                match e.read(&mut buf) {
+                    Ok(n) if n > 0 => said.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+        }
+        String::from_utf8_lossy(&said).trim().to_string()
+    }
+}
+
+/// Logs what the server process writes on stderr, line by line, until it closes it.
+async fn drain_stderr(reg: Registration<File>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match reg.read_with(|mut f| f.read(&mut buf)).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                    log::warn!("sftpfs: server: {line}");
+                }
+            }
+        }
     }
 }
 
@@ -203,10 +248,16 @@ impl Conn {
     pub fn open<F: Ops>(
         cx: &Cx<F>,
         stream: UnixStream,
-        server: Server,
+        mut server: Server,
         timeout: Duration,
         generation: u64,
     ) -> Result<Rc<Conn>, Errno> {
+        if let Some(e) = server.stderr.take() {
+            match cx.register(e) {
+                Ok(reg) => drop(cx.spawn(drain_stderr(reg))),
+                Err(e) => log::debug!("sftpfs: server stderr: {e}"),
+            }
+        }
         let opts = ChannelOptions::default()
             .timeout(timeout)
             .read_buffer(256 << 10)

@@ -38,8 +38,14 @@ fn run(args: &puffs::cli::Args, config: Config) -> Result<(), puffs::Error> {
     // The session is set up before mounting (and before forking into the background),
     // so a wrong host, key or directory fails the mount command with its reason.
     let argv = config.launch.argv();
-    let (server, mut stream) = conn::Server::spawn(&argv)?;
-    let hello = conn::handshake(&mut stream, &config.dir, config.timeout)?;
+    let (mut server, mut stream) = conn::Server::spawn(&argv)?;
+    let hello =
+        conn::handshake(&mut stream, &config.dir, config.timeout).map_err(|e| {
+            match server.failure() {
+                said if said.is_empty() => e,
+                said => std::io::Error::new(e.kind(), format!("{e}; {} said: {said}", argv[0])),
+            }
+        })?;
     log::debug!("sftpfs: server offers {:?}", hello.extensions);
     let source = args.source.clone().unwrap_or_else(|| "sftpfs".into());
     let fs = fs::SftpFs::new(config, hello, stream, server);
