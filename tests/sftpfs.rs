@@ -262,6 +262,7 @@ fn file_and_directory_semantics() {
     let dst = OpenOptions::new()
         .write(true)
         .create(true)
+        .truncate(true)
         .open(s.join("dst"))
         .unwrap();
     let mut copied = 0i64;
