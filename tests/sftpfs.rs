@@ -698,3 +698,43 @@ fn over_a_real_sshd_on_localhost() {
     assert!(fs::read(mnt.join("data")).unwrap() == data);
     mnt.unmount().expect("clean unmount");
 }
+
+#[test]
+fn mount_puffs_and_mount8_mount_sftpfs() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("file"), b"through the helper").unwrap();
+    let source = format!("local:{}", tmp.path().display());
+    let opts = format!("sftp_server={SFTP_SERVER},timeout=5");
+    for how in ["mount_puffs", "mount"] {
+        let mnt = MountPoint::new();
+        let mut cmd = match how {
+            "mount_puffs" => {
+                let mut c = Command::new(bin("mount_puffs"));
+                c.args(["-t", "sftpfs"]);
+                c
+            }
+            _ => {
+                // mount(8) runs /sbin/mount.puffs[.TYPE]; without it installed, skip.
+                if !Path::new("/sbin/mount.puffs").exists() {
+                    eprintln!("skipped mount(8): /sbin/mount.puffs is not installed");
+                    continue;
+                }
+                let mut c = Command::new("mount");
+                c.args(["-t", "puffs.sftpfs"]);
+                c
+            }
+        };
+        cmd.arg("-o").arg(&opts).arg(&source).arg(mnt.path());
+        let out = run_bounded(&mut cmd, Duration::from_secs(20));
+        assert!(
+            out.status.success(),
+            "{how}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(fs::read(mnt.join("file")).unwrap(), b"through the helper");
+        assert_eq!(mount_entry(mnt.path()).unwrap().0, "fuse.sftpfs");
+        mnt.unmount().expect("clean unmount");
+    }
+}
