@@ -120,9 +120,14 @@ async fn drain_stderr(reg: Registration<File>) {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // Closing our end makes it exit; the signal is for one that does not read.
-        let _ = self.child.kill();
-        let _ = self.child.try_wait();
+        // Closing our end of the socket makes a server exit (end of file on its stdin).
+        // One that is still our child is also killed and reaped; the first one belongs
+        // to the process that forked us into the background (ECHILD here), and its pid
+        // may be reused once it is gone, so it is never signalled.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

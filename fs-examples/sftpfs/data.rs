@@ -89,7 +89,7 @@ impl SftpFs {
         match attrs {
             Ok(a) => Ok((self.entry(cx, path, &a), opened)),
             Err(e) => {
-                self.release(cx, opened.fh).await;
+                self.release(opened.fh).await;
                 Err(e)
             }
         }
@@ -201,11 +201,11 @@ impl SftpFs {
 
     /// Closes the handle if its session is still the live one (a handle of an ended
     /// session is gone with it).
-    pub async fn release(&self, cx: &Cx<Self>, fh: u64) {
+    pub async fn release(&self, fh: u64) {
         let Some(f) = self.files.borrow_mut().remove(&fh) else {
             return;
         };
-        if let Ok(conn) = self.conn(cx).await {
+        if let Some(conn) = self.current_conn() {
             if conn.generation == f.generation.get() {
                 let h = Rc::clone(&f.handle.borrow());
                 if let Err(e) = conn

@@ -178,6 +178,16 @@ impl SftpFs {
         }
     }
 
+    /// The live session, if there is one; never starts one (for closing handles,
+    /// which a new session does not have).
+    pub fn current_conn(&self) -> Option<Rc<Conn>> {
+        self.conn
+            .borrow()
+            .as_ref()
+            .filter(|c| !c.is_closed())
+            .cloned()
+    }
+
     /// Ends the session (unmount).
     pub fn disconnect(&self) {
         if let Some(c) = self.conn.borrow_mut().take() {

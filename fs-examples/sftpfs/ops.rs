@@ -153,12 +153,12 @@ impl Ops for SftpFs {
 
     async fn release(
         &self,
-        cx: &Cx<Self>,
+        _cx: &Cx<Self>,
         _node: &Node<Self>,
         fh: u64,
         _flags: i32,
     ) -> OpResult<()> {
-        SftpFs::release(self, cx, fh).await;
+        SftpFs::release(self, fh).await;
         Ok(())
     }
 
