@@ -608,7 +608,10 @@ fn bad_sources_and_missing_directories_fail_the_mount() {
             "sftp_server=/usr/lib/openssh/sftp-server",
         ),
         ("local:/", "sftp_server=/nonexistent/server"),
+        // A server that never answers INIT: the mount gives up after the deadline.
+        ("local:/", "ssh_command=sleep 30,timeout=1"),
     ] {
+        let t = Instant::now();
         let mut cmd = Command::new(bin("sftpfs"));
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts);
@@ -617,6 +620,11 @@ fn bad_sources_and_missing_directories_fail_the_mount() {
         assert!(!out.status.success(), "{source} {opts} mounted");
         assert!(!out.stderr.is_empty(), "{source}: no message");
         assert!(!is_mounted(mnt.path()));
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{source} {opts}: {:?}",
+            t.elapsed()
+        );
     }
 }
 
