@@ -19,8 +19,10 @@ use crate::join::join_all;
 
 /// READDIRs in flight at once.
 const READDIR_DEPTH: usize = 4;
-/// The most entries a listing holds (a server that never says EOF is cut off).
+/// The most entries a listing holds, and the most bytes of names: a server that never
+/// says EOF, or sends enormous names, is cut off (EIO) before memory runs out.
 const MAX_ENTRIES: usize = 1 << 22;
+const MAX_NAME_BYTES: usize = 64 << 20;
 /// Cookies: 1 and 2 are "." and "..", entry i is i + 3.
 const FIRST: u64 = 2;
 
@@ -158,6 +160,7 @@ async fn list(conn: &Conn, path: &PuffsPath) -> Result<Vec<DirItem>, Errno> {
 
 async fn read_all(conn: &Conn, h: &[u8], path: &PuffsPath) -> Result<Vec<DirItem>, Errno> {
     let mut items = Vec::new();
+    let mut bytes = 0;
     loop {
         let batch = (0..READDIR_DEPTH)
             .map(|_| {
@@ -169,12 +172,15 @@ async fn read_all(conn: &Conn, h: &[u8], path: &PuffsPath) -> Result<Vec<DirItem
             .collect();
         for r in join_all(batch).await {
             match r? {
-                Some(v) => items.extend(v),
+                Some(v) => {
+                    bytes += v.iter().map(|i| i.name.len()).sum::<usize>();
+                    items.extend(v);
+                }
                 None => return Ok(items),
             }
         }
-        if items.len() > MAX_ENTRIES {
-            log::warn!("sftpfs: {path:?} lists more than {MAX_ENTRIES} entries: cut off");
+        if items.len() > MAX_ENTRIES || bytes > MAX_NAME_BYTES {
+            log::warn!("sftpfs: {path:?} lists more than {MAX_ENTRIES} entries or {MAX_NAME_BYTES} bytes of names: cut off");
             return Err(Errno::EIO);
         }
     }
