@@ -746,3 +746,41 @@ fn mount_puffs_and_mount8_mount_sftpfs() {
         mnt.unmount().expect("clean unmount");
     }
 }
+
+#[test]
+fn reads_sent_ahead_are_dropped_when_the_file_is_written() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let s = Sftp::new("");
+    let data = random_bytes(8 << 20, 3);
+    fs::write(s.remote("f"), &data).unwrap();
+    // O_DIRECT: every read reaches the fs as asked, past the page cache.
+    let reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(s.join("f"))
+        .unwrap();
+    let chunk = 128 << 10;
+    let mut buf = vec![0u8; chunk];
+    for i in 0..8 {
+        reader.read_exact_at(&mut buf, (i * chunk) as u64).unwrap();
+        assert!(buf == data[i * chunk..(i + 1) * chunk]);
+    }
+    std::thread::sleep(Duration::from_millis(100)); // the reads sent ahead are back
+    let writer = OpenOptions::new().write(true).open(s.join("f")).unwrap();
+    writer
+        .write_all_at(&[b'X'; 100], (12 * chunk) as u64 + 10)
+        .unwrap();
+    for i in 8..16 {
+        reader.read_exact_at(&mut buf, (i * chunk) as u64).unwrap();
+        if i == 12 {
+            assert!(
+                buf[10..110].iter().all(|b| *b == b'X'),
+                "a stale read-ahead was served"
+            );
+        } else {
+            assert!(buf == data[i * chunk..(i + 1) * chunk], "chunk {i}");
+        }
+    }
+}

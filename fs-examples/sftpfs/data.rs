@@ -13,6 +13,7 @@ use sftp_codec::{Attrs, OpenFlags, Request};
 use crate::conn::Conn;
 use crate::fs::{OpenFile, SftpFs, SftpNode};
 use crate::join::join_all;
+use crate::readahead::ReadAhead;
 
 /// The most one copy_file_range asks of the server at once (the request has the same
 /// deadline as any other).
@@ -20,7 +21,12 @@ const MAX_COPY: u64 = 64 << 20;
 
 type Part<'a, T> = Pin<Box<dyn Future<Output = Result<T, Errno>> + 'a>>;
 
-async fn read_at(conn: &Conn, handle: &[u8], offset: u64, len: u32) -> Result<Vec<u8>, Errno> {
+pub(crate) async fn read_at(
+    conn: &Conn,
+    handle: &[u8],
+    offset: u64,
+    len: u32,
+) -> Result<Vec<u8>, Errno> {
     let req = Request::Read {
         handle,
         offset,
@@ -41,6 +47,7 @@ impl SftpFs {
             handle: handle.into(),
             generation: generation.into(),
             flags,
+            ahead: Default::default(),
         };
         self.files.borrow_mut().insert(fh, Rc::new(f));
         Opened::fh(fh)
@@ -107,13 +114,28 @@ impl SftpFs {
         let f = self.file(fh)?;
         let conn = self.conn(cx).await?;
         let h = self.handle(cx, &conn, &f, node).await?;
+        let taken = ReadAhead::take(&f.ahead, offset, size, node.version()).await;
+        let hit = taken.is_some();
+        let out = match taken {
+            Some(data) => data,
+            None => self.read_now(&conn, &h, offset, size).await?,
+        };
+        if size <= self.hello.read_len {
+            let at = (offset, size, out.len());
+            ReadAhead::advance(&f.ahead, cx, (&conn, &h), at, hit);
+        }
+        Ok(out)
+    }
+
+    /// A read sent now: the server's read size at a time, all at once.
+    async fn read_now(&self, conn: &Conn, h: &[u8], offset: u64, size: u32) -> OpResult<Vec<u8>> {
         let chunk = self.hello.read_len.max(1);
         let mut parts: Vec<Part<'_, Vec<u8>>> = Vec::new();
         let mut want = Vec::new();
         let mut at = 0u32;
         while at < size {
             let len = chunk.min(size - at);
-            parts.push(Box::pin(read_at(&conn, &h, offset + at as u64, len)));
+            parts.push(Box::pin(read_at(conn, h, offset + at as u64, len)));
             want.push(len);
             at += len;
         }
@@ -126,7 +148,7 @@ impl SftpFs {
                 if !data.is_empty() {
                     // Short before the end: the rest one request at a time, so the
                     // kernel never takes a short read for the end of the file.
-                    self.read_rest(&conn, &h, offset, size, &mut out).await?;
+                    self.read_rest(conn, h, offset, size, &mut out).await?;
                 }
                 break;
             }

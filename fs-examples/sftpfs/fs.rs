@@ -33,6 +33,9 @@ pub struct SftpNode {
     /// Its name was removed or replaced: the path now names another file or none, so
     /// only open handles still reach it.
     orphan: Cell<bool>,
+    /// Bumped by every change of the data we make or notice: reads sent ahead at an
+    /// older version are dropped.
+    version: Cell<u64>,
 }
 
 impl SftpNode {
@@ -42,6 +45,7 @@ impl SftpNode {
             attr: RefCell::new(attr.map(|a| (a, Instant::now()))),
             link: RefCell::new(None),
             orphan: Cell::new(false),
+            version: Cell::new(0),
         }
     }
 
@@ -60,6 +64,11 @@ impl SftpNode {
     /// Forgets the cached attributes: our own change made them stale.
     pub fn touched(&self) {
         self.attr.borrow_mut().take();
+        self.version.set(self.version.get() + 1);
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.get()
     }
 }
 
@@ -78,6 +87,8 @@ pub struct OpenFile {
     pub handle: RefCell<Rc<[u8]>>,
     pub generation: Cell<u64>,
     pub flags: i32,
+    /// Reads sent ahead of a sequential reader.
+    pub ahead: RefCell<crate::readahead::ReadAhead>,
 }
 
 pub struct SftpFs {
@@ -265,6 +276,7 @@ impl SftpFs {
         if let Some((old, _)) = old {
             if old.size != attr.size || old.mtime != attr.mtime {
                 log::debug!("sftpfs: {:?} changed on the server", node.path.get());
+                node.version.set(node.version.get() + 1);
                 if let Err(e) = cx.notifier().inval_data(node.ino(), 0, 0) {
                     log::debug!("sftpfs: inval_data: {e}");
                 }

@@ -12,6 +12,7 @@ mod fs;
 mod join;
 mod names;
 mod ops;
+mod readahead;
 
 use puffs::PuffsUserMount;
 
