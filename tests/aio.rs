@@ -17,7 +17,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use puffs::{
-    AioBackend, Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Ops, PuffsUserMount, SetAttr,
+    AioBackend, Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, OpResult, Ops, PuffsUserMount,
+    SetAttr,
 };
 use puffs_tests::*;
 
@@ -74,7 +75,7 @@ const PIECE: usize = 4096;
 
 impl Backed {
     fn size(&self) -> OpResult<u64> {
-        let st = nix::sys::stat::fstat(&*self.file).map_err(|e| Errno::from_raw(e as i32))?;
+        let st = nix::sys::stat::fstat(&*self.file)?; // nix's errno converts with `?`
         Ok(st.st_size as u64)
     }
 
@@ -121,30 +122,40 @@ impl Ops for Backed {
         Ok(puffs::Entry::new(1, 1, a))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
-        self.attr(node)
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
+        self.attr(node).map(AttrReply::from)
     }
 
-    async fn setattr(&self, _cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
+    async fn setattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _file: Option<&Self::File>,
+        set: &SetAttr,
+    ) -> OpResult<AttrReply> {
         if let Some(size) = set.size {
-            nix::unistd::ftruncate(&*self.file, size as i64)
-                .map_err(|e| Errno::from_raw(e as i32))?;
+            nix::unistd::ftruncate(&*self.file, size as i64)?;
         }
-        self.attr(node)
+        self.attr(node).map(AttrReply::from)
     }
 
     async fn read(
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         if let (PARK_INO, Some(pipe)) = (**node, &self.park) {
             self.parked.store(true, Ordering::SeqCst);
             let read = cx.aio().read_at(pipe, 0, size as usize);
-            return read.await.map_err(puffs::errno);
+            return read.await.map(Into::into).map_err(puffs::errno);
         }
         *self.backend.lock().unwrap() = Some(cx.aio().backend());
         // Split into 4 KiB ops issued at once: many completions close together.
@@ -164,21 +175,21 @@ impl Ops for Backed {
                 break; // end of file
             }
         }
-        Ok(data)
+        Ok(data.into())
     }
 
     async fn write(
         &self,
         cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
-        data: &[u8],
-        _flags: i32,
+        data: Vec<u8>,
+        _flags: puffs::OpenFlags,
     ) -> OpResult<u32> {
         let n = cx
             .aio()
-            .write_at(&self.file, offset, data.to_vec())
+            .write_at(&self.file, offset, data)
             .await
             .map_err(puffs::errno)?;
         Ok(n as u32)
@@ -188,7 +199,7 @@ impl Ops for Backed {
         &self,
         cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         datasync: bool,
     ) -> OpResult<()> {
         cx.aio()
@@ -251,14 +262,14 @@ fn mount_on(
             park: park.map(Arc::new),
             parked,
         };
-        let mut pu = PuffsUserMount::new(fs, "backedfs", "backed")
-            .unwrap()
+        let pu = PuffsUserMount::new(fs, "backedfs", "backed")
             .handle_signals(false)
             .options(&aio_option(aio));
-        match pu.mount(&dir) {
-            Ok(()) => tx.send(Ok(())).unwrap(),
+        let pu = match pu.mount(&dir) {
+            Ok(pu) => pu,
             Err(e) => return tx.send(Err(e.to_string())).unwrap(),
-        }
+        };
+        tx.send(Ok(())).unwrap();
         pu.mainloop().unwrap();
     });
     rx.recv_timeout(Duration::from_secs(20))

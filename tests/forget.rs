@@ -9,7 +9,9 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use puffs::{Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Opened, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 const FILES: u64 = 300;
@@ -52,21 +54,32 @@ impl Ops for Probe {
         Ok(puffs::Entry::new(key, (), a))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
         Ok(if *node.key() == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             let mut a = Attr::new(FileType::RegularFile, 0o644);
             a.size = 64;
             a
-        })
+        }
+        .into())
     }
 
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: puffs::OpenFlags,
+    ) -> OpResult<Open<()>> {
         // Every read of "stats" reaches the loop.
-        Ok(Opened {
+        Ok(Open {
             direct_io: true,
-            ..Opened::default()
+            ..Open::new(())
         })
     }
 
@@ -75,13 +88,17 @@ impl Ops for Probe {
         &self,
         cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         _size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         let f = cx.forget_stats();
         let text = format!("{} {}", f.frames, f.inodes).into_bytes();
-        Ok(text.get(offset as usize..).unwrap_or_default().to_vec())
+        Ok(text
+            .get(offset as usize..)
+            .unwrap_or_default()
+            .to_vec()
+            .into())
     }
 }
 
@@ -98,14 +115,12 @@ impl ProbeMount {
         let (tx, rx) = mpsc::channel();
         let (dir, r) = (mnt.path().to_path_buf(), Arc::clone(&reclaimed));
         let thread = std::thread::spawn(move || {
-            let pu = PuffsUserMount::new(Probe { reclaimed: r }, "forgetfs", "probe");
-            let mut pu = match pu {
-                Ok(pu) => pu.handle_signals(false),
+            let pu = PuffsUserMount::new(Probe { reclaimed: r }, "forgetfs", "probe")
+                .handle_signals(false);
+            let pu = match pu.mount(&dir) {
+                Ok(pu) => pu,
                 Err(e) => return drop(tx.send(Err(e.to_string()))),
             };
-            if let Err(e) = pu.mount(&dir) {
-                return drop(tx.send(Err(e.to_string())));
-            }
             let _ = tx.send(Ok(()));
             let _ = pu.mainloop();
         });

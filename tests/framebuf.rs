@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use puffs::framebuf::{Channel, ChannelOptions, Closed, Framebuf, Framing, Side};
-use puffs::{Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Opened, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 const SCENARIOS: &[&str] = &[
@@ -526,22 +528,32 @@ impl Ops for Probe {
         Ok(puffs::Entry::new(i + 1, i + 1, file_attr()))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
         if **node != 0 && SCENARIOS[(**node - 1) as usize] == "poke" {
             POKED.with(|p| p.set(true));
         }
-        Ok(if **node == 0 {
+        Ok(AttrReply::from(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             file_attr()
-        })
+        }))
     }
 
     /// Direct I/O: every read reaches the probe, and runs its scenario once.
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
-        Ok(Opened {
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: puffs::OpenFlags,
+    ) -> OpResult<Open<()>> {
+        Ok(Open {
             direct_io: true,
-            ..Opened::fh(0)
+            ..Open::new(())
         })
     }
 
@@ -549,12 +561,12 @@ impl Ops for Probe {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         _size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         if offset > 0 {
-            return Ok(Vec::new());
+            return Ok(puffs::Data::empty());
         }
         let outcome = match SCENARIOS[(**node - 1) as usize] {
             "out-of-order" => out_of_order(cx).await,
@@ -569,7 +581,8 @@ impl Ops for Probe {
             Ok(s) => format!("ok {s}"),
             Err(s) => format!("FAIL {s}"),
         }
-        .into_bytes())
+        .into_bytes()
+        .into())
     }
 }
 
@@ -620,16 +633,18 @@ fn serve(
     cap: usize,
     mounted: mpsc::Sender<Result<(), String>>,
 ) -> Result<(), String> {
-    let mut pu = PuffsUserMount::new(Probe, "framebuffs", "probe")
-        .map_err(|e| e.to_string())?
+    let pu = PuffsUserMount::new(Probe, "framebuffs", "probe")
         .handle_signals(false)
         .max_inflight(cap)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO);
-    if let Err(e) = pu.mount(&dir) {
-        let _ = mounted.send(Err(e.to_string()));
-        return Err(e.to_string());
-    }
+    let pu = match pu.mount(&dir) {
+        Ok(pu) => pu,
+        Err(e) => {
+            let _ = mounted.send(Err(e.to_string()));
+            return Err(e.to_string());
+        }
+    };
     let _ = mounted.send(Ok(()));
     pu.mainloop().map_err(|e| e.to_string())
 }

@@ -10,7 +10,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use puffs::{Attr, Cx, DirBuf, EntryOf, Errno, FileType, Node, Op, OpResult, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, DirBuf, EntryOf, Errno, FileType, Node, Op, OpResult, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 /// What the probe saw, shared with the test thread.
@@ -67,19 +69,24 @@ impl Ops for Probe {
         Ok(puffs::Entry::new(i as u64 + 1, i as u64 + 1, file_attr(4)))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
-        Ok(if **node == 0 {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
+        Ok(AttrReply::from(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             file_attr(4)
-        })
+        }))
     }
 
     async fn readdir(
         &self,
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         out: &mut DirBuf,
     ) -> OpResult<()> {
@@ -100,17 +107,17 @@ impl Ops for Probe {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         _size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         if offset > 0 {
-            return Ok(Vec::new());
+            return Ok(puffs::Data::empty());
         }
         let name = FILES[(**node - 1) as usize];
         match name {
             "panic" => panic!("the probe panics on purpose"),
-            "liar" => return Ok(vec![b'x'; 1 << 20]),
+            "liar" => return Ok(vec![b'x'; 1 << 20].into()),
             "exit" => cx.exit(),
             "slow" => cx.sleep(self.slow).await,
             w if w.starts_with('w') => {
@@ -121,7 +128,7 @@ impl Ops for Probe {
             }
             _ => {}
         }
-        Ok(name.as_bytes()[..4.min(name.len())].to_vec())
+        Ok(name.as_bytes()[..4.min(name.len())].to_vec().into())
     }
 }
 
@@ -191,7 +198,6 @@ fn serve(
     };
     let (log, notified) = (Arc::clone(&stats), Arc::clone(&stats));
     let pu = PuffsUserMount::new(fs, "probefs", "probe")
-        .map_err(|e| e.to_string())?
         .handle_signals(false)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO)
@@ -199,15 +205,15 @@ fn serve(
         .errnotify(move |_, _, _| {
             notified.errnotified.fetch_add(1, Ordering::SeqCst);
         });
-    let mut pu = configure(pu);
-    if let Err(e) = pu.mount(&dir) {
-        let _ = mounted.send(Err(e.to_string()));
-        return Err(e.to_string());
-    }
+    let pu = match configure(pu).mount(&dir) {
+        Ok(pu) => pu,
+        Err(e) => {
+            let _ = mounted.send(Err(e.to_string()));
+            return Err(e.to_string());
+        }
+    };
     let _ = mounted.send(Ok(()));
-    pu.mainloop().map_err(|e| e.to_string())?;
-    assert_eq!(pu.state(), puffs::State::Unmounted);
-    Ok(())
+    pu.mainloop().map_err(|e| e.to_string())
 }
 
 fn plain() -> Configure {
@@ -372,22 +378,19 @@ fn a_reply_the_framework_rejects_is_eio_and_notified() {
 fn mount_errors_name_the_path_and_the_cause() {
     require_fuse!();
     let missing = std::env::temp_dir().join("puffs-no-such-dir-for-test");
-    let pu = PuffsUserMount::new(
-        Probe {
+    let probe = || {
+        let fs = Probe {
             stats: Arc::default(),
             slow: Duration::ZERO,
-        },
-        "probefs",
-        "probe",
-    )
-    .unwrap();
-    let mut pu = pu.handle_signals(false);
-    let e = pu.mount(&missing).unwrap_err().to_string();
+        };
+        PuffsUserMount::new(fs, "probefs", "probe").handle_signals(false)
+    };
+    let e = probe().mount(&missing).err().unwrap().to_string();
     assert!(
         e.contains(&*missing.to_string_lossy()) && e.contains("does not exist"),
         "{e}"
     );
     let file = tempfile::NamedTempFile::new().unwrap();
-    let e = pu.mount(file.path()).unwrap_err().to_string();
+    let e = probe().mount(file.path()).err().unwrap().to_string();
     assert!(e.contains("not a directory"), "{e}");
 }

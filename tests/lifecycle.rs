@@ -341,6 +341,39 @@ fn foreground_sigterm_exits_zero() {
     assert!(!is_mounted(mnt.path()));
 }
 
+/// A SIGTERM sent the moment the mount shows in /proc unmounts it (exit 0): the handler
+/// is in place before mount(2), not after the INIT handshake, so no signal can kill a
+/// process whose mount is up. Rounds, since each hits the window only sometimes.
+#[test]
+fn sigterm_the_moment_the_mount_shows_unmounts_it() {
+    puffs_tests::require_fuse!();
+    for round in 0..15 {
+        let mnt = MountPoint::new();
+        let mut child = ChildGuard(
+            Command::new(bin("memfs"))
+                .arg("-f")
+                .arg(mnt.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn memfs -f"),
+        );
+        let end = Instant::now() + Duration::from_secs(10);
+        while !is_mounted(mnt.path()) {
+            assert!(Instant::now() < end, "memfs -f did not mount within 10 s");
+            std::thread::yield_now();
+        }
+        kill(Pid::from_raw(child.0.id() as i32), Signal::SIGTERM).unwrap();
+        let status = wait_child(&mut child.0, GONE_WITHIN).expect("memfs -f survived SIGTERM");
+        assert!(
+            status.success(),
+            "round {round}: memfs -f exited {status} on SIGTERM"
+        );
+        assert!(!is_mounted(mnt.path()));
+    }
+}
+
 #[test]
 fn hellofs_reads_lists_and_refuses_writes() {
     puffs_tests::require_fuse!();

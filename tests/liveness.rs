@@ -12,7 +12,9 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use puffs::{Attr, Cx, EntryOf, Errno, FileType, Node, Op, OpResult, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, Op, OpResult, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 /// What the probe saw, shared with the test thread.
@@ -97,28 +99,33 @@ impl Ops for Probe {
         ))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
-        Ok(if **node == 0 {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
+        Ok(AttrReply::from(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             attr_of(**node)
-        })
+        }))
     }
 
     async fn read(
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         if FILES[(**node - 1) as usize] == "aio" {
             let r = cx.aio().read_at(&self.backing, offset, size as usize).await;
-            return r.map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+            return r.map(Into::into).map_err(puffs::errno);
         }
         if offset > 0 {
-            return Ok(Vec::new());
+            return Ok(puffs::Data::empty());
         }
         match FILES[(**node - 1) as usize] {
             // Two files: readers of one file would queue on its page lock in the
@@ -134,7 +141,7 @@ impl Ops for Probe {
                     cx.yield_now().await;
                 }
             }
-            "child-ok" => return Ok(cx.spawn(async { b"kid!".to_vec() }).await?),
+            "child-ok" => return Ok(cx.spawn(async { b"kid!".to_vec() }).await?.into()),
             "child-panic" => {
                 let child = cx.spawn(async {
                     panic!("the child panics on purpose");
@@ -142,16 +149,16 @@ impl Ops for Probe {
                 child.await?;
             }
             // More than the kernel asked for: the framework rejects it (errnotify).
-            "liar" => return Ok(vec![b'x'; 1 << 20]),
+            "liar" => return Ok(vec![b'x'; 1 << 20].into()),
             "nodes" => {
                 let n = cx.with_nodes(|t| t.len());
                 // Holding no borrow of the table here, a FORGET may change it.
                 cx.sleep(Duration::from_millis(1)).await;
-                return Ok(format!("{n:04}").into_bytes());
+                return Ok(format!("{n:04}").into_bytes().into());
             }
             _ => {}
         }
-        Ok(b"data".to_vec())
+        Ok(b"data".to_vec().into())
     }
 }
 
@@ -264,15 +271,16 @@ fn serve(
         reclaim_panics,
     };
     let pu = PuffsUserMount::new(fs, "probefs", "probe")
-        .map_err(|e| e.to_string())?
         .handle_signals(false)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO);
-    let mut pu = configure(pu);
-    if let Err(e) = pu.mount(&dir) {
-        let _ = mounted.send(Err(e.to_string()));
-        return Err(e.to_string());
-    }
+    let pu = match configure(pu).mount(&dir) {
+        Ok(pu) => pu,
+        Err(e) => {
+            let _ = mounted.send(Err(e.to_string()));
+            return Err(e.to_string());
+        }
+    };
     let _ = mounted.send(Ok(()));
     pu.mainloop().map_err(|e| e.to_string())
 }

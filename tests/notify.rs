@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use puffs::{
-    Attr, Cx, EntryOf, Errno, FileType, Node, Notifier, Op, OpResult, Opened, Ops, PuffsUserMount,
-    ROOT_INO,
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, Notifier, Op, OpResult, Open, Ops,
+    PuffsUserMount, ROOT_INO,
 };
 use puffs_tests::*;
 
@@ -88,19 +88,29 @@ impl Ops for Probe {
         Ok(puffs::Entry::new(ino, (), attr(ino, size)))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
         if node.ino() == ROOT_INO {
-            return Ok(Attr::new(FileType::Directory, 0o755));
+            return Ok(Attr::new(FileType::Directory, 0o755).into());
         }
         let c = self.contents(node.ino()).ok_or(Errno::ENOENT)?;
-        Ok(attr(node.ino(), c.len()))
+        Ok(attr(node.ino(), c.len()).into())
     }
 
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: puffs::OpenFlags,
+    ) -> OpResult<Open<()>> {
         // Pages cached by one open stay for the next: only a notification drops them.
-        Ok(Opened {
+        Ok(Open {
             keep_cache: true,
-            ..Opened::default()
+            ..Open::new(())
         })
     }
 
@@ -108,14 +118,14 @@ impl Ops for Probe {
         &self,
         _cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         let c = self.contents(node.ino()).ok_or(Errno::ENOENT)?;
         let start = (offset as usize).min(c.len());
         let end = (start + size as usize).min(c.len());
-        Ok(c[start..end].to_vec())
+        Ok(c[start..end].to_vec().into())
     }
 }
 
@@ -192,20 +202,14 @@ impl Drop for ProbeMount {
 fn serve(dir: PathBuf, files: Shared, mounted: mpsc::Sender<Result<Notifier, String>>) {
     let log = Arc::clone(&files);
     let pu = PuffsUserMount::new(Probe { files }, "notifyfs", "probe")
-        .map(|pu| {
-            pu.handle_signals(false)
-                .attr_timeout(CACHED)
-                .entry_timeout(CACHED)
-                .pre_op(move |op, _| log.lock().unwrap().ops.push(op))
-        })
-        .map_err(|e| e.to_string());
-    let mut pu = match pu {
+        .handle_signals(false)
+        .attr_timeout(CACHED)
+        .entry_timeout(CACHED)
+        .pre_op(move |op, _| log.lock().unwrap().ops.push(op));
+    let pu = match pu.mount(&dir) {
         Ok(pu) => pu,
-        Err(e) => return drop(mounted.send(Err(e))),
+        Err(e) => return drop(mounted.send(Err(e.to_string()))),
     };
-    if let Err(e) = pu.mount(&dir) {
-        return drop(mounted.send(Err(e.to_string())));
-    }
     let _ = mounted.send(Ok(pu.notifier()));
     if let Err(e) = pu.mainloop() {
         eprintln!("probe mainloop: {e}");
@@ -347,8 +351,7 @@ fn notifications_are_refused_when_not_mounted() {
         },
         "notifyfs",
         "probe",
-    )
-    .unwrap();
+    );
     let n = pu.notifier();
     assert_eq!(n.inval_attr(1), Err(Errno::ENOTCONN));
     assert_eq!(n.inval_entry(1, OsStr::new("a")), Err(Errno::ENOTCONN));

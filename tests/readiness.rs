@@ -16,7 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use puffs::{
-    Attr, Cx, EntryOf, Errno, FileType, Node, OpResult, Opened, Ops, PuffsUserMount, Registration,
+    Attr, AttrReply, Cx, EntryOf, Errno, FileType, Node, OpResult, Open, Ops, PuffsUserMount,
+    Registration,
 };
 use puffs_tests::*;
 
@@ -67,20 +68,30 @@ impl Ops for Probe {
         Ok(puffs::Entry::new(i + 1, i + 1, file_attr()))
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
-        Ok(if **node == 0 {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
+        Ok(AttrReply::from(if **node == 0 {
             Attr::new(FileType::Directory, 0o755)
         } else {
             file_attr()
-        })
+        }))
     }
 
     /// Direct I/O: every read reaches the probe, and the page cache never makes the
     /// kernel read a scenario twice.
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
-        Ok(Opened {
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: puffs::OpenFlags,
+    ) -> OpResult<Open<()>> {
+        Ok(Open {
             direct_io: true,
-            ..Opened::fh(0)
+            ..Open::new(())
         })
     }
 
@@ -88,12 +99,12 @@ impl Ops for Probe {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         _size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         if offset > 0 {
-            return Ok(Vec::new());
+            return Ok(puffs::Data::empty());
         }
         let outcome = match SCENARIOS[(**node - 1) as usize] {
             "reader-and-writer" => reader_and_writer(cx).await,
@@ -106,7 +117,8 @@ impl Ops for Probe {
             Ok(s) => format!("ok {s}"),
             Err(s) => format!("FAIL {s}"),
         }
-        .into_bytes())
+        .into_bytes()
+        .into())
     }
 }
 
@@ -336,15 +348,16 @@ impl Drop for ProbeMount {
 
 fn serve(dir: PathBuf, mounted: mpsc::Sender<Result<(), String>>) -> Result<(), String> {
     let pu = PuffsUserMount::new(Probe, "readinessfs", "probe")
-        .map_err(|e| e.to_string())?
         .handle_signals(false)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO);
-    let mut pu = pu;
-    if let Err(e) = pu.mount(&dir) {
-        let _ = mounted.send(Err(e.to_string()));
-        return Err(e.to_string());
-    }
+    let pu = match pu.mount(&dir) {
+        Ok(pu) => pu,
+        Err(e) => {
+            let _ = mounted.send(Err(e.to_string()));
+            return Err(e.to_string());
+        }
+    };
     let _ = mounted.send(Ok(()));
     pu.mainloop().map_err(|e| e.to_string())
 }

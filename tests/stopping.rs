@@ -7,7 +7,9 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
-use puffs::{Attr, Cx, ExitHandle, FileType, MountFlags, Node, OpResult, Ops, PuffsUserMount};
+use puffs::{
+    Attr, AttrReply, Cx, ExitHandle, FileType, MountFlags, Node, OpResult, Ops, PuffsUserMount,
+};
 use puffs_tests::*;
 
 /// A file system with nothing but its root.
@@ -22,8 +24,13 @@ impl Ops for Bare {
         ((), ())
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, _n: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
-        Ok(Attr::new(FileType::Directory, 0o755))
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        _n: &Node<Self>,
+        _f: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
+        Ok(Attr::new(FileType::Directory, 0o755).into())
     }
 }
 
@@ -82,12 +89,11 @@ fn mount_on_thread(
     let (up_tx, up_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut pu = PuffsUserMount::new(Bare, "barefs", "bare")
-            .unwrap()
-            .handle_signals(signals);
-        if let Err(e) = pu.mount(&dir) {
-            return up_tx.send(Err(e.to_string())).unwrap();
-        }
+        let pu = PuffsUserMount::new(Bare, "barefs", "bare").handle_signals(signals);
+        let pu = match pu.mount(&dir) {
+            Ok(pu) => pu,
+            Err(e) => return up_tx.send(Err(e.to_string())).unwrap(),
+        };
         up_tx.send(Ok(pu.exit_handle())).unwrap();
         let _ = done_tx.send(pu.mainloop().map_err(|e| e.to_string()));
     });
@@ -130,12 +136,10 @@ fn a_failed_mount_leaves_no_thread_and_no_signal_handling() {
     let mnt = MountPoint::new();
     let before = (disposition(Signal::SIGTERM), blocked_here());
     // An empty subtype makes mount(2) refuse the type "fuse." (EINVAL), late in mount().
-    let mut pu = PuffsUserMount::new(Bare, "barefs", "bare")
-        .unwrap()
-        .flags(MountFlags {
-            subtype: Some(String::new()),
-            ..MountFlags::default()
-        });
+    let pu = PuffsUserMount::new(Bare, "barefs", "bare").flags(MountFlags {
+        subtype: Some(String::new()),
+        ..MountFlags::default()
+    });
     let err = pu
         .mount(mnt.path())
         .expect_err("the kernel refuses the mount");
@@ -184,4 +188,30 @@ fn sigterm_stops_the_loop_and_its_signal_handling_goes_with_it() {
         "threads left after the loop: {:?}",
         puffs_threads()
     );
+}
+
+#[test]
+fn a_mount_dropped_before_its_loop_ran_is_unmounted() {
+    require_fuse!();
+    let _alone = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mnt = MountPoint::new();
+    let before = disposition(Signal::SIGTERM);
+    let mounted = PuffsUserMount::new(Bare, "barefs", "bare")
+        .mount(mnt.path())
+        .expect("mounts");
+    assert!(is_mounted(mnt.path()));
+    assert_eq!(disposition(Signal::SIGTERM), Disposition::Handler);
+    drop(mounted);
+    assert!(!is_mounted(mnt.path()), "dropping a Mounted unmounts");
+    assert_eq!(
+        disposition(Signal::SIGTERM),
+        before,
+        "signal handling undone"
+    );
+    // The reader thread sees the connection end and goes; the notifier's goes at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !puffs_threads().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(puffs_threads(), Vec::<String>::new(), "threads left behind");
 }

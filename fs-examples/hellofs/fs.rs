@@ -4,7 +4,9 @@
 use std::ffi::OsStr;
 use std::time::{Duration, SystemTime};
 
-use puffs::{Attr, Cx, DirBuf, Entry, EntryOf, Errno, FileType, Node, OpResult, Ops};
+use puffs::{
+    Attr, AttrReply, Cx, Data, DirBuf, Entry, EntryOf, Errno, FileType, Node, OpResult, Ops,
+};
 
 const GREETING: &[u8] = b"Hello, world!\n";
 const FILE_NAME: &str = "hello";
@@ -67,15 +69,20 @@ impl Ops for Hello {
         Ok(entry)
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
-        Ok(self.attr(**node))
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _file: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
+        Ok(self.attr(**node).into())
     }
 
     async fn readdir(
         &self,
         cx: &Cx<Self>,
         dir: &Node<Self>,
-        _fh: u64,
+        _open: &Self::Dir,
         offset: u64,
         out: &mut DirBuf,
     ) -> OpResult<()> {
@@ -101,15 +108,16 @@ impl Ops for Hello {
         &self,
         _cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         offset: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<Data> {
         if **node != HelloNode::Hello {
             return Err(Errno::EISDIR);
         }
         let start = (offset as usize).min(GREETING.len());
         let end = start.saturating_add(size as usize).min(GREETING.len());
-        Ok(GREETING[start..end].to_vec())
+        // A slice of a static: sent to the kernel as it is, no copy.
+        Ok(GREETING[start..end].into())
     }
 }

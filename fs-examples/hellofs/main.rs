@@ -20,12 +20,11 @@ fn main() {
 }
 
 fn run(args: &puffs::cli::Args, source: &str) -> Result<(), puffs::Error> {
-    let mut pu = PuffsUserMount::new(fs::Hello::new(), "hellofs", source)?
+    let pu = PuffsUserMount::new(fs::Hello::new(), "hellofs", source)
         .options(&args.options) // -o ro,attr_timeout=...,fsname=...
         .read_only(true);
-    if !args.foreground {
-        pu.daemon()?; // the parent exits 0 once the mount is up
-    }
-    pu.mount(&args.mountpoint)?; // returns after the kernel's INIT: mounted
-    pu.mainloop() // returns Ok after umount or SIGTERM
+    // The parent exits 0 once the mount is up; the child goes on.
+    let pu = if args.foreground { pu } else { pu.daemon()? };
+    let mounted = pu.mount(&args.mountpoint)?; // returns after the kernel's INIT
+    mounted.mainloop() // returns Ok after umount or SIGTERM
 }

@@ -22,8 +22,9 @@ use std::rc::{Rc, Weak};
 use std::time::SystemTime;
 
 use puffs::{
-    Attr, Cred, Cx, DirBuf, DirPlusBuf, Entry, EntryOf, Errno, FileType, Node, OpResult, Opened,
-    Ops, RenameFlags, SetAttr, Statvfs,
+    AttrReply, Cred, Cx, DirBuf, DirPlusBuf, Entry, EntryOf, Errno, FallocateFlags, FileType,
+    NewNode, Node, OpResult, Open, OpenFlags, Ops, RenameFlags, SetAttr, Statvfs, Whence,
+    XattrFlags,
 };
 
 use crate::config::Config;
@@ -74,11 +75,11 @@ fn entry(inode: &Rc<Inode>) -> EntryOf<MemFs> {
     Entry::new(inode.id, Rc::clone(inode), inode.attr())
 }
 
-fn file_opened() -> Opened {
+fn file_opened() -> Open<()> {
     // Only the kernel writes file data, through its own page cache: keep it.
-    Opened {
+    Open {
         keep_cache: true,
-        ..Opened::default()
+        ..Open::new(())
     }
 }
 
@@ -575,6 +576,11 @@ impl MemFs {
 impl Ops for MemFs {
     type Node = Rc<Inode>;
     type Key = u64;
+    // Nothing per open file or directory: the open count lives in the inode (it
+    // decides when an unlinked inode's space goes back), and the kernel enforces the
+    // access mode.
+    type File = ();
+    type Dir = ();
     const KILLS_SUIDGID: bool = true;
 
     fn root(&self) -> (u64, Rc<Inode>) {
@@ -615,11 +621,22 @@ impl Ops for MemFs {
         }
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
-        Ok(node.attr())
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _f: Option<&()>,
+    ) -> OpResult<AttrReply> {
+        Ok(node.attr().into())
     }
 
-    async fn setattr(&self, cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
+    async fn setattr(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        file: Option<&()>,
+        set: &SetAttr,
+    ) -> OpResult<AttrReply> {
         let who = cx.cred();
         let inode: &Inode = node;
         // All checks before any change, in the kernel's order.
@@ -628,7 +645,7 @@ impl Ops for MemFs {
         }
         let new_perm = match set.mode {
             Some(m) => Some(perm::chmod(
-                m,
+                m.bits(),
                 inode.uid(),
                 set.gid.unwrap_or(inode.gid()),
                 who,
@@ -658,7 +675,7 @@ impl Ops for MemFs {
             // open(O_TRUNC) always; on truncate(2) to the same size only if the file
             // has pages (its truncate_range runs).
             let killed = self.modify_kill_priv(inode, who);
-            if size != old || set.fh.is_some() || had_pages {
+            if size != old || file.is_some() || had_pages {
                 inode.set_mtime(t);
             } else {
                 ctime = killed
@@ -701,7 +718,7 @@ impl Ops for MemFs {
         if ctime {
             inode.set_ctime(set.ctime.unwrap_or(t));
         }
-        Ok(inode.attr())
+        Ok(inode.attr().into())
     }
 
     async fn readlink(&self, _cx: &Cx<Self>, node: &Node<Self>) -> OpResult<OsString> {
@@ -718,10 +735,9 @@ impl Ops for MemFs {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        rdev: u32,
+        new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
+        let (mode, rdev) = (new.mode.bits(), new.rdev);
         let (mode, content) = match FileType::from_mode(mode) {
             _ if mode & S_IFMT == 0 => (mode | S_IFREG, Content::File(None)),
             Some(FileType::RegularFile) => (mode, Content::File(None)),
@@ -738,15 +754,14 @@ impl Ops for MemFs {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
+        new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
         let content = Content::Dir(Box::new(Dir::new(Rc::downgrade(dir))));
         Ok(entry(&self.make(
             cx.cred(),
             dir,
             name,
-            S_IFDIR | (mode & 0o7777),
+            S_IFDIR | u32::from(new.mode.perm()),
             content,
         )?))
     }
@@ -811,14 +826,14 @@ impl Ops for MemFs {
         Ok(entry(node))
     }
 
-    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: i32) -> OpResult<Opened> {
+    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: OpenFlags) -> OpResult<Open<()>> {
         if node.is_dir() {
             node.set_opens(node.opens() + 1);
-            return Ok(Opened::default());
+            return Ok(Open::new(()));
         }
         // Atomic O_TRUNC: the kernel sends it here and no SETATTR. Like tmpfs, the
         // times move even when the file was already empty.
-        if flags & libc::O_TRUNC != 0 && node.kind() == FileType::RegularFile {
+        if flags.contains(OpenFlags::TRUNC) && node.kind() == FileType::RegularFile {
             self.resize(node, 0)?;
             self.modify_kill_priv(node, cx.cred());
             node.modified(now());
@@ -832,15 +847,14 @@ impl Ops for MemFs {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        _flags: i32,
-    ) -> OpResult<(EntryOf<Self>, Opened)> {
+        new: NewNode,
+        _flags: OpenFlags,
+    ) -> OpResult<(EntryOf<Self>, Open<()>)> {
         let inode = self.make(
             cx.cred(),
             dir,
             name,
-            S_IFREG | (mode & 0o7777),
+            S_IFREG | u32::from(new.mode.perm()),
             Content::File(None),
         )?;
         inode.set_opens(1);
@@ -851,10 +865,10 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<puffs::Data> {
         let out = match &node.body().content {
             Content::File(Some(d)) => d.read(offset, size, node.size()),
             Content::File(None) => Data::default().read(offset, size, node.size()),
@@ -862,17 +876,17 @@ impl Ops for MemFs {
             _ => return Err(Errno::EINVAL),
         };
         self.accessed(node);
-        Ok(out)
+        Ok(out.into())
     }
 
     async fn write(
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
-        data: &[u8],
-        _flags: i32,
+        data: Vec<u8>,
+        _flags: OpenFlags,
     ) -> OpResult<u32> {
         let end = offset
             .checked_add(data.len() as u64)
@@ -889,7 +903,7 @@ impl Ops for MemFs {
             };
             let r = slot
                 .get_or_insert_with(Box::default)
-                .write(offset, data, &self.space);
+                .write(offset, &data, &self.space);
             if slot.as_ref().is_some_and(|d| d.is_empty()) {
                 *slot = None;
             }
@@ -903,13 +917,7 @@ impl Ops for MemFs {
         Ok(written as u32)
     }
 
-    async fn release(
-        &self,
-        _cx: &Cx<Self>,
-        node: &Node<Self>,
-        _fh: u64,
-        _flags: i32,
-    ) -> OpResult<()> {
+    async fn release(&self, _cx: &Cx<Self>, node: &Node<Self>, _file: ()) -> OpResult<()> {
         self.closed(node, node.lookups() > 0);
         Ok(())
     }
@@ -918,23 +926,28 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         _datasync: bool,
     ) -> OpResult<()> {
         Ok(())
     }
 
-    async fn opendir(&self, _cx: &Cx<Self>, node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn opendir(
+        &self,
+        _cx: &Cx<Self>,
+        node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Open<()>> {
         node.dir()?;
         node.set_opens(node.opens() + 1);
-        Ok(Opened::default())
+        Ok(Open::new(()))
     }
 
     async fn readdir(
         &self,
         cx: &Cx<Self>,
         dir: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
         out: &mut DirBuf,
     ) -> OpResult<()> {
@@ -949,7 +962,7 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         dir: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
         out: &mut DirPlusBuf<Self>,
     ) -> OpResult<()> {
@@ -958,7 +971,7 @@ impl Ops for MemFs {
         })
     }
 
-    async fn releasedir(&self, _cx: &Cx<Self>, node: &Node<Self>, _fh: u64) -> OpResult<()> {
+    async fn releasedir(&self, _cx: &Cx<Self>, node: &Node<Self>, _dir: ()) -> OpResult<()> {
         self.closed(node, node.lookups() > 0);
         Ok(())
     }
@@ -967,7 +980,7 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         _datasync: bool,
     ) -> OpResult<()> {
         Ok(())
@@ -979,7 +992,7 @@ impl Ops for MemFs {
         node: &Node<Self>,
         name: &OsStr,
         value: &[u8],
-        flags: i32,
+        flags: XattrFlags,
     ) -> OpResult<()> {
         let ns = xattr::namespace(name)?;
         self.xattr_access(node, ns, cx.cred(), true)?;
@@ -1053,15 +1066,15 @@ impl Ops for MemFs {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: u64,
         length: u64,
-        mode: i32,
+        mode: FallocateFlags,
     ) -> OpResult<()> {
-        // FALLOC_FL_KEEP_SIZE and FALLOC_FL_PUNCH_HOLE, as the FUSE protocol has them.
-        let keep = 1;
-        let punch = 2;
-        if mode & !(keep | punch) != 0 || (mode & punch != 0 && mode & keep == 0) {
+        let (keep, punch) = (FallocateFlags::KEEP_SIZE, FallocateFlags::PUNCH_HOLE);
+        if !mode.difference(keep | punch).is_empty()
+            || (mode.contains(punch) && !mode.contains(keep))
+        {
             return Err(Errno::EOPNOTSUPP);
         }
         match node.kind() {
@@ -1083,7 +1096,7 @@ impl Ops for MemFs {
             };
             let before = self.space.used_pages();
             let d = slot.get_or_insert_with(Box::default);
-            let r = if mode & punch != 0 {
+            let r = if mode.contains(punch) {
                 d.punch(offset, length, &self.space);
                 Ok(())
             } else {
@@ -1096,7 +1109,7 @@ impl Ops for MemFs {
             self.pages_dropped(before);
             r?;
         }
-        if mode & keep == 0 && end > node.size() {
+        if !mode.contains(keep) && end > node.size() {
             node.set_size(end);
         }
         self.modify_kill_priv(node, cx.cred());
@@ -1108,9 +1121,9 @@ impl Ops for MemFs {
         &self,
         _cx: &Cx<Self>,
         node: &Node<Self>,
-        _fh: u64,
+        _file: &(),
         offset: i64,
-        whence: i32,
+        whence: Whence,
     ) -> OpResult<i64> {
         let Ok(off) = u64::try_from(offset) else {
             return Err(Errno::ENXIO);
@@ -1124,8 +1137,8 @@ impl Ops for MemFs {
             _ => return Err(Errno::EINVAL),
         };
         let pos = match whence {
-            libc::SEEK_DATA => data.seek_data(off, size)?,
-            libc::SEEK_HOLE => data.seek_hole(off, size)?,
+            Whence::Data => data.seek_data(off, size)?,
+            Whence::Hole => data.seek_hole(off, size)?,
             _ => return Err(Errno::EINVAL),
         };
         Ok(pos as i64)
@@ -1355,7 +1368,7 @@ mod tests {
         f.body_mut()
             .xattrs
             .get_or_insert_with(Box::default)
-            .set(n("user.k"), b"val", 0)
+            .set(n("user.k"), b"val", XattrFlags::default())
             .unwrap();
         f.set_opens(1);
         assert_eq!(free(&t), (8, 7));

@@ -41,12 +41,9 @@ fn main() {
 }
 
 fn run(args: &puffs::cli::Args, config: &Config, source: &str) -> Result<(), puffs::Error> {
-    let mut pu = PuffsUserMount::new(fs::MemFs::new(config), "memfs", source)?
+    let pu = PuffsUserMount::new(fs::MemFs::new(config), "memfs", source)
         .options(&args.options)
         .default_permissions(true);
-    if !args.foreground {
-        pu.daemon()?;
-    }
-    pu.mount(&args.mountpoint)?;
-    pu.mainloop()
+    let pu = if args.foreground { pu } else { pu.daemon()? };
+    pu.mount(&args.mountpoint)?.mainloop()
 }

@@ -5,19 +5,13 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use puffs::Errno;
+use puffs::{Errno, XattrFlags};
 
-/// setxattr flags, as the FUSE protocol carries them (Linux's values).
-pub const XATTR_CREATE: i32 = 1;
 /// File capabilities, which a write, truncate or chown takes away.
 pub const CAPS: &str = "security.capability";
-pub const XATTR_REPLACE: i32 = 2;
 
 /// "No such attribute": ENODATA on Linux, ENOATTR on the BSDs.
-#[cfg(target_os = "linux")]
-pub const ENOATTR: Errno = Errno::ENODATA;
-#[cfg(not(target_os = "linux"))]
-pub const ENOATTR: Errno = Errno::ENOATTR;
+pub const ENOATTR: Errno = Errno::NO_XATTR;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Namespace {
@@ -62,17 +56,22 @@ impl Xattrs {
         self.find(name).ok().map(|i| &*self.0[i].1)
     }
 
-    /// Sets `name` to `value` under `flags` (XATTR_CREATE: EEXIST if present;
-    /// XATTR_REPLACE: ENOATTR (ENODATA) if absent). Returns the length of the value replaced.
-    pub fn set(&mut self, name: &OsStr, value: &[u8], flags: i32) -> Result<Option<usize>, Errno> {
+    /// Sets `name` to `value` under `flags` (CREATE: EEXIST if present; REPLACE:
+    /// ENOATTR (ENODATA) if absent). Returns the length of the value replaced.
+    pub fn set(
+        &mut self,
+        name: &OsStr,
+        value: &[u8],
+        flags: XattrFlags,
+    ) -> Result<Option<usize>, Errno> {
         match self.find(name) {
-            Ok(_) if flags & XATTR_CREATE != 0 => Err(Errno::EEXIST),
+            Ok(_) if flags.contains(XattrFlags::CREATE) => Err(Errno::EEXIST),
             Ok(i) => {
                 let old = self.0[i].1.len();
                 self.0[i].1 = value.into();
                 Ok(Some(old))
             }
-            Err(_) if flags & XATTR_REPLACE != 0 => Err(ENOATTR),
+            Err(_) if flags.contains(XattrFlags::REPLACE) => Err(ENOATTR),
             Err(i) => {
                 self.0.insert(i, (name.as_bytes().into(), value.into()));
                 Ok(None)
@@ -142,7 +141,7 @@ mod tests {
             "user.zz",
             "user.aa",
         ] {
-            x.set(n(name), b"1", 0).unwrap();
+            x.set(n(name), b"1", XattrFlags::default()).unwrap();
         }
         assert_eq!(
             x.list(|_| false),
@@ -150,12 +149,18 @@ mod tests {
         );
 
         let mut x = Xattrs::default();
-        assert_eq!(x.set(n("user.b"), b"1", 0), Ok(None));
-        assert_eq!(x.set(n("user.a"), b"22", 0), Ok(None));
-        assert_eq!(x.set(n("user.b"), b"333", 0), Ok(Some(1)));
-        assert_eq!(x.set(n("user.b"), b"", XATTR_CREATE), Err(Errno::EEXIST));
-        assert_eq!(x.set(n("user.c"), b"", XATTR_REPLACE), Err(ENOATTR));
-        assert_eq!(x.set(n("user.a"), b"", XATTR_REPLACE), Ok(Some(2)));
+        assert_eq!(x.set(n("user.b"), b"1", XattrFlags::default()), Ok(None));
+        assert_eq!(x.set(n("user.a"), b"22", XattrFlags::default()), Ok(None));
+        assert_eq!(
+            x.set(n("user.b"), b"333", XattrFlags::default()),
+            Ok(Some(1))
+        );
+        assert_eq!(
+            x.set(n("user.b"), b"", XattrFlags::CREATE),
+            Err(Errno::EEXIST)
+        );
+        assert_eq!(x.set(n("user.c"), b"", XattrFlags::REPLACE), Err(ENOATTR));
+        assert_eq!(x.set(n("user.a"), b"", XattrFlags::REPLACE), Ok(Some(2)));
         assert_eq!(x.get(n("user.b")), Some(&b"333"[..]));
         assert_eq!(x.get(n("user.a")), Some(&b""[..]));
         assert_eq!(x.list(|_| false), b"user.b\0user.a\0");

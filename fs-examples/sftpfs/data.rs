@@ -7,8 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use puffs::{Cx, EntryOf, Errno, Node, OpResult, Opened};
-use sftp_codec::{Attrs, OpenFlags, Request};
+use puffs::{Cx, EntryOf, Errno, FileAt, OpResult, Open, OpenFlags};
+use sftp_codec::{Attrs, Request};
 
 use crate::conn::Conn;
 use crate::fs::{OpenFile, SftpFs, SftpNode};
@@ -41,32 +41,25 @@ pub(crate) async fn read_at(
 }
 
 impl SftpFs {
-    fn opened(&self, handle: Rc<[u8]>, generation: u64, flags: i32) -> Opened {
-        let fh = self.new_fh();
-        let f = OpenFile {
-            handle: handle.into(),
-            generation: generation.into(),
-            flags,
-            ahead: Default::default(),
-        };
-        self.files.borrow_mut().insert(fh, Rc::new(f));
-        Opened::fh(fh)
-    }
-
-    pub async fn open(&self, cx: &Cx<Self>, node: &SftpNode, flags: i32) -> OpResult<Opened> {
+    pub async fn open(
+        &self,
+        cx: &Cx<Self>,
+        node: &SftpNode,
+        flags: OpenFlags,
+    ) -> OpResult<Open<OpenFile>> {
         let path = node.live_path()?;
         let conn = self.conn(cx).await?;
         let req = Request::Open {
             path: path.as_bytes(),
-            flags: OpenFlags::from_posix(flags),
+            flags: sftp_codec::OpenFlags::from_posix(flags.bits()),
             attrs: Attrs::default(),
         };
         let h = conn.call(req, |r| r.into_handle().map(Rc::from)).await?;
-        if flags & libc::O_TRUNC != 0 {
+        if flags.contains(OpenFlags::TRUNC) {
             node.touched();
             self.changed();
         }
-        Ok(self.opened(h, conn.generation, flags))
+        Ok(Open::new(OpenFile::new(h, conn.generation, flags)))
     }
 
     pub async fn create(
@@ -74,16 +67,16 @@ impl SftpFs {
         cx: &Cx<Self>,
         dir: &SftpNode,
         name: &[u8],
-        mode: u32,
-        flags: i32,
-    ) -> OpResult<(EntryOf<Self>, Opened)> {
+        perm: u16,
+        flags: OpenFlags,
+    ) -> OpResult<(EntryOf<Self>, Open<OpenFile>)> {
         let path = SftpFs::path_of(dir)?.join(name)?;
         let conn = self.conn(cx).await?;
         let req = Request::Open {
             path: path.as_bytes(),
-            flags: OpenFlags::from_posix(flags | libc::O_CREAT),
+            flags: sftp_codec::OpenFlags::from_posix((flags | OpenFlags::CREAT).bits()),
             attrs: Attrs {
-                permissions: Some(mode & 0o7777),
+                permissions: Some(u32::from(perm)),
                 ..Attrs::default()
             },
         };
@@ -92,11 +85,11 @@ impl SftpFs {
         let attrs = conn
             .call(Request::Fstat { handle: &h }, |r| r.into_attrs())
             .await;
-        let opened = self.opened(Rc::clone(&h), conn.generation, flags);
+        let file = OpenFile::new(Rc::clone(&h), conn.generation, flags);
         match attrs {
-            Ok(a) => Ok((self.entry(cx, path, &a), opened)),
+            Ok(a) => Ok((self.entry(cx, path, &a), Open::new(file))),
             Err(e) => {
-                self.release(opened.fh).await;
+                self.release(file).await;
                 Err(e)
             }
         }
@@ -107,13 +100,12 @@ impl SftpFs {
         &self,
         cx: &Cx<Self>,
         node: &SftpNode,
-        fh: u64,
+        f: &OpenFile,
         offset: u64,
         size: u32,
     ) -> OpResult<Vec<u8>> {
-        let f = self.file(fh)?;
         let conn = self.conn(cx).await?;
-        let h = self.handle(cx, &conn, &f, node).await?;
+        let h = self.handle(cx, &conn, f, node).await?;
         let taken = ReadAhead::take(&f.ahead, offset, size, node.version()).await;
         let hit = taken.is_some();
         let out = match taken {
@@ -181,13 +173,12 @@ impl SftpFs {
         &self,
         cx: &Cx<Self>,
         node: &SftpNode,
-        fh: u64,
+        f: &OpenFile,
         offset: u64,
         data: &[u8],
     ) -> OpResult<u32> {
-        let f = self.file(fh)?;
         let conn = self.conn(cx).await?;
-        let h = self.handle(cx, &conn, &f, node).await?;
+        let h = self.handle(cx, &conn, f, node).await?;
         node.touched();
         self.changed();
         let parts: Vec<Part<'_, ()>> = data
@@ -210,23 +201,19 @@ impl SftpFs {
         Ok(data.len() as u32)
     }
 
-    pub async fn fsync(&self, cx: &Cx<Self>, node: &SftpNode, fh: u64) -> OpResult<()> {
+    pub async fn fsync(&self, cx: &Cx<Self>, node: &SftpNode, f: &OpenFile) -> OpResult<()> {
         if !self.hello.extensions.fsync {
             return Err(Errno::ENOSYS);
         }
-        let f = self.file(fh)?;
         let conn = self.conn(cx).await?;
-        let h = self.handle(cx, &conn, &f, node).await?;
+        let h = self.handle(cx, &conn, f, node).await?;
         conn.call(Request::Fsync { handle: &h }, |r| r.into_status())
             .await
     }
 
     /// Closes the handle if its session is still the live one (a handle of an ended
     /// session is gone with it).
-    pub async fn release(&self, fh: u64) {
-        let Some(f) = self.files.borrow_mut().remove(&fh) else {
-            return;
-        };
+    pub async fn release(&self, f: OpenFile) {
         if let Some(conn) = self.current_conn() {
             if conn.generation == f.generation.get() {
                 let h = Rc::clone(&f.handle.borrow());
@@ -241,21 +228,20 @@ impl SftpFs {
     }
 
     /// copy_file_range through copy-data: the bytes stay on the server.
-    #[allow(clippy::too_many_arguments)]
     pub async fn copy_range(
         &self,
         cx: &Cx<Self>,
-        (src, fh_in, off_in): (&Node<Self>, u64, u64),
-        (dst, fh_out, off_out): (&Node<Self>, u64, u64),
+        src: FileAt<'_, Self>,
+        dst: FileAt<'_, Self>,
         len: u64,
     ) -> OpResult<u32> {
         if !self.hello.extensions.copy_data {
             return Err(Errno::ENOSYS);
         }
-        let (fi, fo) = (self.file(fh_in)?, self.file(fh_out)?);
+        let (off_in, off_out) = (src.offset, dst.offset);
         let conn = self.conn(cx).await?;
-        let hi = self.handle(cx, &conn, &fi, src).await?;
-        let ho = self.handle(cx, &conn, &fo, dst).await?;
+        let hi = self.handle(cx, &conn, src.file, src.node).await?;
+        let ho = self.handle(cx, &conn, dst.file, dst.node).await?;
         let size = conn
             .call(Request::Fstat { handle: &hi }, |r| r.into_attrs())
             .await?
@@ -268,7 +254,7 @@ impl SftpFs {
         if n == 0 {
             return Ok(0);
         }
-        dst.touched();
+        dst.node.touched();
         self.changed();
         let req = Request::CopyData {
             from: &hi,

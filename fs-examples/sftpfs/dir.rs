@@ -9,12 +9,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 use std::time::Instant;
 
-use puffs::{Cx, DirBuf, DirPlusBuf, Entry, Errno, FileType, Node, OpResult, Opened, PuffsPath};
+use puffs::{Cx, DirBuf, DirPlusBuf, Entry, Errno, FileType, Node, OpResult, Open, PuffsPath};
 use sftp_codec::Request;
 
 use crate::attr::file_type;
 use crate::conn::Conn;
-use crate::fs::{DirItem, SftpFs};
+use crate::fs::{DirItem, OpenDir, SftpFs};
 use crate::join::join_all;
 
 /// READDIRs in flight at once.
@@ -29,7 +29,7 @@ const FIRST: u64 = 2;
 type Batch = Option<Vec<DirItem>>;
 
 impl SftpFs {
-    pub async fn opendir(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<Opened> {
+    pub async fn opendir(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<Open<OpenDir>> {
         let path = node.live_path()?;
         let cached = self
             .listings
@@ -47,28 +47,17 @@ impl SftpFs {
                 l
             }
         };
-        let fh = self.new_fh();
-        self.dirs.borrow_mut().insert(fh, listing);
-        Ok(Opened::fh(fh))
-    }
-
-    pub fn releasedir(&self, fh: u64) {
-        self.dirs.borrow_mut().remove(&fh);
-    }
-
-    fn listing(&self, fh: u64) -> OpResult<Rc<Vec<DirItem>>> {
-        self.dirs.borrow().get(&fh).cloned().ok_or(Errno::EBADF)
+        Ok(Open::new(listing))
     }
 
     pub fn readdir(
         &self,
         cx: &Cx<Self>,
         dir: &Node<Self>,
-        fh: u64,
+        listing: &OpenDir,
         offset: u64,
         out: &mut DirBuf,
     ) -> OpResult<()> {
-        let listing = self.listing(fh)?;
         let dot = [(1, "."), (2, "..")];
         for (cookie, name) in dot.into_iter().skip(offset as usize) {
             if !out.add(dir.ino(), cookie, FileType::Directory, OsStr::new(name)) {
@@ -106,11 +95,10 @@ impl SftpFs {
         &self,
         cx: &Cx<Self>,
         dir: &Node<Self>,
-        fh: u64,
+        listing: &OpenDir,
         offset: u64,
         out: &mut DirPlusBuf<Self>,
     ) -> OpResult<()> {
-        let listing = self.listing(fh)?;
         let path = dir.path.get();
         for (cookie, name) in [(1, "."), (2, "..")].into_iter().skip(offset as usize) {
             let attr = dir

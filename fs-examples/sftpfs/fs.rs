@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use puffs::paths::rename_subtree;
-use puffs::{Attr, Cx, Entry, EntryOf, Errno, Node, OpResult, PathCell, PuffsPath};
+use puffs::{Attr, Cx, Entry, EntryOf, Errno, Node, OpResult, OpenFlags, PathCell, PuffsPath};
 use sftp_codec::{Attrs, Reply, Request};
 
 use crate::attr::to_attr;
@@ -81,14 +81,30 @@ pub struct DirItem {
 /// A directory's entries and when they were listed.
 pub type Listing = (Rc<Vec<DirItem>>, Instant);
 
-/// An open file: its handle on the session that opened it, reopened on a new session
-/// after a reconnect (without O_CREAT, O_EXCL or O_TRUNC: those took effect once).
+/// An open directory (the framework keeps it for the kernel's handle): the listing
+/// read at opendir, shared with the listing cache.
+pub type OpenDir = Rc<Vec<DirItem>>;
+
+/// An open file (the framework keeps it for the kernel's handle): its handle on the
+/// session that opened it, reopened on a new session after a reconnect (without
+/// O_CREAT, O_EXCL or O_TRUNC: those took effect once).
 pub struct OpenFile {
     pub handle: RefCell<Rc<[u8]>>,
     pub generation: Cell<u64>,
-    pub flags: i32,
+    pub flags: OpenFlags,
     /// Reads sent ahead of a sequential reader.
     pub ahead: RefCell<crate::readahead::ReadAhead>,
+}
+
+impl OpenFile {
+    pub fn new(handle: Rc<[u8]>, generation: u64, flags: OpenFlags) -> Self {
+        OpenFile {
+            handle: handle.into(),
+            generation: generation.into(),
+            flags,
+            ahead: Default::default(),
+        }
+    }
 }
 
 pub struct SftpFs {
@@ -102,9 +118,6 @@ pub struct SftpFs {
     last_failed: Cell<Option<Instant>>,
     ids: RefCell<HashMap<PuffsPath, u64>>,
     next_id: Cell<u64>,
-    pub(crate) files: RefCell<HashMap<u64, Rc<OpenFile>>>,
-    pub(crate) dirs: RefCell<HashMap<u64, Rc<Vec<DirItem>>>>,
-    next_fh: Cell<u64>,
     /// Directory listings by path, for `cache_timeout`; emptied by any change we make.
     pub(crate) listings: RefCell<HashMap<PuffsPath, Listing>>,
 }
@@ -122,9 +135,6 @@ impl SftpFs {
             last_failed: Cell::new(None),
             ids: RefCell::new(HashMap::new()),
             next_id: Cell::new(ROOT_ID + 1),
-            files: RefCell::new(HashMap::new()),
-            dirs: RefCell::new(HashMap::new()),
-            next_fh: Cell::new(1),
             listings: RefCell::new(HashMap::new()),
         }
     }
@@ -331,16 +341,6 @@ impl SftpFs {
         }
     }
 
-    pub fn new_fh(&self) -> u64 {
-        let fh = self.next_fh.get();
-        self.next_fh.set(fh + 1);
-        fh
-    }
-
-    pub fn file(&self, fh: u64) -> Result<Rc<OpenFile>, Errno> {
-        self.files.borrow().get(&fh).cloned().ok_or(Errno::EBADF)
-    }
-
     /// The handle of an open file on the live session, reopening it on a new session
     /// after a reconnect.
     pub async fn handle(
@@ -354,7 +354,8 @@ impl SftpFs {
             return Ok(Rc::clone(&f.handle.borrow()));
         }
         let path = node.live_path().map_err(|_| Errno::EIO)?;
-        let flags = f.flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
+        let once = OpenFlags::CREAT | OpenFlags::EXCL | OpenFlags::TRUNC;
+        let flags = f.flags.difference(once).bits();
         let req = Request::Open {
             path: path.as_bytes(),
             flags: sftp_codec::OpenFlags::from_posix(flags),

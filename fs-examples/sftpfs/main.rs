@@ -50,12 +50,11 @@ fn run(args: &puffs::cli::Args, config: Config) -> Result<(), puffs::Error> {
     log::debug!("sftpfs: server offers {:?}", hello.extensions);
     let source = args.source.clone().unwrap_or_else(|| "sftpfs".into());
     let fs = fs::SftpFs::new(config, hello, stream, server);
-    let mut pu = PuffsUserMount::new(fs, "sftpfs", &source)?
+    let mut pu = PuffsUserMount::new(fs, "sftpfs", &source)
         .options(&args.options)
         .max_write(1 << 20);
     if !args.foreground {
-        pu.daemon()?;
+        pu = pu.daemon()?;
     }
-    pu.mount(&args.mountpoint)?;
-    pu.mainloop()
+    pu.mount(&args.mountpoint)?.mainloop()
 }

@@ -12,7 +12,7 @@ use puffs::{
 use sftp_codec::{Attrs, Request};
 
 use crate::attr::{set_time, to_attr};
-use crate::fs::{SftpFs, SftpNode};
+use crate::fs::{OpenFile, SftpFs, SftpNode};
 
 impl SftpFs {
     pub async fn lookup(
@@ -32,16 +32,15 @@ impl SftpFs {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        fh: Option<u64>,
+        file: Option<&OpenFile>,
     ) -> OpResult<Attr> {
         if let Some(a) = self.fresh_attr(node) {
             return Ok(a);
         }
-        let file = fh.and_then(|fh| self.file(fh).ok());
         let attrs = match file {
             Some(f) => {
                 let conn = self.conn(cx).await?;
-                let h = self.handle(cx, &conn, &f, node).await?;
+                let h = self.handle(cx, &conn, f, node).await?;
                 conn.call(Request::Fstat { handle: &h }, |r| r.into_attrs())
                     .await?
             }
@@ -57,14 +56,20 @@ impl SftpFs {
 
     /// chmod, chown, truncate and utimes in one SETSTAT (FSETSTAT through an open
     /// file; lsetstat for a symlink, so the server never follows it).
-    pub async fn setattr(&self, cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
+    pub async fn setattr(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        file: Option<&OpenFile>,
+        set: &SetAttr,
+    ) -> OpResult<Attr> {
         let cur = match node.cached_attr() {
             Some(a) => a,
-            None => self.getattr(cx, node, set.fh).await?,
+            None => self.getattr(cx, node, file).await?,
         };
         let mut a = Attrs {
             size: set.size,
-            permissions: set.mode.map(|m| m & 0o7777),
+            permissions: set.mode.map(|m| u32::from(m.perm())),
             ..Attrs::default()
         };
         if set.uid.is_some() || set.gid.is_some() {
@@ -76,13 +81,12 @@ impl SftpFs {
                 set_time(set.mtime, cur.mtime),
             ));
         }
-        let file = set.fh.and_then(|fh| self.file(fh).ok());
         let conn = self.conn(cx).await?;
         node.touched();
         self.changed();
         match file {
             Some(f) => {
-                let h = self.handle(cx, &conn, &f, node).await?;
+                let h = self.handle(cx, &conn, f, node).await?;
                 conn.call(
                     Request::Fsetstat {
                         handle: &h,
@@ -106,7 +110,7 @@ impl SftpFs {
                 conn.call(req, |r| r.into_status()).await?;
             }
         }
-        self.getattr(cx, node, set.fh).await
+        self.getattr(cx, node, file).await
     }
 
     pub async fn mkdir(
@@ -114,11 +118,11 @@ impl SftpFs {
         cx: &Cx<Self>,
         dir: &SftpNode,
         name: &[u8],
-        mode: u32,
+        perm: u16,
     ) -> OpResult<EntryOf<Self>> {
         let path = SftpFs::path_of(dir)?.join(name)?;
         let attrs = Attrs {
-            permissions: Some(mode & 0o7777),
+            permissions: Some(u32::from(perm)),
             ..Attrs::default()
         };
         let r = self

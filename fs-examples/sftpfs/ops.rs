@@ -6,16 +6,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use puffs::{
-    Attr, Cx, DirBuf, DirPlusBuf, EntryOf, Errno, Node, OpResult, Opened, Ops, RenameFlags,
-    SetAttr, Statvfs,
+    AttrReply, Cx, Data, DirBuf, DirPlusBuf, EntryOf, Errno, FileAt, NewNode, Node, OpResult, Open,
+    OpenFlags, Ops, RenameFlags, SetAttr, Statvfs,
 };
 
-use crate::fs::{SftpFs, SftpNode, ROOT_ID};
+use crate::fs::{OpenDir, OpenFile, SftpFs, SftpNode, ROOT_ID};
 
 #[puffs::ops]
 impl Ops for SftpFs {
     type Node = SftpNode;
     type Key = u64;
+    type File = OpenFile;
+    type Dir = OpenDir;
 
     fn root(&self) -> (u64, SftpNode) {
         (ROOT_ID, self.root_node())
@@ -43,12 +45,25 @@ impl Ops for SftpFs {
         SftpFs::lookup(self, cx, dir, name.as_bytes()).await
     }
 
-    async fn getattr(&self, cx: &Cx<Self>, node: &Node<Self>, fh: Option<u64>) -> OpResult<Attr> {
-        SftpFs::getattr(self, cx, node, fh).await
+    async fn getattr(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        file: Option<&OpenFile>,
+    ) -> OpResult<AttrReply> {
+        let attr = SftpFs::getattr(self, cx, node, file).await?;
+        Ok(AttrReply::with_ttl(attr, self.cfg.cache_timeout))
     }
 
-    async fn setattr(&self, cx: &Cx<Self>, node: &Node<Self>, set: &SetAttr) -> OpResult<Attr> {
-        SftpFs::setattr(self, cx, node, set).await
+    async fn setattr(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        file: Option<&OpenFile>,
+        set: &SetAttr,
+    ) -> OpResult<AttrReply> {
+        let attr = SftpFs::setattr(self, cx, node, file, set).await?;
+        Ok(AttrReply::with_ttl(attr, self.cfg.cache_timeout))
     }
 
     async fn readlink(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<OsString> {
@@ -60,10 +75,9 @@ impl Ops for SftpFs {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
+        new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
-        SftpFs::mkdir(self, cx, dir, name.as_bytes(), mode).await
+        SftpFs::mkdir(self, cx, dir, name.as_bytes(), new.mode.perm()).await
     }
 
     async fn unlink(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
@@ -112,7 +126,12 @@ impl Ops for SftpFs {
         SftpFs::link(self, cx, node, newdir, newname.as_bytes()).await
     }
 
-    async fn open(&self, cx: &Cx<Self>, node: &Node<Self>, flags: i32) -> OpResult<Opened> {
+    async fn open(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        flags: OpenFlags,
+    ) -> OpResult<Open<OpenFile>> {
         SftpFs::open(self, cx, node, flags).await
     }
 
@@ -121,44 +140,39 @@ impl Ops for SftpFs {
         cx: &Cx<Self>,
         dir: &Node<Self>,
         name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        flags: i32,
-    ) -> OpResult<(EntryOf<Self>, Opened)> {
-        SftpFs::create(self, cx, dir, name.as_bytes(), mode, flags).await
+        new: NewNode,
+        flags: OpenFlags,
+    ) -> OpResult<(EntryOf<Self>, Open<OpenFile>)> {
+        SftpFs::create(self, cx, dir, name.as_bytes(), new.mode.perm(), flags).await
     }
 
     async fn read(
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        fh: u64,
+        file: &OpenFile,
         offset: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
-        SftpFs::read(self, cx, node, fh, offset, size).await
+    ) -> OpResult<Data> {
+        Ok(SftpFs::read(self, cx, node, file, offset, size)
+            .await?
+            .into())
     }
 
     async fn write(
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        fh: u64,
+        file: &OpenFile,
         offset: u64,
-        data: &[u8],
-        _flags: i32,
+        data: Vec<u8>,
+        _flags: OpenFlags,
     ) -> OpResult<u32> {
-        SftpFs::write(self, cx, node, fh, offset, data).await
+        SftpFs::write(self, cx, node, file, offset, &data).await
     }
 
-    async fn release(
-        &self,
-        _cx: &Cx<Self>,
-        _node: &Node<Self>,
-        fh: u64,
-        _flags: i32,
-    ) -> OpResult<()> {
-        SftpFs::release(self, fh).await;
+    async fn release(&self, _cx: &Cx<Self>, _node: &Node<Self>, file: OpenFile) -> OpResult<()> {
+        SftpFs::release(self, file).await;
         Ok(())
     }
 
@@ -166,13 +180,18 @@ impl Ops for SftpFs {
         &self,
         cx: &Cx<Self>,
         node: &Node<Self>,
-        fh: u64,
+        file: &OpenFile,
         _datasync: bool,
     ) -> OpResult<()> {
-        SftpFs::fsync(self, cx, node, fh).await
+        SftpFs::fsync(self, cx, node, file).await
     }
 
-    async fn opendir(&self, cx: &Cx<Self>, node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    async fn opendir(
+        &self,
+        cx: &Cx<Self>,
+        node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Open<OpenDir>> {
         SftpFs::opendir(self, cx, node).await
     }
 
@@ -180,43 +199,31 @@ impl Ops for SftpFs {
         &self,
         cx: &Cx<Self>,
         dir: &Node<Self>,
-        fh: u64,
+        open: &OpenDir,
         offset: u64,
         out: &mut DirBuf,
     ) -> OpResult<()> {
-        SftpFs::readdir(self, cx, dir, fh, offset, out)
+        SftpFs::readdir(self, cx, dir, open, offset, out)
     }
 
     async fn readdirplus(
         &self,
         cx: &Cx<Self>,
         dir: &Node<Self>,
-        fh: u64,
+        open: &OpenDir,
         offset: u64,
         out: &mut DirPlusBuf<Self>,
     ) -> OpResult<()> {
-        SftpFs::readdirplus(self, cx, dir, fh, offset, out)
+        SftpFs::readdirplus(self, cx, dir, open, offset, out)
     }
 
-    async fn releasedir(&self, _cx: &Cx<Self>, _node: &Node<Self>, fh: u64) -> OpResult<()> {
-        SftpFs::releasedir(self, fh);
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
     async fn copy_file_range(
         &self,
         cx: &Cx<Self>,
-        src: &Node<Self>,
-        fh_in: u64,
-        offset_in: u64,
-        dst: &Node<Self>,
-        fh_out: u64,
-        offset_out: u64,
+        src: FileAt<'_, Self>,
+        dst: FileAt<'_, Self>,
         len: u64,
     ) -> OpResult<u32> {
-        let from = (src, fh_in, offset_in);
-        let to = (dst, fh_out, offset_out);
-        SftpFs::copy_range(self, cx, from, to, len).await
+        SftpFs::copy_range(self, cx, src, dst, len).await
     }
 }

@@ -2,57 +2,12 @@
 //! open results, locks and the statvfs answer. Plain data, no kernel types.
 
 use std::ffi::OsString;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-/// The type of a node, as `st_mode & S_IFMT` says it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FileType {
-    /// A named pipe (S_IFIFO).
-    Fifo,
-    /// A character device (S_IFCHR).
-    CharDevice,
-    /// A directory (S_IFDIR).
-    Directory,
-    /// A block device (S_IFBLK).
-    BlockDevice,
-    /// A regular file (S_IFREG).
-    RegularFile,
-    /// A symbolic link (S_IFLNK).
-    Symlink,
-    /// A Unix domain socket (S_IFSOCK).
-    Socket,
-}
-
-impl FileType {
-    /// The type bits of a `mode_t` (`S_IFREG` and so on), or None for an invalid type.
-    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on the BSDs
-    pub fn from_mode(mode: u32) -> Option<FileType> {
-        Some(match mode & libc::S_IFMT as u32 {
-            m if m == libc::S_IFIFO as u32 => FileType::Fifo,
-            m if m == libc::S_IFCHR as u32 => FileType::CharDevice,
-            m if m == libc::S_IFDIR as u32 => FileType::Directory,
-            m if m == libc::S_IFBLK as u32 => FileType::BlockDevice,
-            m if m == libc::S_IFREG as u32 => FileType::RegularFile,
-            m if m == libc::S_IFLNK as u32 => FileType::Symlink,
-            m if m == libc::S_IFSOCK as u32 => FileType::Socket,
-            _ => return None,
-        })
-    }
-
-    /// The `S_IF*` bits of this type.
-    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on the BSDs
-    pub fn mode_bits(self) -> u32 {
-        (match self {
-            FileType::Fifo => libc::S_IFIFO,
-            FileType::CharDevice => libc::S_IFCHR,
-            FileType::Directory => libc::S_IFDIR,
-            FileType::BlockDevice => libc::S_IFBLK,
-            FileType::RegularFile => libc::S_IFREG,
-            FileType::Symlink => libc::S_IFLNK,
-            FileType::Socket => libc::S_IFSOCK,
-        }) as u32
-    }
-}
+pub use crate::args::FileType;
+use crate::args::{LockType, Mode};
+use crate::passthrough::Backing;
 
 /// A node's attributes (`struct stat`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,9 +93,9 @@ impl SetTime {
 /// What a setattr request changes; each field that is None stays as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SetAttr {
-    /// New mode (chmod): the permission bits are `mode & 0o7777`; the type bits, when
+    /// New mode (chmod): the permission bits are [`Mode::perm`]; the type bits, when
     /// present, are the node's own and do not change.
-    pub mode: Option<u32>,
+    pub mode: Option<Mode>,
     /// New owner (chown).
     pub uid: Option<u32>,
     /// New group (chown, chgrp).
@@ -153,8 +108,6 @@ pub struct SetAttr {
     pub mtime: Option<SetTime>,
     /// New change time, when the kernel sets it explicitly.
     pub ctime: Option<SystemTime>,
-    /// The file handle when the change comes through an open file (ftruncate, fchmod).
-    pub fh: Option<u64>,
 }
 
 /// The reply to lookup, create, mkdir, mknod, symlink and link: the node (found or
@@ -195,29 +148,57 @@ impl<K, N> Entry<K, N> {
     }
 }
 
-/// The reply to open, opendir and create: the fs's file handle and how the kernel
-/// should treat the open file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Opened {
-    /// The file handle: any number the fs likes, given back to read, write,
-    /// flush, release and the other ops on this open file.
-    pub fh: u64,
+/// The answer to open, opendir and create: the file system's object for the open file
+/// (or directory), which the framework keeps and hands to every later op on it up to
+/// release, and how the kernel should treat the open file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Open<T> {
+    /// The open-file object ([`crate::Ops::File`] / [`crate::Ops::Dir`]).
+    pub file: T,
     /// Bypass the page cache for this open file (FOPEN_DIRECT_IO).
     pub direct_io: bool,
     /// Keep cached pages from an earlier open (FOPEN_KEEP_CACHE).
     pub keep_cache: bool,
     /// The file is not seekable (FOPEN_NONSEEKABLE).
     pub nonseekable: bool,
+    /// Kernel passthrough: the kernel reads and writes this backing file itself
+    /// (see [`crate::passthrough`]); None: the fs serves the data.
+    pub passthrough: Option<Rc<Backing>>,
 }
 
-impl Opened {
-    /// Opened with handle `fh` and the kernel's default caching.
-    pub fn fh(fh: u64) -> Self {
-        Opened {
-            fh,
-            ..Opened::default()
+impl<T> Open<T> {
+    /// `file`, opened with the kernel's default caching.
+    pub fn new(file: T) -> Self {
+        Open {
+            file,
+            direct_io: false,
+            keep_cache: false,
+            nonseekable: false,
+            passthrough: None,
         }
     }
+
+    /// The object, and the open's flags under the handle `keep` gives it.
+    pub(crate) fn keep(self, keep: impl FnOnce(T) -> u64) -> Opened {
+        Opened {
+            direct_io: self.direct_io,
+            keep_cache: self.keep_cache,
+            nonseekable: self.nonseekable,
+            passthrough: self.passthrough,
+            fh: keep(self.file),
+        }
+    }
+}
+
+/// An open as the kernel sees it: the handle the framework numbered it with, and the
+/// flags of [`Open`], and its passthrough backing file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Opened {
+    pub fh: u64,
+    pub direct_io: bool,
+    pub keep_cache: bool,
+    pub nonseekable: bool,
+    pub passthrough: Option<Rc<Backing>>,
 }
 
 /// A POSIX record lock (getlk / setlk), byte range `start..=end`.
@@ -227,8 +208,8 @@ pub struct Lock {
     pub start: u64,
     /// Last byte of the range (`i64::MAX as u64`: to the end of the file, however long).
     pub end: u64,
-    /// F_RDLCK, F_WRLCK or F_UNLCK.
-    pub typ: i32,
+    /// Shared, exclusive or none.
+    pub typ: LockType,
     /// The process holding the lock (getlk answers it; 0 when unknown).
     pub pid: u32,
     /// The lock owner the kernel gives (one per open file description / process).
@@ -284,4 +265,39 @@ pub struct DirEntry {
     pub kind: FileType,
     /// The entry's name.
     pub name: OsString,
+}
+
+/// Cache lifetimes of one reply: the entry's own or the mount's.
+pub(crate) struct Ttls {
+    pub entry: Duration,
+    pub attr: Duration,
+}
+
+/// The reply to getattr and setattr: the attributes and, when the fs wants one, how
+/// long the kernel may cache them (None: the mount's attr timeout). A network file
+/// system gives attributes it fetched from a server a short life and its own a long
+/// one, as [`Entry::attr_ttl`] does for lookups. An `Attr` converts into it with the
+/// mount's timeout (`Ok(attr.into())`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttrReply {
+    /// The node's attributes.
+    pub attr: Attr,
+    /// How long the kernel may cache them (None: the mount's attr timeout).
+    pub ttl: Option<Duration>,
+}
+
+impl AttrReply {
+    /// `attr`, cached for `ttl` instead of the mount's attr timeout.
+    pub fn with_ttl(attr: Attr, ttl: Duration) -> Self {
+        AttrReply {
+            attr,
+            ttl: Some(ttl),
+        }
+    }
+}
+
+impl From<Attr> for AttrReply {
+    fn from(attr: Attr) -> Self {
+        AttrReply { attr, ttl: None }
+    }
 }

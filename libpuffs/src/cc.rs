@@ -19,8 +19,8 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use slab::Slab;
 
+use crate::errno::Errno;
 use crate::wakeup::Wakeup;
-use crate::Errno;
 
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 

@@ -8,14 +8,17 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 use crate::cc::{JoinHandle, YieldNow};
 use crate::node::{Node, NodeTable};
 use crate::ops::{Cred, Ops};
 use crate::reactor::{Reactor, ReactorStats, Registration, Sleep};
-use crate::usermount::{Runtime, State};
+use crate::runtime::{Runtime, State};
 
+/// The call context of one op (puffs_cc with puffs_cred): who called, and the
+/// running mount's services (node table, timers, fd readiness, async I/O, spawning,
+/// notifications, exit). Each request gets its own; it lives on the loop thread.
 pub struct Cx<F: Ops> {
     cred: Cred,
     rt: Rc<Runtime<F>>,
@@ -96,13 +99,13 @@ impl<F: Ops> Cx<F> {
     /// Kernel notifications (invalidate a node's attributes, data or a name; announce
     /// a deletion; store data in the page cache). Safe inside an op: they are queued
     /// and written by another thread, so the loop never waits for the kernel.
-    pub fn notifier(&self) -> &crate::Notifier {
+    pub fn notifier(&self) -> &crate::notify::Notifier {
         &self.rt.notifier
     }
 
     /// The forget frames the loop has taken (for tests and measurements).
     #[doc(hidden)]
-    pub fn forget_stats(&self) -> crate::usermount::ForgetStats {
+    pub fn forget_stats(&self) -> crate::runtime::ForgetStats {
         self.rt.forgets.get()
     }
 

@@ -18,7 +18,8 @@ pub enum Error {
         /// The system error underneath.
         source: io::Error,
     },
-    /// A call that the mount's state does not allow (mount twice, mainloop unmounted).
+    /// A call that the mount's state does not allow (`daemon()` twice; the rest are
+    /// compile errors, as the builder's states are types).
     State(&'static str),
     /// The background process reported a failure, or the fork / pipe failed.
     Daemon(String),
@@ -60,27 +61,28 @@ impl From<nix::errno::Errno> for Error {
     }
 }
 
-/// The errno an `io::Error` stands for, so an op can answer an I/O failure with
-/// `.map_err(puffs::errno)?` (or `.or_errno()?`, see [`OrErrno`]): the OS error when
-/// it carries one, EIO for errors made up in user space (they name no errno).
-///
-/// The public `Errno` stays nix's for now: its names are what file system code
-/// writes, and Rust's orphan rule forbids `impl From<io::Error> for nix::Errno` here,
-/// which is why this is a function and not `?` alone.
-pub fn errno(e: io::Error) -> nix::errno::Errno {
-    e.raw_os_error()
-        .map(nix::errno::Errno::from_raw)
-        .unwrap_or(nix::errno::Errno::EIO)
+impl From<crate::errno::Errno> for Error {
+    fn from(e: crate::errno::Errno) -> Self {
+        Error::Io(e.into())
+    }
 }
 
-/// `io::Result<T>` → `OpResult<T>` in one call: `file.read_at(..).or_errno()?`.
+/// The errno an `io::Error` stands for, for `.map_err(puffs::errno)`: the OS error when
+/// it carries one, EIO for errors made up in user space (they name no errno). `?`
+/// does the same by itself (`From<io::Error> for Errno`).
+pub fn errno(e: io::Error) -> crate::errno::Errno {
+    e.into()
+}
+
+/// `io::Result<T>` → `OpResult<T>` in one call, where `?` cannot convert (in a closure
+/// or a combinator chain): `file.read_at(..).or_errno()`.
 pub trait OrErrno<T> {
     /// The value, or the errno of the error.
-    fn or_errno(self) -> Result<T, nix::errno::Errno>;
+    fn or_errno(self) -> Result<T, crate::errno::Errno>;
 }
 
 impl<T> OrErrno<T> for io::Result<T> {
-    fn or_errno(self) -> Result<T, nix::errno::Errno> {
+    fn or_errno(self) -> Result<T, crate::errno::Errno> {
         self.map_err(errno)
     }
 }
@@ -88,14 +90,15 @@ impl<T> OrErrno<T> for io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errno::Errno;
 
     #[test]
     fn io_errors_keep_their_errno() {
         let e = io::Error::from_raw_os_error(libc::ENOSPC);
-        assert_eq!(errno(e), nix::errno::Errno::ENOSPC);
+        assert_eq!(errno(e), Errno::ENOSPC);
         let made_up = io::Error::other("no errno");
-        assert_eq!(errno(made_up), nix::errno::Errno::EIO);
+        assert_eq!(errno(made_up), Errno::EIO);
         let r: io::Result<()> = Err(io::Error::from_raw_os_error(libc::ENOENT));
-        assert_eq!(r.or_errno(), Err(nix::errno::Errno::ENOENT));
+        assert_eq!(r.or_errno(), Err(Errno::ENOENT));
     }
 }

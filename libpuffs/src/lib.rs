@@ -11,7 +11,8 @@
 //!
 //! A file system implements [`Ops`] (async methods, one per kernel request; the ones it
 //! leaves out answer ENOSYS without ever reaching it), puts `#[puffs::ops]` on the impl
-//! so the opmask is derived from it, and runs it with [`PuffsUserMount`]:
+//! so the opmask is derived from it, and runs it with [`PuffsUserMount`], whose states
+//! are types (configure, then [`Mounted`], then done), so no call comes at the wrong time:
 //!
 //! ```no_run
 //! # use puffs::*;
@@ -19,10 +20,11 @@
 //! # #[puffs::ops] impl Ops for Hello { type Node = (); type Key = u64; fn root(&self) -> (u64, ()) { (1, ()) } }
 //! fn main() -> Result<(), puffs::Error> {
 //!     let args = puffs::cli::Args::parse("hellofs", "a read-only file system with one file", &[]);
-//!     let mut pu = PuffsUserMount::new(Hello, "hellofs", "hello")?.options(&args.options);
-//!     if !args.foreground { pu.daemon()?; }
-//!     pu.mount(&args.mountpoint)?;
-//!     pu.mainloop()
+//!     let pu = PuffsUserMount::new(Hello, "hellofs", "hello").options(&args.options);
+//!     let pu = if args.foreground { pu } else { pu.daemon()? }; // the parent exits once mounted
+//!     let mounted = pu.mount(&args.mountpoint)?; // a `Mounted`: settings are fixed now
+//!     let _stop = mounted.exit_handle(); // Send + Clone: stops the loop from any thread
+//!     mounted.mainloop() // returns after unmount
 //! }
 //! ```
 //!
@@ -33,24 +35,36 @@
 //! (one thread, all state) → `dispatch` (a continuation in `cc` runs the op)
 //! → the reply. See docs/architecture.md.
 
+#![warn(missing_docs)]
+
 pub mod aio;
+mod args;
 pub mod attr;
 mod cc;
 mod cx;
 mod daemon;
+mod data;
 pub mod dirbuf;
 mod dispatch;
+mod errno;
 mod error;
 pub mod event;
+mod exit;
+mod files;
 pub mod framebuf;
 mod kernel;
 mod mainloop;
+mod mount_flags;
 pub mod node;
 mod notify;
+#[cfg(target_os = "linux")]
+pub mod null;
 mod op;
 pub mod ops;
+pub mod passthrough;
 pub mod paths;
 mod reactor;
+mod runtime;
 mod signals;
 mod stacking;
 mod usermount;
@@ -64,26 +78,33 @@ pub use puffs_options::cli;
 pub use puffs_options::options;
 
 pub use aio::{Aio, AioBackend};
-pub use attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, SetAttr, SetTime, Statvfs};
+pub use args::{
+    AccessMask, AccessMode, FallocateFlags, LockType, Mode, NewNode, OpenFlags, Whence, XattrFlags,
+};
+pub use attr::{Attr, AttrReply, DirEntry, Entry, FileType, Lock, Open, SetAttr, SetTime, Statvfs};
 pub use cc::{JoinError, JoinHandle};
 pub use cx::Cx;
+pub use data::Data;
 pub use dirbuf::{DirBuf, DirPlusBuf};
+pub use errno::Errno;
 pub use error::{errno, Error, OrErrno};
+pub use exit::ExitHandle;
 pub use framebuf::{Channel, Framebuf, Framing};
 pub use libpuffs_macros::ops;
-pub use nix::errno::Errno;
+pub use mount_flags::MountFlags;
 pub use node::{Node, NodeTable, ROOT_INO};
 pub use notify::Notifier;
 #[doc(hidden)]
 pub use notify::NotifyStats;
-pub use ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops, RenameFlags};
+pub use ops::{Cred, EntryOf, FileAt, Op, OpMask, OpResult, Ops, RenameFlags};
 pub use paths::{PathCell, PathOps, PuffsPath};
 #[doc(hidden)]
 pub use reactor::ReactorStats;
 pub use reactor::{Readiness, Registration, Sleep};
 #[doc(hidden)]
-pub use usermount::ForgetStats;
-pub use usermount::{ExitHandle, MountFlags, PuffsUserMount, State};
+pub use runtime::ForgetStats;
+pub use runtime::State;
+pub use usermount::{Mounted, PuffsUserMount};
 
 /// Sets up logging with env_logger: `RUST_LOG` when set, else every request and reply
 /// when `debug` (the `-d` flag), else warnings only. fuser's INIT chatter (a line per

@@ -13,8 +13,9 @@ use crate::error::Error;
 use crate::event::Events;
 use crate::kernel::{Inbox, Request, Session};
 use crate::ops::{Cred, Op, Ops};
+use crate::reactor::Source;
+use crate::runtime::{Runtime, State};
 use crate::signals::Signals;
-use crate::usermount::{Runtime, State, AIO_TOKEN, SIGNAL_TOKEN, WAKE_TOKEN};
 
 /// How long an unmounted file system keeps serving users that still hold it open.
 const UNMOUNT_GRACE: Duration = Duration::from_secs(5);
@@ -28,12 +29,25 @@ enum Shutdown {
     Detached(Instant),
 }
 
-pub(crate) fn run<F: Ops>(
-    rt: &Rc<Runtime<F>>,
-    inbox: &Inbox,
-    session: &mut Session,
-    signals: Option<&Signals>,
-) -> Result<(), Error> {
+/// A function the loop calls once each iteration (puffs_ml_setloopfn).
+pub(crate) type LoopFn<F> = Box<dyn FnMut(&Cx<F>)>;
+
+/// What the loop serves: the kernel session, its inbox, and what only the loop uses.
+pub(crate) struct Served<'a, F: Ops> {
+    pub inbox: &'a Inbox,
+    pub session: &'a mut Session,
+    /// The termination signals' subscription, when the mount handles them.
+    pub signals: Option<&'a Signals>,
+    pub loop_fn: Option<LoopFn<F>>,
+}
+
+pub(crate) fn run<F: Ops>(rt: &Rc<Runtime<F>>, served: Served<'_, F>) -> Result<(), Error> {
+    let Served {
+        inbox,
+        session,
+        signals,
+        mut loop_fn,
+    } = served;
     let mut events = Events::with_capacity(64);
     let mut batch = Vec::new();
     let mut shutdown = Shutdown::No;
@@ -66,7 +80,7 @@ pub(crate) fn run<F: Ops>(
         if destroyed {
             break Ok(());
         }
-        if let Some(f) = rt.settings.loop_fn.borrow_mut().as_mut() {
+        if let Some(f) = loop_fn.as_mut() {
             guarded("the loop function", || f(&loop_cx));
         }
         if let Some(aio) = rt.aio.get() {
@@ -234,18 +248,20 @@ fn handle_events<F: Ops>(
     signals: Option<&Signals>,
 ) {
     for ev in events.iter() {
-        if ev.token == WAKE_TOKEN {
-            rt.wakeup.reset();
-        } else if ev.token == AIO_TOKEN {
-            if let Some(aio) = rt.aio.get() {
-                aio.reap();
+        match Source::of(ev.token) {
+            Some(Source::Wake) => rt.wakeup.reset(),
+            Some(Source::Aio) => {
+                if let Some(aio) = rt.aio.get() {
+                    aio.reap();
+                }
             }
-        } else if ev.token == SIGNAL_TOKEN {
-            if let Some(s) = signals {
-                s.forward(inbox);
+            Some(Source::Signals) => {
+                if let Some(s) = signals {
+                    s.forward(inbox);
+                }
             }
-        } else {
-            rt.reactor.dispatch(ev);
+            Some(Source::Fd(slot)) => rt.reactor.fd_event(slot, ev),
+            None => log::warn!("an event with the unused token {:?}", ev.token),
         }
     }
 }

@@ -11,8 +11,7 @@ use hashbrown::HashTable;
 
 use crate::ops::Ops;
 
-/// The kernel's inode number of the root node.
-pub const ROOT_INO: u64 = 1;
+pub use crate::op::ROOT_INO;
 
 /// A node: its kernel identity (inode number, generation), the fs's key and the fs's
 /// private data, which it derefs to.
@@ -226,6 +225,8 @@ mod tests {
     impl Ops for T {
         type Node = &'static str;
         type Key = u32;
+        type File = ();
+        type Dir = ();
         const OPMASK: OpMask = OpMask::EMPTY;
         fn root(&self) -> (u32, &'static str) {
             (0, "root")

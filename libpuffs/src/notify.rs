@@ -16,7 +16,7 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::Errno;
+use crate::errno::Errno;
 
 /// How many notices may wait for the sender thread; past it, a notification is
 /// refused with EAGAIN rather than growing memory without bound.

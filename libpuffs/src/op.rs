@@ -2,83 +2,86 @@
 //! implements), the caller's credentials and rename flags: plain values that both the
 //! ops trait and the kernel channel use, so kernel/ imports nothing above this leaf.
 
+#[cfg(doc)]
+use crate::Ops;
+
 /// One kernel request kind. The names match the `Ops` methods (in CamelCase).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Op {
-    /// [`Ops::statvfs`].
+    /// [`Ops::statvfs`](crate::Ops::statvfs).
     Statvfs,
-    /// [`Ops::sync`].
+    /// [`Ops::sync`](crate::Ops::sync).
     Sync,
-    /// [`Ops::unmount`].
+    /// [`Ops::unmount`](crate::Ops::unmount).
     Unmount,
-    /// [`Ops::lookup`].
+    /// [`Ops::lookup`](crate::Ops::lookup).
     Lookup,
-    /// [`Ops::getattr`].
+    /// [`Ops::getattr`](crate::Ops::getattr).
     Getattr,
-    /// [`Ops::setattr`].
+    /// [`Ops::setattr`](crate::Ops::setattr).
     Setattr,
-    /// [`Ops::access`].
+    /// [`Ops::access`](crate::Ops::access).
     Access,
-    /// [`Ops::readlink`].
+    /// [`Ops::readlink`](crate::Ops::readlink).
     Readlink,
-    /// [`Ops::mknod`].
+    /// [`Ops::mknod`](crate::Ops::mknod).
     Mknod,
-    /// [`Ops::mkdir`].
+    /// [`Ops::mkdir`](crate::Ops::mkdir).
     Mkdir,
-    /// [`Ops::unlink`].
+    /// [`Ops::unlink`](crate::Ops::unlink).
     Unlink,
-    /// [`Ops::rmdir`].
+    /// [`Ops::rmdir`](crate::Ops::rmdir).
     Rmdir,
-    /// [`Ops::symlink`].
+    /// [`Ops::symlink`](crate::Ops::symlink).
     Symlink,
-    /// [`Ops::rename`].
+    /// [`Ops::rename`](crate::Ops::rename).
     Rename,
-    /// [`Ops::link`].
+    /// [`Ops::link`](crate::Ops::link).
     Link,
-    /// [`Ops::open`].
+    /// [`Ops::open`](crate::Ops::open).
     Open,
-    /// [`Ops::create`].
+    /// [`Ops::create`](crate::Ops::create).
     Create,
-    /// [`Ops::read`].
+    /// [`Ops::read`](crate::Ops::read).
     Read,
-    /// [`Ops::write`].
+    /// [`Ops::write`](crate::Ops::write).
     Write,
-    /// [`Ops::flush`].
+    /// [`Ops::flush`](crate::Ops::flush).
     Flush,
-    /// [`Ops::release`].
+    /// [`Ops::release`](crate::Ops::release).
     Release,
-    /// [`Ops::fsync`].
+    /// [`Ops::fsync`](crate::Ops::fsync).
     Fsync,
-    /// [`Ops::opendir`].
+    /// [`Ops::opendir`](crate::Ops::opendir).
     Opendir,
-    /// [`Ops::readdir`].
+    /// [`Ops::readdir`](crate::Ops::readdir).
     Readdir,
-    /// [`Ops::readdirplus`].
+    /// [`Ops::readdirplus`](crate::Ops::readdirplus).
     Readdirplus,
-    /// [`Ops::releasedir`].
+    /// [`Ops::releasedir`](crate::Ops::releasedir).
     Releasedir,
-    /// [`Ops::fsyncdir`].
+    /// [`Ops::fsyncdir`](crate::Ops::fsyncdir).
     Fsyncdir,
-    /// [`Ops::setxattr`].
+    /// [`Ops::setxattr`](crate::Ops::setxattr).
     Setxattr,
-    /// [`Ops::getxattr`].
+    /// [`Ops::getxattr`](crate::Ops::getxattr).
     Getxattr,
-    /// [`Ops::listxattr`].
+    /// [`Ops::listxattr`](crate::Ops::listxattr).
     Listxattr,
-    /// [`Ops::removexattr`].
+    /// [`Ops::removexattr`](crate::Ops::removexattr).
     Removexattr,
-    /// [`Ops::fallocate`].
+    /// [`Ops::fallocate`](crate::Ops::fallocate).
     Fallocate,
-    /// [`Ops::lseek`].
+    /// [`Ops::lseek`](crate::Ops::lseek).
     Lseek,
-    /// [`Ops::copy_file_range`].
+    /// [`Ops::copy_file_range`](crate::Ops::copy_file_range).
     CopyFileRange,
-    /// [`Ops::getlk`].
+    /// [`Ops::getlk`](crate::Ops::getlk).
     Getlk,
-    /// [`Ops::setlk`].
+    /// [`Ops::setlk`](crate::Ops::setlk).
     Setlk,
-    /// [`Ops::lookup_ino`].
+    /// [`Ops::lookup_ino`](crate::Ops::lookup_ino).
     LookupIno,
 }
 
@@ -175,6 +178,9 @@ pub struct RenameFlags {
     /// RENAME_WHITEOUT (overlayfs); file systems usually answer EINVAL.
     pub whiteout: bool,
 }
+
+/// The kernel's inode number of the root node.
+pub const ROOT_INO: u64 = 1;
 
 #[cfg(test)]
 mod tests {

@@ -10,12 +10,16 @@ use std::ffi::{OsStr, OsString};
 use std::hash::Hash;
 use std::path::Path;
 
-use crate::attr::{Attr, Entry, Lock, Opened, SetAttr, Statvfs};
+pub use crate::args::{
+    AccessMask, AccessMode, FallocateFlags, LockType, Mode, NewNode, OpenFlags, Whence, XattrFlags,
+};
+use crate::attr::{AttrReply, Entry, Lock, Open, SetAttr, Statvfs};
 use crate::cx::Cx;
+use crate::data::Data;
 use crate::dirbuf::{DirBuf, DirPlusBuf};
+use crate::errno::Errno;
 use crate::node::Node;
 pub use crate::op::{Cred, Op, OpMask, RenameFlags};
-use crate::Errno;
 
 /// The result of an op: a value, or the errno the caller sees.
 pub type OpResult<T> = Result<T, Errno>;
@@ -27,7 +31,7 @@ pub type EntryOf<F> = Entry<<F as Ops>::Key, <F as Ops>::Node>;
 ///
 /// Put `#[puffs::ops]` on the impl to derive `OPMASK` from the methods it defines.
 /// `cx` carries the caller's credentials ([`Cx::cred`]) and a handle on the running
-/// mount (node table, timers, spawning, exit). docs/ops-contract.md has the same
+/// mount (node table, timers, spawning, exit). docs/api.md has the same
 /// contract as one table.
 ///
 /// # The contract
@@ -39,7 +43,10 @@ pub type EntryOf<F> = Entry<<F as Ops>::Key, <F as Ops>::Node>;
 /// - **What to return.** `Ok` with the value the op names, or `Err(errno)`: the errno
 ///   reaches the calling process as is (for open, stat, read, ...), so use the one
 ///   the system call's man page lists for the case (ENOENT, EEXIST, ENOTEMPTY,
-///   EACCES, ENOSPC, ...).
+///   EACCES, ENOSPC, ...). `?` turns an `io::Error` (or nix's errno) into its errno.
+/// - **Open files.** `open`, `create` and `opendir` return an object ([`Ops::File`],
+///   [`Ops::Dir`]); the framework keeps it per kernel file handle, every op on the
+///   open file gets a reference, and `release` / `releasedir` get it back by value.
 /// - **Ops left out.** An op outside `OPMASK` is answered by the kernel reader
 ///   thread without reaching the file system. The answer is ENOSYS, and the kernel
 ///   turns that into the right thing for each op: each method below says what the
@@ -63,6 +70,15 @@ pub trait Ops: Sized + 'static {
     /// What names a node in the file system's own terms; nodes with equal keys are one
     /// node (hard links, repeated lookups).
     type Key: Eq + Hash + Clone + std::fmt::Debug + 'static;
+    /// The state of one open file: what [`Ops::open`] and [`Ops::create`] return and
+    /// every op on the open file gets back (a null layer's backing descriptor, memfs'
+    /// open flags), up to [`Ops::release`], which gets it by value. The framework
+    /// keeps the kernel's file handles; the file system never sees one.
+    /// `#[puffs::ops]` makes it `()` when the impl does not name it.
+    type File: 'static;
+    /// The state of one open directory, as `File` for [`Ops::opendir`] and the ops on
+    /// the directory up to [`Ops::releasedir`]; `()` when the impl does not name it.
+    type Dir: 'static;
     /// The ops this file system implements. Written by `#[puffs::ops]`.
     const OPMASK: OpMask;
     /// Whether the file system clears set-uid/set-gid itself, as the kernel file
@@ -86,6 +102,19 @@ pub trait Ops: Sized + 'static {
     /// node a little longer. Not an op: it is never masked, and the default does
     /// nothing.
     fn reclaim(&self, _node: &Node<Self>) {}
+
+    /// The object every open shares when the file system leaves [`Ops::open`] out (the
+    /// kernel then opens without asking). `#[puffs::ops]` writes it as
+    /// `Some(Default::default())` for such an impl, so `File` must then be `Default`.
+    #[doc(hidden)]
+    fn stateless_file() -> Option<Self::File> {
+        None
+    }
+    /// As `stateless_file`, for [`Ops::opendir`] and `Dir`.
+    #[doc(hidden)]
+    fn stateless_dir() -> Option<Self::Dir> {
+        None
+    }
 
     // --- file system ops ---
 
@@ -150,8 +179,12 @@ pub trait Ops: Sized + 'static {
     }
     /// The node's attributes, for stat(2) and whenever the kernel's cached copy is older
     /// than the attribute timeout (and, with `default_permissions`, for its permission
-    /// checks). `fh` is the open file's handle when the call comes through one
-    /// (fstat).
+    /// checks). `file` is the open file when the call comes through one (fstat; None
+    /// for an open directory).
+    ///
+    /// Return `Ok(attr.into())` for the mount's attribute timeout, or
+    /// `AttrReply::with_ttl(attr, d)` for a lifetime of the fs's own (a network fs gives
+    /// what it fetched from a server a short one). setattr answers the same way.
     ///
     /// Left out: the root answers with `PuffsUserMount::root_attr`; every other node
     /// with ENOSYS.
@@ -159,29 +192,36 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: Option<u64>,
-    ) -> OpResult<Attr> {
+        _file: Option<&Self::File>,
+    ) -> OpResult<AttrReply> {
         Err(Errno::ENOSYS)
     }
-    /// Change what `set` names (chmod, chown, truncate, utimes; `set.fh` when through
-    /// an open file) and return the node's attributes after the change. A size change
-    /// cuts the file or extends it with zeros; any change moves ctime, and a size
-    /// change mtime. A truncate without `fh` is truncate(2); an open with O_TRUNC
-    /// never comes here (it reaches `open`). See `KILLS_SUIDGID`.
+    /// Change what `set` names (chmod, chown, truncate, utimes; `file` is the open
+    /// file when the change comes through one: ftruncate, fchmod) and return the
+    /// node's attributes after the change. A size change cuts the file or extends it
+    /// with zeros; any change moves ctime, and a size change mtime. A truncate without
+    /// `file` is truncate(2); an open with O_TRUNC never comes here (it reaches
+    /// `open`). See `KILLS_SUIDGID`.
     ///
     /// Errors: EPERM / EACCES for a caller not allowed to (see Permissions above),
     /// EFBIG or ENOSPC for a size that cannot be, EROFS on a read-only file system.
     ///
     /// Left out: chmod, chown, truncate and utimes fail with ENOSYS.
-    async fn setattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _set: &SetAttr) -> OpResult<Attr> {
+    async fn setattr(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _file: Option<&Self::File>,
+        _set: &SetAttr,
+    ) -> OpResult<AttrReply> {
         Err(Errno::ENOSYS)
     }
-    /// access(2) and faccessat: may the caller use the node as `mask` says (`R_OK |
-    /// W_OK | X_OK`, or `F_OK`, 0: does it exist)? Ok or EACCES. Not sent with
+    /// access(2) and faccessat: may the caller use the node as `mask` says (read,
+    /// write, execute; empty: F_OK, does it exist)? Ok or EACCES. Not sent with
     /// `default_permissions` (the kernel decides itself).
     ///
     /// Left out: the kernel stops asking and every access check succeeds.
-    async fn access(&self, _cx: &Cx<Self>, _node: &Node<Self>, _mask: i32) -> OpResult<()> {
+    async fn access(&self, _cx: &Cx<Self>, _node: &Node<Self>, _mask: AccessMask) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// The target of the symlink `node`, for readlink(2) and for path walks through it
@@ -192,11 +232,11 @@ pub trait Ops: Sized + 'static {
         Err(Errno::ENOSYS)
     }
     /// Create a node that is not a directory or a symlink (mknod(2), mkfifo; and
-    /// open(O_CREAT) when [`Ops::create`] is left out) and return its entry. `mode`
-    /// holds type and permission bits, already masked by `umask` when the kernel
-    /// applies it (it does unless the fs asked otherwise); `umask` is given for
-    /// reference. `rdev` is the device number of a device node. The new node is owned
-    /// by the caller ([`Cx::cred`]).
+    /// open(O_CREAT) when [`Ops::create`] is left out) and return its entry.
+    /// `new.mode` holds type and permission bits (no type bits: a regular file),
+    /// already masked by `new.umask` when the kernel applies it (it does unless the fs
+    /// asked otherwise). `new.rdev` is the device number of a device node. The new node
+    /// is owned by the caller ([`Cx::cred`]).
     ///
     /// Errors: EEXIST when the name exists, ENOSPC, EPERM for device nodes the fs does
     /// not allow.
@@ -208,15 +248,13 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
         _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _rdev: u32,
+        _new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
     /// Create the directory `name` in `dir` (mkdir(2)) and return its entry: nlink 2,
-    /// owned by the caller, `mode` already masked as for [`Ops::mknod`]; `dir` gains a
-    /// link (its "..").
+    /// owned by the caller, `new.mode` (permission bits only) already masked as for
+    /// [`Ops::mknod`]; `dir` gains a link (its "..").
     ///
     /// Errors: EEXIST, ENOSPC, EMLINK.
     ///
@@ -226,8 +264,7 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
         _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        _new: NewNode,
     ) -> OpResult<EntryOf<Self>> {
         Err(Errno::ENOSYS)
     }
@@ -301,8 +338,8 @@ pub trait Ops: Sized + 'static {
     }
     /// open(2) of a node that is not a directory. `flags` are the open(2) flags
     /// (O_ACCMODE, O_APPEND, O_TRUNC, ...), less O_CREAT, O_EXCL and O_NOCTTY, which
-    /// the kernel has dealt with. Return an [`Opened`] whose `fh` the kernel passes to
-    /// every later op on this open file, up to [`Ops::release`].
+    /// the kernel has dealt with. Return the open-file object ([`Ops::File`]) in an
+    /// [`Open`]: every later op on this open file gets it, up to [`Ops::release`].
     ///
     /// A file system that implements `open` gets O_TRUNC here (the framework asks the
     /// kernel for FUSE_ATOMIC_O_TRUNC) and must truncate a regular file to 0 itself,
@@ -312,13 +349,18 @@ pub trait Ops: Sized + 'static {
     /// Errors: EACCES, EISDIR, ENXIO, EROFS for writing on a read-only file system.
     ///
     /// Left out: the file system is stateless: the kernel stops asking, every open
-    /// succeeds with `fh` 0, and release is never sent.
-    async fn open(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    /// succeeds and shares one `File::default()`, and release is never sent.
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Open<Self::File>> {
         Err(Errno::ENOSYS)
     }
     /// Atomically create the file `name` in `dir` and open it (open(2) with O_CREAT
     /// when the name does not exist): return its entry and the open file, as
-    /// [`Ops::mknod`] and [`Ops::open`] would.
+    /// [`Ops::mknod`] and [`Ops::open`] would. `new.mode` has permission bits only.
     ///
     /// Errors: EEXIST (another caller got there first), ENOSPC.
     ///
@@ -329,15 +371,15 @@ pub trait Ops: Sized + 'static {
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
         _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _flags: i32,
-    ) -> OpResult<(EntryOf<Self>, Opened)> {
+        _new: NewNode,
+        _flags: OpenFlags,
+    ) -> OpResult<(EntryOf<Self>, Open<Self::File>)> {
         Err(Errno::ENOSYS)
     }
-    /// Up to `size` bytes at `offset`; fewer only at end of file (a short read is the
-    /// end of the file to the kernel, which fills the rest of a cached page with
-    /// zeros). Reads usually come from the page cache's readahead, in page-sized
+    /// Up to `size` bytes at `offset` of the open file `file`; fewer only at end of
+    /// file (a short read is the end of the file to the kernel, which fills the rest
+    /// of a cached page with zeros). Return them as [`Data`]: an owned `Vec`, a static
+    /// slice or a shared buffer, sent as it is. Reads usually come from the page cache's readahead, in page-sized
     /// pieces, not as the caller asked. More bytes than `size` is a bug: the caller
     /// gets EIO and the `errnotify` hook hears of it.
     ///
@@ -348,16 +390,19 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _offset: u64,
         _size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<Data> {
         Err(Errno::ENOSYS)
     }
-    /// Write `data` at `offset` and return the number of bytes written: all of them,
-    /// unless an error stops it (a short count is a short write to the caller). The
+    /// Write `data` at `offset` of the open file `file` and return the number of bytes
+    /// written: all of them, unless an error stops it (a short count is a short write
+    /// to the caller). `data` is the file system's to keep or to hand to
+    /// [`crate::Aio::write_at`] as it is (it was copied once, out of the kernel
+    /// channel's buffer). The
     /// file grows as needed; a write moves mtime and ctime. `flags` are the open
-    /// file's flags (O_APPEND is handled by the kernel unless writeback caching is off
+    /// file's flags now (fcntl(F_SETFL) may have changed them since open; O_APPEND is handled by the kernel unless writeback caching is off
     /// and the fs wants to do it: the offset given is already the end of file then).
     /// With writeback caching, writes come later from the page cache, and the
     /// credentials need not be the writer's. See `KILLS_SUIDGID` for what a write by
@@ -370,10 +415,10 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _offset: u64,
-        _data: &[u8],
-        _flags: i32,
+        _data: Vec<u8>,
+        _flags: OpenFlags,
     ) -> OpResult<u32> {
         Err(Errno::ENOSYS)
     }
@@ -387,43 +432,44 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _lock_owner: u64,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// The open file is gone (its last descriptor closed, its last mapping undone):
-    /// free what `fh` holds. `flags` are the flags it was opened with. The kernel does
-    /// not wait for the answer and ignores errors.
+    /// `file` is the file system's again, to free or to finish with. It comes when no
+    /// other op holds it any more. The kernel does not wait for the answer and ignores
+    /// errors.
     ///
-    /// Left out: answered Ok by the framework (nothing was opened by the fs).
-    async fn release(
-        &self,
-        _cx: &Cx<Self>,
-        _node: &Node<Self>,
-        _fh: u64,
-        _flags: i32,
-    ) -> OpResult<()> {
+    /// Left out: the framework drops `file` (closing what it owns) and answers Ok.
+    async fn release(&self, _cx: &Cx<Self>, _node: &Node<Self>, _file: Self::File) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// fsync(2) / fdatasync (`datasync`: the data only, not the metadata): make what
-    /// was written through `fh` durable.
+    /// was written through `file` durable.
     ///
     /// Left out: the kernel stops asking and fsync succeeds.
     async fn fsync(
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _datasync: bool,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// Open the directory `node` for reading (opendir(3)); as [`Ops::open`] for
-    /// directories, the `fh` goes to readdir, releasedir and fsyncdir.
+    /// directories: the [`Ops::Dir`] object goes to readdir, releasedir and fsyncdir.
     ///
-    /// Left out: stateless, as for open: every opendir succeeds with `fh` 0.
-    async fn opendir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _flags: i32) -> OpResult<Opened> {
+    /// Left out: stateless, as for open: every opendir succeeds and shares one
+    /// `Dir::default()`.
+    async fn opendir(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _flags: OpenFlags,
+    ) -> OpResult<Open<Self::Dir>> {
         Err(Errno::ENOSYS)
     }
     /// getdents: fill `out` with entries from cookie `offset` on (0: the start) until
@@ -439,7 +485,7 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
-        _fh: u64,
+        _open: &Self::Dir,
         _offset: u64,
         _out: &mut DirBuf,
     ) -> OpResult<()> {
@@ -455,16 +501,22 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _dir: &Node<Self>,
-        _fh: u64,
+        _open: &Self::Dir,
         _offset: u64,
         _out: &mut DirPlusBuf<Self>,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// The directory opened by [`Ops::opendir`] is closed: free what `fh` holds.
+    /// The directory opened by [`Ops::opendir`] is closed: `dir` is the file system's
+    /// again, as for [`Ops::release`].
     ///
-    /// Left out: answered Ok by the framework.
-    async fn releasedir(&self, _cx: &Cx<Self>, _node: &Node<Self>, _fh: u64) -> OpResult<()> {
+    /// Left out: the framework drops `dir` and answers Ok.
+    async fn releasedir(
+        &self,
+        _cx: &Cx<Self>,
+        _node: &Node<Self>,
+        _dir: Self::Dir,
+    ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// fsync(2) on a directory: make its entries durable.
@@ -474,13 +526,14 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _dir: &Self::Dir,
         _datasync: bool,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
     /// Set the extended attribute `name` to `value` (setxattr(2)). `flags`:
-    /// XATTR_CREATE (EEXIST if it exists) / XATTR_REPLACE (ENODATA if it does not).
+    /// [`XattrFlags::CREATE`] (EEXIST if it exists) / [`XattrFlags::REPLACE`] (ENODATA
+    /// if it does not); empty: either.
     ///
     /// Errors: ENOSPC / E2BIG for a value too big, EOPNOTSUPP for a namespace the fs
     /// does not keep, EPERM.
@@ -493,7 +546,7 @@ pub trait Ops: Sized + 'static {
         _node: &Node<Self>,
         _name: &OsStr,
         _value: &[u8],
-        _flags: i32,
+        _flags: XattrFlags,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
@@ -522,9 +575,9 @@ pub trait Ops: Sized + 'static {
     async fn removexattr(&self, _cx: &Cx<Self>, _node: &Node<Self>, _name: &OsStr) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// fallocate(2) on `offset..offset + length`. `mode`: 0 (allocate, growing the
-    /// file) or FALLOC_FL_KEEP_SIZE / FALLOC_FL_PUNCH_HOLE / ...; EOPNOTSUPP for the
-    /// modes the fs does not do.
+    /// fallocate(2) on `offset..offset + length`. `mode`: empty (allocate, growing the
+    /// file) or [`FallocateFlags::KEEP_SIZE`], [`FallocateFlags::PUNCH_HOLE`] (always
+    /// with KEEP_SIZE), ...; EOPNOTSUPP for the modes the fs does not do.
     ///
     /// Errors: ENOSPC, EFBIG, EOPNOTSUPP.
     ///
@@ -533,15 +586,15 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _offset: u64,
         _length: u64,
-        _mode: i32,
+        _mode: FallocateFlags,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
-    /// lseek(2) with SEEK_DATA / SEEK_HOLE (the kernel handles the others); returns the
-    /// new offset. ENXIO when `offset` is at or past the end of file (or no data
+    /// lseek(2) with [`Whence::Data`] / [`Whence::Hole`] (the kernel handles the
+    /// others); returns the new offset. ENXIO when `offset` is at or past the end of file (or no data
     /// follows, for SEEK_DATA).
     ///
     /// Left out: the kernel stops asking and treats the whole file as data.
@@ -549,33 +602,28 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _offset: i64,
-        _whence: i32,
+        _whence: Whence,
     ) -> OpResult<i64> {
         Err(Errno::ENOSYS)
     }
-    /// copy_file_range(2): copy `len` bytes from `src` at `offset_in` to `dst` at
-    /// `offset_out` without passing them through user space. Returns the number of
+    /// copy_file_range(2): copy `len` bytes from `src` to `dst` (each an open file at
+    /// an offset) without passing them through user space. Returns the number of
     /// bytes copied (fewer at the end of the source).
     ///
     /// Left out: the kernel stops asking and copies through read and write.
-    #[allow(clippy::too_many_arguments)]
     async fn copy_file_range(
         &self,
         _cx: &Cx<Self>,
-        _src: &Node<Self>,
-        _fh_in: u64,
-        _offset_in: u64,
-        _dst: &Node<Self>,
-        _fh_out: u64,
-        _offset_out: u64,
+        _src: FileAt<'_, Self>,
+        _dst: FileAt<'_, Self>,
         _len: u64,
     ) -> OpResult<u32> {
         Err(Errno::ENOSYS)
     }
     /// fcntl(F_GETLK): the first lock that conflicts with `lock`, or `lock` with typ
-    /// F_UNLCK if none does. Only sent when [`Ops::setlk`] is implemented.
+    /// [`LockType::Unlock`] if none does. Only sent when [`Ops::setlk`] is implemented.
     ///
     /// Left out (with setlk): the kernel keeps POSIX locks itself, which is right for
     /// a file system that only this machine uses.
@@ -583,7 +631,7 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _lock: Lock,
     ) -> OpResult<Lock> {
         Err(Errno::ENOSYS)
@@ -598,10 +646,20 @@ pub trait Ops: Sized + 'static {
         &self,
         _cx: &Cx<Self>,
         _node: &Node<Self>,
-        _fh: u64,
+        _file: &Self::File,
         _lock: Lock,
         _sleep: bool,
     ) -> OpResult<()> {
         Err(Errno::ENOSYS)
     }
+}
+
+/// One side of [`Ops::copy_file_range`]: an open file of a node, at an offset.
+pub struct FileAt<'a, F: Ops> {
+    /// The node.
+    pub node: &'a Node<F>,
+    /// The open file.
+    pub file: &'a F::File,
+    /// Where in it.
+    pub offset: u64,
 }

@@ -36,7 +36,7 @@ use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::rc::Rc;
 use std::sync::OnceLock;
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 /// The hasher keys every path is hashed with: one per process (random, so a server
 /// cannot pick names that collide), the same for every path so equal paths hash equal.
@@ -382,6 +382,8 @@ mod tests {
     impl Ops for PathFs {
         type Node = PathCell;
         type Key = u64;
+        type File = ();
+        type Dir = ();
         const OPMASK: OpMask = OpMask::EMPTY;
         fn root(&self) -> (u64, PathCell) {
             (0, PathCell::new(p(b"/")))

@@ -1,8 +1,8 @@
-//! SIGINT, SIGTERM and SIGHUP -> a clean unmount, for the mainloop. Installed when a
-//! mount has succeeded (before `mount()` returns, so a signal sent as soon as the mount
-//! shows unmounts it rather than killing the process; a failed mount changes nothing)
-//! and undone when `mainloop` returns, or when a mount that never ran its loop is
-//! dropped.
+//! SIGINT, SIGTERM and SIGHUP -> a clean unmount, for the mainloop. Installed by
+//! `mount()` just before the kernel mount (the mount shows in /proc/mounts from
+//! mount(2) on, before the INIT handshake, so a signal sent as soon as it shows
+//! unmounts it rather than killing the process), and undone when the mount fails, when
+//! `mainloop` returns, or when a mount that never ran its loop is dropped.
 //!
 //! How: a signal handler that writes the signal's number into a pipe per running loop;
 //! the pipe's read end is in the loop's poller, and the loop forwards what it reads as

@@ -1,361 +1,113 @@
-//! `PuffsUserMount` (puffs_usermount): the file system value, its settings before
-//! mount, its state, and the calls that move it along: `daemon`, `mount`, `mainloop`,
-//! `exit` (and `ExitHandle`, which stops the loop from another thread).
+//! `PuffsUserMount` (puffs_usermount): the public builder and its states, as types so
+//! that no call can come at the wrong time:
+//!
+//! - configure: [`PuffsUserMount`] holds the file system and every setting (each a
+//!   method that takes and returns it), and may `daemon()`;
+//! - `mount()` -> [`Mounted`]: the mount is up; `exit_handle()` and `notifier()` reach
+//!   it from other threads, `mainloop()` serves it;
+//! - done: `mainloop(self)` consumed it and returns once the fs is unmounted.
+//!
+//! Settings cannot change once mounted, and the loop cannot run before mount: both
+//! are compile errors (the examples on [`PuffsUserMount`] are tested as such).
 
-use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attr::{Attr, Statvfs};
-use crate::cc::{guarded, Executor};
 use crate::cx::Cx;
 use crate::daemon::Daemon;
+use crate::errno::Errno;
 use crate::error::Error;
-use crate::event::{Poller, Token};
-use crate::kernel::{self, Inbox, Session};
-use crate::node::{Node, NodeTable};
+use crate::exit::ExitHandle;
+use crate::kernel::{self, Inbox, MountParams, Session};
+use crate::mainloop::{LoopFn, Served};
+use crate::mount_flags::MountFlags;
 use crate::notify::Notifier;
 use crate::ops::{Cred, Op, Ops};
 use crate::options::MountOptions;
-use crate::reactor::Reactor;
+use crate::reactor::Source;
+use crate::runtime::{Runtime, Settings};
 use crate::signals::Signals;
-use crate::wakeup::Wakeup;
-use crate::Errno;
 
-/// Where a mount is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
-    BeforeMount,
-    Running,
-    Unmounting,
-    Unmounted,
-}
-
-/// Mount flags handed to the kernel.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MountFlags {
-    pub ro: bool,
-    pub nosuid: bool,
-    pub nodev: bool,
-    pub noexec: bool,
-    pub noatime: bool,
-    /// Let users other than the mounter in.
-    pub allow_other: bool,
-    /// The kernel checks permissions from the mode bits (and supplementary groups).
-    pub default_permissions: bool,
-    /// Unmount when the process dies (through fusermount3).
-    pub auto_unmount: bool,
-    /// The source shown in /proc/mounts (default: the mount's source name).
-    pub fsname: Option<String>,
-    /// The type shown as fuse.SUBTYPE (default: the mount's type name).
-    pub subtype: Option<String>,
-    /// Mount even on a directory that is already a mount point (`-o overmount`).
-    pub overmount: bool,
-}
-
-type Hook = Box<dyn Fn(Op, &Cred)>;
-type PostHook = Box<dyn Fn(Op, &Cred, Option<Errno>)>;
-type ErrNotify = Box<dyn Fn(Op, Errno, &str)>;
-type LoopFn<F> = Box<dyn FnMut(&Cx<F>)>;
-
-/// Everything set before mount.
-pub(crate) struct Settings<F: Ops> {
-    pub root_attr: Attr,
-    pub statvfs: Statvfs,
-    pub max_write: u32,
-    pub entry_timeout: Duration,
-    pub attr_timeout: Duration,
-    pub flags: MountFlags,
-    pub writeback_cache: bool,
-    pub export_support: bool,
-    pub loop_fn: RefCell<Option<LoopFn<F>>>,
-    pub loop_timeout: Option<Duration>,
-    pub max_inflight: usize,
-    pub handle_signals: bool,
-    pub spin: Duration,
-    pub aio_backend: crate::aio::AioBackend,
-    /// POSIX AIO's completion signal on Linux (None: SIGRTMIN+4).
-    pub aio_signal: Option<i32>,
-    pub pre_op: Option<Hook>,
-    pub post_op: Option<PostHook>,
-    pub errnotify: Option<ErrNotify>,
-    /// Where a daemon's stdout and stderr go instead of /dev/null (`-o logfile=`).
-    pub logfile: Option<std::path::PathBuf>,
-}
-
-impl<F: Ops> Default for Settings<F> {
-    fn default() -> Self {
-        Settings {
-            root_attr: Attr::new(crate::FileType::Directory, 0o755),
-            statvfs: Statvfs::default(),
-            max_write: 1 << 20,
-            entry_timeout: Duration::from_secs(1),
-            attr_timeout: Duration::from_secs(1),
-            flags: MountFlags::default(),
-            writeback_cache: false,
-            export_support: false,
-            loop_fn: RefCell::new(None),
-            loop_timeout: None,
-            max_inflight: 1024,
-            handle_signals: true,
-            spin: spin_from_env(),
-            aio_backend: crate::aio::AioBackend::Auto,
-            aio_signal: None,
-            pre_op: None,
-            post_op: None,
-            errnotify: None,
-            logfile: None,
-        }
-    }
-}
-
-/// How long the loop may spin for the next request before sleeping, while requests
-/// stream (measured: uncached getattr 47 -> 29 us on a 2-vCPU VM; 20 us gains nothing,
-/// as the gap between streamed requests is ~28 us). PUFFS_SPIN_US overrides it; 0 turns
-/// spinning off.
-const DEFAULT_SPIN: Duration = Duration::from_micros(50);
-
-fn spin_from_env() -> Duration {
-    match std::env::var("PUFFS_SPIN_US")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        Some(us) => Duration::from_micros(us),
-        None => DEFAULT_SPIN,
-    }
-}
-
-/// The running mount's state, shared by the mainloop and every continuation's `Cx`.
-/// It lives on the loop thread only.
-pub(crate) struct Runtime<F: Ops> {
-    pub fs: F,
-    pub typename: String,
-    pub source: String,
-    pub nodes: RefCell<NodeTable<F>>,
-    pub exec: Executor,
-    pub reactor: Rc<Reactor>,
-    pub wakeup: Arc<Wakeup>,
-    pub state: Cell<State>,
-    pub exit_requested: ExitFlag,
-    pub settings: Settings<F>,
-    /// Async file I/O, set up on first use.
-    pub aio: std::cell::OnceCell<crate::aio::Aio>,
-    /// Forget frames and the inodes they named (for tests: a batch is one frame).
-    pub forgets: Cell<ForgetStats>,
-    /// Kernel notifications, connected while mounted.
-    pub notifier: Notifier,
-}
-
-/// How many forget frames the loop took, and how many inodes they named.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ForgetStats {
-    /// Frames (one per FORGET, one per BATCH_FORGET).
-    pub frames: u64,
-    /// Inodes named by them.
-    pub inodes: u64,
-}
-
-/// The token of the loop's own wakeup in the poller.
-pub(crate) const WAKE_TOKEN: Token = Token(0);
-/// The token of async I/O completions.
-pub(crate) const AIO_TOKEN: Token = Token(1);
-/// The token of the termination signals' pipe (`signals.rs`).
-pub(crate) const SIGNAL_TOKEN: Token = Token(2);
-
-/// "Unmount and return", set from the loop thread (`Cx::exit`) or from any thread
-/// through an `ExitHandle`.
-#[derive(Clone, Default)]
-pub(crate) struct ExitFlag(Arc<AtomicBool>);
-
-impl ExitFlag {
-    pub(crate) fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn set(&self, on: bool) {
-        self.0.store(on, Ordering::SeqCst);
-    }
-}
-
-/// Stops a mount from any thread: `exit()` asks its mainloop to unmount cleanly and
-/// return, as SIGTERM would. Get one with `PuffsUserMount::exit_handle`; it is `Send`,
-/// `Sync` and `Clone`, and outlives the mount harmlessly (calling it after the loop has
-/// returned does nothing).
-#[derive(Clone)]
-pub struct ExitHandle {
-    flag: ExitFlag,
-    wakeup: Arc<Wakeup>,
-}
-
-impl ExitHandle {
-    /// Asks the mainloop to unmount and return; returns at once, without waiting.
-    pub fn exit(&self) {
-        self.flag.set(true);
-        // Unconditionally: the loop does not look at the flag between deciding to
-        // sleep and sleeping, so a wake that depends on it being asleep could be lost.
-        self.wakeup.wake_now();
-    }
-}
-
-impl std::fmt::Debug for ExitHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExitHandle")
-            .field("requested", &self.flag.get())
-            .finish()
-    }
-}
-
-impl<F: Ops> Runtime<F> {
-    pub(crate) fn node(&self, ino: u64) -> Option<Rc<Node<F>>> {
-        self.nodes.borrow().get(ino).cloned()
-    }
-
-    pub(crate) fn ttls(
-        &self,
-        entry: Option<Duration>,
-        attr: Option<Duration>,
-    ) -> crate::kernel::Ttls {
-        crate::kernel::Ttls {
-            entry: entry.unwrap_or(self.settings.entry_timeout),
-            attr: attr.unwrap_or(self.settings.attr_timeout),
-        }
-    }
-
-    /// With `-d`, fuser logs each request with its arguments as it arrives (target
-    /// `fuser::request`) and we log its outcome with the caller: one line each. This
-    /// one is for tracing the loop.
-    pub(crate) fn pre_op(&self, op: Op, cred: &Cred) {
-        log::trace!(
-            "-> {op:?} uid={} gid={} pid={}",
-            cred.uid,
-            cred.gid,
-            cred.pid
-        );
-        if let Some(h) = &self.settings.pre_op {
-            guarded("the pre-op hook", || h(op, cred));
-        }
-    }
-
-    pub(crate) fn post_op(&self, op: Op, cred: &Cred, failed: Option<Errno>) {
-        let (uid, gid, pid) = (cred.uid, cred.gid, cred.pid);
-        match failed {
-            None => log::debug!("<- {op:?} ok (uid={uid} gid={gid} pid={pid})"),
-            Some(e) => log::debug!("<- {op:?} {e} (uid={uid} gid={gid} pid={pid})"),
-        }
-        if let Some(h) = &self.settings.post_op {
-            guarded("the post-op hook", || h(op, cred, failed));
-        }
-    }
-
-    /// The file system gave an answer the framework had to reject.
-    pub(crate) fn errnotify(&self, op: Op, e: Errno, what: &str) {
-        log::error!("{op:?}: file system {what}; answered {e}");
-        if let Some(h) = &self.settings.errnotify {
-            guarded("the errnotify hook", || h(op, e, what));
-        }
-    }
-
-    /// The mount's async file I/O, started on first use.
-    pub(crate) fn aio(&self) -> &crate::aio::Aio {
-        self.aio.get_or_init(|| {
-            let depth = self.settings.max_inflight as u32;
-            let (backend, signal) = (self.settings.aio_backend, self.settings.aio_signal);
-            self.reactor
-                .with_poller(|p| crate::aio::Aio::new(p, AIO_TOKEN, depth, backend, signal))
-        })
-    }
-
-    pub(crate) fn request_exit(&self) {
-        self.exit_requested.set(true);
-        self.wakeup.wake();
-    }
-
-    /// One forget frame (FORGET or a whole BATCH_FORGET): (ino, count) pairs.
-    pub(crate) fn forget_frame(&self, list: Vec<(u64, u64)>) {
-        let mut f = self.forgets.get();
-        f.frames += 1;
-        f.inodes += list.len() as u64;
-        self.forgets.set(f);
-        list.into_iter().for_each(|(ino, n)| self.forget(ino, n));
-    }
-
-    /// The kernel dropped `count` lookups of `ino`: reclaim the node if that was all.
-    pub(crate) fn forget(&self, ino: u64, count: u64) {
-        let gone = self.nodes.borrow_mut().forget(ino, count);
-        if let Some(node) = gone {
-            guarded("reclaim", || self.fs.reclaim(&node));
-        }
-    }
-}
-
-impl<F: Ops> Drop for PuffsUserMount<F> {
-    /// Ends the notifier's thread even when the mainloop never ran.
-    fn drop(&mut self) {
-        self.rt.notifier.close();
-    }
-}
-
-/// A file system and its mount: create it, adjust settings, optionally `daemon()`,
-/// `mount()`, then run `mainloop()` until it is unmounted.
+/// A file system and its settings, before mount: create it, adjust settings,
+/// optionally `daemon()`, then `mount()` it, which gives the [`Mounted`] value that
+/// runs the mainloop.
+///
+/// Settings cannot change once mounted, and the loop cannot run before mount: both
+/// are compile errors.
+///
+/// ```compile_fail,E0599
+/// # use puffs::*;
+/// # struct Hello;
+/// # #[puffs::ops] impl Ops for Hello { type Node = (); type Key = u64; fn root(&self) -> (u64, ()) { (1, ()) } }
+/// let pu = PuffsUserMount::new(Hello, "hellofs", "hello");
+/// pu.mainloop() // no mainloop before mount
+/// # ; Ok::<(), puffs::Error>(())
+/// ```
+///
+/// ```compile_fail,E0599
+/// # use puffs::*;
+/// # struct Hello;
+/// # #[puffs::ops] impl Ops for Hello { type Node = (); type Key = u64; fn root(&self) -> (u64, ()) { (1, ()) } }
+/// let mounted = PuffsUserMount::new(Hello, "hellofs", "hello").mount("/mnt")?;
+/// let mounted = mounted.max_write(4096); // no settings once mounted
+/// # Ok::<(), puffs::Error>(())
+/// ```
+///
+/// ```compile_fail,E0599
+/// # use puffs::*;
+/// # struct Hello;
+/// # #[puffs::ops] impl Ops for Hello { type Node = (); type Key = u64; fn root(&self) -> (u64, ()) { (1, ()) } }
+/// let mounted = PuffsUserMount::new(Hello, "hellofs", "hello").mount("/mnt")?;
+/// let mounted = mounted.daemon()?; // daemonizing comes before mount
+/// # Ok::<(), puffs::Error>(())
+/// ```
+///
+/// The same lines in the right order compile (the tests above fail for the reason
+/// they show, not for a typo):
+///
+/// ```no_run
+/// # use puffs::*;
+/// # struct Hello;
+/// # #[puffs::ops] impl Ops for Hello { type Node = (); type Key = u64; fn root(&self) -> (u64, ()) { (1, ()) } }
+/// let pu = PuffsUserMount::new(Hello, "hellofs", "hello").max_write(4096);
+/// let pu = pu.daemon()?;
+/// let mounted = pu.mount("/mnt")?;
+/// mounted.mainloop()?;
+/// # Ok::<(), puffs::Error>(())
+/// ```
 pub struct PuffsUserMount<F: Ops> {
-    rt: Rc<Runtime<F>>,
-    inbox: Arc<Inbox>,
-    session: Option<Session>,
+    fs: F,
+    typename: String,
+    source: String,
+    settings: Settings,
+    loop_fn: Option<LoopFn<F>>,
+    /// Handed out before mount (refusing with ENOTCONN), connected by `mount`.
+    notifier: Notifier,
     daemon: Option<Daemon>,
-    /// SIGINT/SIGTERM/SIGHUP handling, from a successful mount until the loop returns.
-    signals: Option<Signals>,
 }
 
 impl<F: Ops> PuffsUserMount<F> {
     /// A mount of `fs`, of type `typename` (shown as fuse.TYPENAME), from `source` (the
-    /// "mntfromname": a device, a host:path, or "none").
-    pub fn new(fs: F, typename: &str, source: &str) -> Result<Self, Error> {
-        let mut poller = Poller::new()?;
-        let wakeup = Arc::new(Wakeup::new(&mut poller, WAKE_TOKEN)?);
-        let (key, data) = fs.root();
-        let rt = Runtime {
+    /// "mntfromname": a device, a host:path, or "none"). Nothing is opened or started
+    /// until `mount`.
+    pub fn new(fs: F, typename: &str, source: &str) -> Self {
+        PuffsUserMount {
             fs,
             typename: typename.to_owned(),
             source: source.to_owned(),
-            nodes: RefCell::new(NodeTable::with_root(key, data)),
-            exec: Executor::new(Arc::clone(&wakeup)),
-            reactor: Reactor::new(poller),
-            wakeup: Arc::clone(&wakeup),
-            state: Cell::new(State::BeforeMount),
-            exit_requested: ExitFlag::default(),
             settings: Settings::default(),
-            aio: std::cell::OnceCell::new(),
-            forgets: Cell::new(ForgetStats::default()),
+            loop_fn: None,
             notifier: Notifier::default(),
-        };
-        Ok(PuffsUserMount {
-            rt: Rc::new(rt),
-            inbox: Arc::new(Inbox::new(wakeup)),
-            session: None,
             daemon: None,
-            signals: None,
-        })
-    }
-
-    /// The runtime, for unit tests that run requests without a mount.
-    #[cfg(test)]
-    pub(crate) fn runtime(&self) -> Rc<Runtime<F>> {
-        Rc::clone(&self.rt)
-    }
-
-    fn settings(&mut self) -> &mut Settings<F> {
-        &mut Rc::get_mut(&mut self.rt)
-            .expect("settings change only before the mainloop runs")
-            .settings
+        }
     }
 
     /// Applies parsed standard mount options (ro, nosuid, timeouts, max_write, ...).
     pub fn options(mut self, o: &MountOptions) -> Self {
-        let s = self.settings();
+        let s = &mut self.settings;
         let f = &mut s.flags;
         f.ro |= o.ro;
         f.nosuid |= o.nosuid;
@@ -393,56 +145,56 @@ impl<F: Ops> PuffsUserMount<F> {
 
     /// Mount flags, replacing all of them.
     pub fn flags(mut self, flags: MountFlags) -> Self {
-        self.settings().flags = flags;
+        self.settings.flags = flags;
         self
     }
 
     /// Mounts read-only (the kernel refuses writes with EROFS before they reach the fs).
     pub fn read_only(mut self, on: bool) -> Self {
-        self.settings().flags.ro = on;
+        self.settings.flags.ro = on;
         self
     }
 
     /// Asks the kernel to check permissions itself from the mode bits.
     pub fn default_permissions(mut self, on: bool) -> Self {
-        self.settings().flags.default_permissions = on;
+        self.settings.flags.default_permissions = on;
         self
     }
 
     /// Attributes answered for the root when the fs does not implement getattr.
     pub fn root_attr(mut self, attr: Attr) -> Self {
-        self.settings().root_attr = attr;
+        self.settings.root_attr = attr;
         self
     }
 
     /// The statvfs answer when the fs does not implement statvfs.
     pub fn statvfs(mut self, s: Statvfs) -> Self {
-        self.settings().statvfs = s;
+        self.settings.statvfs = s;
         self
     }
 
     /// The largest write request the kernel sends (default 1 MiB).
     pub fn max_write(mut self, bytes: u32) -> Self {
-        self.settings().max_write = bytes;
+        self.settings.max_write = bytes;
         self
     }
 
     /// How long the kernel caches names (default 1 s).
     pub fn entry_timeout(mut self, d: Duration) -> Self {
-        self.settings().entry_timeout = d;
+        self.settings.entry_timeout = d;
         self
     }
 
     /// How long the kernel caches attributes (default 1 s).
     pub fn attr_timeout(mut self, d: Duration) -> Self {
-        self.settings().attr_timeout = d;
+        self.settings.attr_timeout = d;
         self
     }
 
     /// Lets the kernel cache writes (FUSE writeback cache): faster small writes, but
     /// the fs then sees writes late and must not rely on O_APPEND offsets.
     pub fn writeback_cache(mut self, on: bool) -> Self {
-        self.settings().writeback_cache = on;
+        self.settings.writeback_cache = on;
         self
     }
 
@@ -452,34 +204,45 @@ impl<F: Ops> PuffsUserMount<F> {
     /// parent through a lookup of "..". The fs must implement `lookup_ino` and keep
     /// its inode numbers (`Attr::ino`) and generations (`Entry::generation`) stable.
     pub fn export_support(mut self, on: bool) -> Self {
-        self.settings().export_support = on;
+        self.settings.export_support = on;
+        self
+    }
+
+    /// Asks the kernel for FUSE passthrough (Linux 6.9+, a privileged server): opens
+    /// answered with an [`Open::passthrough`](crate::Open::passthrough) backing file
+    /// then have their reads, writes and mmap done by the kernel on it. Where the
+    /// kernel does not offer it, those opens are answered as ordinary ones (logged).
+    /// Default off.
+    pub fn passthrough(mut self, on: bool) -> Self {
+        self.settings.passthrough = on;
         self
     }
 
     /// A function called once each mainloop iteration (puffs_ml_setloopfn).
     pub fn loop_fn(mut self, f: impl FnMut(&Cx<F>) + 'static) -> Self {
-        *self.settings().loop_fn.get_mut() = Some(Box::new(f));
+        self.loop_fn = Some(Box::new(f));
         self
     }
 
     /// The longest the loop sleeps between iterations (default: until an event).
     pub fn loop_timeout(mut self, d: Duration) -> Self {
-        self.settings().loop_timeout = Some(d);
+        self.settings.loop_timeout = Some(d);
         self
     }
 
     /// At most this many requests run at once; the rest wait in the queue.
     pub fn max_inflight(mut self, n: usize) -> Self {
-        self.settings().max_inflight = n.max(1);
+        self.settings.max_inflight = n.max(1);
         self
     }
 
     /// Whether SIGINT, SIGTERM and SIGHUP unmount cleanly (default on). The handler is
-    /// installed when `mount` succeeds and the old dispositions are put back when
-    /// `mainloop` returns; no thread's signal mask is touched. Turn it off when the
+    /// installed by `mount`, just before the kernel mount, and the old dispositions are
+    /// put back when the mount fails, when `mainloop` returns, or when the [`Mounted`]
+    /// value is dropped; no thread's signal mask is touched. Turn it off when the
     /// process has other uses for them.
     pub fn handle_signals(mut self, on: bool) -> Self {
-        self.settings().handle_signals = on;
+        self.settings.handle_signals = on;
         self
     }
 
@@ -487,7 +250,7 @@ impl<F: Ops> PuffsUserMount<F> {
     /// requests arrive back to back (default 50 us; zero: never spin). Spinning saves a
     /// vCPU wakeup per request but costs CPU that other processes may want.
     pub fn spin(mut self, d: Duration) -> Self {
-        self.settings().spin = d;
+        self.settings.spin = d;
         self
     }
 
@@ -495,7 +258,7 @@ impl<F: Ops> PuffsUserMount<F> {
     /// else worker threads; `-o aio=` sets it too). One that cannot start falls back
     /// to worker threads; the one in use is logged when the mount first does I/O.
     pub fn aio_backend(mut self, backend: crate::aio::AioBackend) -> Self {
-        self.settings().aio_backend = backend;
+        self.settings.aio_backend = backend;
         self
     }
 
@@ -503,7 +266,7 @@ impl<F: Ops> PuffsUserMount<F> {
     /// SIGRTMIN+4). `mount` blocks it in the calling thread and installs a handler
     /// for it; it fails if the signal is not a realtime one or already has a handler.
     pub fn aio_signal(mut self, signo: i32) -> Self {
-        self.settings().aio_signal = Some(signo);
+        self.settings.aio_signal = Some(signo);
         self
     }
 
@@ -518,24 +281,144 @@ impl<F: Ops> PuffsUserMount<F> {
 
     /// Called before each op runs.
     pub fn pre_op(mut self, f: impl Fn(Op, &Cred) + 'static) -> Self {
-        self.settings().pre_op = Some(Box::new(f));
+        self.settings.pre_op = Some(Box::new(f));
         self
     }
 
     /// Called after each op is answered, with its errno if it failed.
     pub fn post_op(mut self, f: impl Fn(Op, &Cred, Option<Errno>) + 'static) -> Self {
-        self.settings().post_op = Some(Box::new(f));
+        self.settings.post_op = Some(Box::new(f));
         self
     }
 
     /// Called when the framework rejects an answer of the fs (puffs_set_errnotify).
     pub fn errnotify(mut self, f: impl Fn(Op, Errno, &str) + 'static) -> Self {
-        self.settings().errnotify = Some(Box::new(f));
+        self.settings.errnotify = Some(Box::new(f));
         self
     }
 
-    pub fn state(&self) -> State {
-        self.rt.state.get()
+    /// The file system value.
+    pub fn fs(&self) -> &F {
+        &self.fs
+    }
+
+    /// The mount's kernel notifications (puffs_inval_*), for any thread: they go out
+    /// while the file system is mounted and are refused (ENOTCONN) before and after.
+    pub fn notifier(&self) -> Notifier {
+        self.notifier.clone()
+    }
+
+    /// Forks into the background (puffs_daemon). Call before `mount`, before any other
+    /// thread exists. The parent waits until `mount` succeeds (exit 0) or fails (prints
+    /// the error, exits 1); it never returns. The child gets the builder back and goes on.
+    pub fn daemon(self) -> Result<Self, Error> {
+        self.daemonize(true)
+    }
+
+    /// `daemon()`, but the child keeps its stdin, stdout and stderr (for debugging a
+    /// daemon, or a supervisor that collects its output).
+    pub fn daemon_keep_stdio(self) -> Result<Self, Error> {
+        self.daemonize(false)
+    }
+
+    fn daemonize(mut self, detach_stdio: bool) -> Result<Self, Error> {
+        if self.daemon.is_some() {
+            return Err(Error::State("daemon() must be called once"));
+        }
+        let log = match &self.settings.logfile {
+            Some(path) => Some(crate::daemon::open_logfile(path)?),
+            None => None,
+        };
+        self.daemon = Some(Daemon::fork(detach_stdio, log)?);
+        Ok(self)
+    }
+
+    /// Mounts on `dir`. Returns once the kernel has finished the INIT handshake: from
+    /// then on the mount is up and requests queue for the mainloop. A daemon's parent
+    /// learns the outcome here.
+    pub fn mount(self, dir: impl AsRef<Path>) -> Result<Mounted<F>, Error> {
+        let dir = dir.as_ref();
+        let PuffsUserMount {
+            fs,
+            typename,
+            source,
+            settings,
+            loop_fn,
+            notifier,
+            daemon,
+        } = self;
+        let result = refuse_stacked(&settings, dir)
+            .and_then(|()| prepare_aio(&settings))
+            .and_then(|()| Runtime::new(fs, (typename, source), settings, notifier))
+            .and_then(|rt| Mounted::start(rt, dir, loop_fn));
+        match (&result, daemon) {
+            (Ok(_), Some(d)) => d.report_success(),
+            (Err(e), Some(d)) => d.report_failure(&e.to_string()),
+            (_, None) => {}
+        }
+        result
+    }
+}
+
+impl<F: Ops> std::fmt::Debug for PuffsUserMount<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PuffsUserMount")
+            .field("typename", &self.typename)
+            .field("source", &self.source)
+            .field("daemon", &self.daemon.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Readies what the aio backend needs before the framework starts any thread
+/// (POSIX AIO's completion signal, blocked here so every later thread inherits it).
+fn prepare_aio(settings: &Settings) -> Result<(), Error> {
+    Ok(crate::aio::prepare(
+        settings.aio_backend,
+        settings.aio_signal,
+    )?)
+}
+
+fn refuse_stacked(settings: &Settings, dir: &Path) -> Result<(), Error> {
+    if settings.flags.overmount {
+        return Ok(());
+    }
+    crate::stacking::refuse_stacked(dir)
+}
+
+/// A mounted file system: reach it from other threads (`exit_handle`, `notifier`),
+/// then serve it with `mainloop`. Dropped without running the loop, it unmounts.
+pub struct Mounted<F: Ops> {
+    rt: Rc<Runtime<F>>,
+    inbox: Arc<Inbox>,
+    /// Taken by `mainloop`; still here on drop: the loop never ran.
+    session: Option<Session>,
+    /// SIGINT/SIGTERM/SIGHUP handling, from a successful mount until the loop returns.
+    signals: Option<Signals>,
+    loop_fn: Option<LoopFn<F>>,
+}
+
+impl<F: Ops> Mounted<F> {
+    /// Starts handling signals, then mounts `rt`'s file system on `dir`; on failure
+    /// nothing is left behind (no mount, no thread, no handler).
+    fn start(rt: Runtime<F>, dir: &Path, loop_fn: Option<LoopFn<F>>) -> Result<Self, Error> {
+        let rt = Rc::new(rt);
+        let inbox = Arc::new(Inbox::new(Arc::clone(&rt.wakeup)));
+        let mounted = catch_signals(&rt).and_then(|signals| {
+            // A failed mount drops `signals`, which puts the old dispositions back.
+            let session = mount_kernel(&rt, dir, &inbox)?;
+            Ok(Mounted {
+                rt: Rc::clone(&rt),
+                inbox,
+                session: Some(session),
+                signals,
+                loop_fn,
+            })
+        });
+        if mounted.is_err() {
+            rt.notifier.close();
+        }
+        mounted
     }
 
     /// The file system value.
@@ -543,108 +426,39 @@ impl<F: Ops> PuffsUserMount<F> {
         &self.rt.fs
     }
 
-    /// Forks into the background (puffs_daemon). Call before `mount`, before any other
-    /// thread exists. The parent waits until `mount` succeeds (exit 0) or fails (prints
-    /// the error, exits 1); it never returns. The child returns Ok and goes on.
-    pub fn daemon(&mut self) -> Result<(), Error> {
-        self.daemonize(true)
+    /// The mount's kernel notifications (puffs_inval_*), for any thread: they go out
+    /// while the file system is mounted and are refused (ENOTCONN) after the loop
+    /// returned.
+    pub fn notifier(&self) -> Notifier {
+        self.rt.notifier.clone()
     }
 
-    /// `daemon()`, but the child keeps its stdin, stdout and stderr (for debugging a
-    /// daemon, or a supervisor that collects its output).
-    pub fn daemon_keep_stdio(&mut self) -> Result<(), Error> {
-        self.daemonize(false)
-    }
-
-    fn daemonize(&mut self, detach_stdio: bool) -> Result<(), Error> {
-        if self.state() != State::BeforeMount || self.daemon.is_some() {
-            return Err(Error::State("daemon() must be called once, before mount()"));
+    /// A handle that stops this mount's mainloop from any thread (`ExitHandle::exit`);
+    /// used before the loop runs, the loop returns as soon as it starts.
+    pub fn exit_handle(&self) -> ExitHandle {
+        ExitHandle {
+            flag: self.rt.exit_requested.clone(),
+            wakeup: Arc::clone(&self.rt.wakeup),
         }
-        let log = match &self.rt.settings.logfile {
-            Some(path) => Some(crate::daemon::open_logfile(path)?),
-            None => None,
+    }
+
+    /// Serves requests until the file system is unmounted (by `umount`, a signal, an
+    /// `ExitHandle` or `Cx::exit`), then returns Ok. Signal handling ends when it
+    /// returns, and everything the mount held is freed.
+    pub fn mainloop(mut self) -> Result<(), Error> {
+        // Only this consuming call and the drop take it: it is always here.
+        let Some(mut session) = self.session.take() else {
+            return Err(Error::State("the mount's session is gone"));
         };
-        self.daemon = Some(Daemon::fork(detach_stdio, log)?);
-        Ok(())
-    }
-
-    /// Mounts on `dir`. Returns once the kernel has finished the INIT handshake: from
-    /// then on the mount is up and requests queue for the mainloop.
-    pub fn mount(&mut self, dir: impl AsRef<Path>) -> Result<(), Error> {
-        if self.state() != State::BeforeMount {
-            return Err(Error::State("mount() called twice"));
-        }
-        let result = self
-            .refuse_stacked(dir.as_ref())
-            .and_then(|()| self.prepare_aio())
-            .and_then(|()| kernel::mount(dir.as_ref(), &self.rt, &self.inbox))
-            .and_then(|session| self.catch_signals(session));
-        let daemon = self.daemon.take();
-        match result {
-            Ok(session) => {
-                self.session = Some(session);
-                self.rt.state.set(State::Running);
-                if let Some(d) = daemon {
-                    d.report_success();
-                }
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(d) = daemon {
-                    d.report_failure(&e.to_string());
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Readies what the aio backend needs before the framework starts any thread
-    /// (POSIX AIO's completion signal, blocked here so every later thread inherits it).
-    fn prepare_aio(&self) -> Result<(), Error> {
-        let s = &self.rt.settings;
-        Ok(crate::aio::prepare(s.aio_backend, s.aio_signal)?)
-    }
-
-    fn refuse_stacked(&self, dir: &Path) -> Result<(), Error> {
-        if self.rt.settings.flags.overmount {
-            return Ok(());
-        }
-        crate::stacking::refuse_stacked(dir)
-    }
-
-    /// Starts handling the termination signals for a mount that is up: before
-    /// `mount()` returns (and a daemon's parent reports success), so that a signal sent
-    /// as soon as the mount shows can only unmount it, never kill the process. Nothing
-    /// is installed for a mount that failed. If it cannot be installed, the mount is
-    /// undone and fails.
-    fn catch_signals(&mut self, mut session: Session) -> Result<Session, Error> {
-        if !self.rt.settings.handle_signals {
-            return Ok(session);
-        }
-        let installed = self
-            .rt
-            .reactor
-            .with_poller(|p| Signals::install(p, SIGNAL_TOKEN));
-        match installed {
-            Ok(signals) => {
-                self.signals = Some(signals);
-                Ok(session)
-            }
-            Err(e) => {
-                let _ = session.unmount();
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Serves requests until the file system is unmounted (by `umount`, a signal, or
-    /// `exit`), then returns Ok. Signal handling ends when it returns.
-    pub fn mainloop(&mut self) -> Result<(), Error> {
-        let session = self
-            .session
-            .as_mut()
-            .ok_or(Error::State("mainloop() needs a mounted file system"))?;
-        let served = crate::mainloop::run(&self.rt, &self.inbox, session, self.signals.as_ref());
+        let served = crate::mainloop::run(
+            &self.rt,
+            Served {
+                inbox: &self.inbox,
+                session: &mut session,
+                signals: self.signals.as_ref(),
+                loop_fn: self.loop_fn.take(),
+            },
+        );
         self.signals = None; // the old dispositions are back
         self.rt.notifier.close();
         self.tear_down();
@@ -662,25 +476,61 @@ impl<F: Ops> PuffsUserMount<F> {
             None => log::error!("the runtime is still shared after the mainloop returned"),
         }
     }
+}
 
-    /// Asks the mainloop to unmount and return. Before `mainloop` runs, it makes the
-    /// loop return as soon as it starts; to stop a running loop from another thread,
-    /// use an `exit_handle()`.
-    pub fn exit(&self) {
-        self.rt.request_exit();
+impl<F: Ops> std::fmt::Debug for Mounted<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mounted")
+            .field("typename", &self.rt.typename)
+            .field("source", &self.rt.source)
+            .field("mountpoint", &self.session.as_ref().map(|s| &s.mountpoint))
+            .finish_non_exhaustive()
     }
+}
 
-    /// The mount's kernel notifications (puffs_inval_*), for any thread: they go out
-    /// while the file system is mounted and are refused (ENOTCONN) before and after.
-    pub fn notifier(&self) -> Notifier {
-        self.rt.notifier.clone()
-    }
-
-    /// A handle that stops this mount's mainloop from any thread (`ExitHandle::exit`).
-    pub fn exit_handle(&self) -> ExitHandle {
-        ExitHandle {
-            flag: self.rt.exit_requested.clone(),
-            wakeup: Arc::clone(&self.rt.wakeup),
+impl<F: Ops> Drop for Mounted<F> {
+    /// A mount whose loop never ran is unmounted (nothing would ever answer it); the
+    /// notifier's thread ends either way.
+    fn drop(&mut self) {
+        if let Some(mut session) = self.session.take() {
+            if let Err(e) = session.unmount() {
+                log::error!("cannot unmount {}: {e}", session.mountpoint.display());
+            }
         }
+        self.rt.notifier.close();
     }
+}
+
+/// The kernel mount, from the runtime's settings and the file system's constants.
+fn mount_kernel<F: Ops>(rt: &Runtime<F>, dir: &Path, inbox: &Arc<Inbox>) -> Result<Session, Error> {
+    let s = &rt.settings;
+    let params = MountParams {
+        typename: &rt.typename,
+        source: &rt.source,
+        flags: &s.flags,
+        opmask: F::OPMASK,
+        statvfs: s.statvfs,
+        root_attr: s.root_attr,
+        max_write: s.max_write,
+        writeback_cache: s.writeback_cache,
+        kills_suidgid: F::KILLS_SUIDGID,
+        export_support: s.export_support,
+        passthrough: s.passthrough,
+    };
+    kernel::mount(dir, &params, inbox, &rt.notifier)
+}
+
+/// Starts handling the termination signals for a mount about to be made: before
+/// mount(2), since the mount shows in /proc/mounts from then on, before the INIT
+/// handshake, and a signal sent as soon as it shows must only unmount it, never kill
+/// the process. A signal caught before the mount is up unmounts it as soon as the loop
+/// runs. A mount that fails drops the subscription, which undoes it.
+fn catch_signals<F: Ops>(rt: &Runtime<F>) -> Result<Option<Signals>, Error> {
+    if !rt.settings.handle_signals {
+        return Ok(None);
+    }
+    let signals = rt
+        .reactor
+        .with_poller(|p| Signals::install(p, Source::Signals.token()))?;
+    Ok(Some(signals))
 }

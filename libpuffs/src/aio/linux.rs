@@ -25,8 +25,8 @@ use std::task::{Context, Poll, Waker};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use slab::Slab;
 
+use super::kind::Kind;
 use super::semaphore::Permit;
-use super::Kind;
 use crate::event::{Interest, Poller, Token};
 
 /// Alignment of O_DIRECT buffers (the page size covers every logical block size).

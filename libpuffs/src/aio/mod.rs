@@ -31,6 +31,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+mod kind;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
@@ -42,17 +43,10 @@ mod threads;
 #[cfg(target_os = "linux")]
 mod uring;
 
+use kind::Kind;
 use semaphore::Semaphore;
 
 use crate::event::Poller;
-
-/// What one I/O does.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Kind {
-    Read,
-    Write,
-    Fsync { datasync: bool },
-}
 
 /// Which backend carries a mount's file I/O (`PuffsUserMount::aio_backend`,
 /// `-o aio=uring|posix|linux|threads`).

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::kind::Kind;
 use super::semaphore::Permit;
-use super::Kind;
 use crate::event::{Poller, Token};
 
 /// How many ops one `lio_listio` call takes (FreeBSD's default AIO_LISTIO_MAX).

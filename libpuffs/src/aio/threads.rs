@@ -12,8 +12,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use super::kind::Kind;
 use super::semaphore::Permit;
-use super::Kind;
 
 type Outcome = io::Result<(usize, Vec<u8>)>;
 

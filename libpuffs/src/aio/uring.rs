@@ -17,8 +17,8 @@ use io_uring::{opcode, squeue, types, IoUring};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use slab::Slab;
 
+use super::kind::Kind;
 use super::semaphore::Permit;
-use super::Kind;
 use crate::event::{Interest, Poller, Token};
 
 /// user_data of the cancel requests sent at teardown (slab keys never reach it).

@@ -2,13 +2,13 @@
 
 use std::rc::Rc;
 
-use super::{answer, answer_empty, enter, node_of, plus_entry, start};
+use super::{answer, answer_empty, dir_of, enter, node_of, plus_entry, start, take_last};
 use crate::dirbuf::{DirBuf, DirPlusBuf, DirPlusEntry};
-use crate::kernel::reply::{Replies, ReplyDir, ReplyDirPlus, ReplyOpen};
+use crate::kernel::reply::{Replies, ReplyDir, ReplyDirPlus, ReplyEmpty, ReplyOpen};
 use crate::kernel::request::DirOp;
 use crate::node::Node;
 use crate::ops::{Cred, Op, Ops};
-use crate::usermount::Runtime;
+use crate::runtime::Runtime;
 
 /// How much a readdir reply may hold. fuser does not tell us the kernel's buffer size:
 /// it is one page on older kernels and getdents' count (32 KiB from glibc) on newer
@@ -22,7 +22,7 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
             let node = node_of!(rt, ino, reply);
             start(rt, cred, Op::Opendir, |rt, cx| async move {
                 answer(rt.fs.opendir(&cx, &node, flags).await, reply, |o, reply| {
-                    reply.opened(&o)
+                    reply.opened(&o.keep(|d| rt.files.open_dir(d)))
                 })
             })
         }
@@ -33,9 +33,10 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
             reply,
         } => {
             let dir = node_of!(rt, ino, reply);
+            let open = dir_of!(rt, fh, reply);
             start(rt, cred, Op::Readdir, |rt, cx| async move {
                 let mut buf = DirBuf::new(DIR_REPLY_SIZE);
-                let r = rt.fs.readdir(&cx, &dir, fh, offset, &mut buf).await;
+                let r = rt.fs.readdir(&cx, &dir, &open, offset, &mut buf).await;
                 answer(r, reply, |(), mut reply| {
                     for e in buf.into_entries() {
                         if reply.add(&e) {
@@ -53,9 +54,10 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
             reply,
         } => {
             let dir = node_of!(rt, ino, reply);
+            let open = dir_of!(rt, fh, reply);
             start(rt, cred, Op::Readdirplus, |rt, cx| async move {
                 let mut buf = DirPlusBuf::new(DIR_REPLY_SIZE);
-                let r = rt.fs.readdirplus(&cx, &dir, fh, offset, &mut buf).await;
+                let r = rt.fs.readdirplus(&cx, &dir, &open, offset, &mut buf).await;
                 answer(r, reply, |(), mut reply| {
                     for e in buf.into_entries() {
                         if add_plus(&rt, &dir, &mut reply, e) {
@@ -68,8 +70,16 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
         }
         DirOp::Releasedir { ino, fh, reply } => {
             let node = node_of!(rt, ino, reply);
+            let Some(open) = rt.files.close_dir(fh) else {
+                return reply.ok(); // nothing of the fs's was open under fh
+            };
             start(rt, cred, Op::Releasedir, |rt, cx| async move {
-                answer_empty(rt.fs.releasedir(&cx, &node, fh).await, reply)
+                let open = take_last(&cx, open).await;
+                if !F::OPMASK.contains(Op::Releasedir) {
+                    drop(open);
+                    return answer_empty(Ok(()), reply);
+                }
+                answer_empty(rt.fs.releasedir(&cx, &node, open).await, reply)
             })
         }
         DirOp::Fsyncdir {
@@ -79,8 +89,9 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
             reply,
         } => {
             let node = node_of!(rt, ino, reply);
+            let open = dir_of!(rt, fh, reply);
             start(rt, cred, Op::Fsyncdir, |rt, cx| async move {
-                answer_empty(rt.fs.fsyncdir(&cx, &node, fh, datasync).await, reply)
+                answer_empty(rt.fs.fsyncdir(&cx, &node, &open, datasync).await, reply)
             })
         }
     }

@@ -3,12 +3,14 @@
 
 use std::rc::Rc;
 
-use super::{answer, answer_empty, node_of, start};
-use crate::kernel::reply::{Replies, ReplyData, ReplyLock, ReplyLseek, ReplyOpen, ReplyWrite};
+use super::{answer, answer_empty, file_of, node_of, start, take_last};
+use crate::errno::Errno;
+use crate::kernel::reply::{
+    Replies, ReplyData, ReplyEmpty, ReplyLock, ReplyLseek, ReplyOpen, ReplyWrite,
+};
 use crate::kernel::request::{FileOp, RangeOp};
-use crate::ops::{Cred, Op, OpResult, Ops};
-use crate::usermount::Runtime;
-use crate::Errno;
+use crate::ops::{Cred, FileAt, Op, OpResult, Ops};
+use crate::runtime::Runtime;
 
 pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: FileOp<R>) {
     match op {
@@ -16,7 +18,7 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
             let node = node_of!(rt, ino, reply);
             start(rt, cred, Op::Open, |rt, cx| async move {
                 answer(rt.fs.open(&cx, &node, flags).await, reply, |o, reply| {
-                    reply.opened(&o)
+                    reply.opened(&o.keep(|f| rt.files.open_file(f)))
                 })
             })
         }
@@ -28,8 +30,9 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
             reply,
         } => {
             let node = node_of!(rt, ino, reply);
+            let file = file_of!(rt, fh, reply);
             start(rt, cred, Op::Read, |rt, cx| async move {
-                let r = rt.fs.read(&cx, &node, fh, offset, size).await;
+                let r = rt.fs.read(&cx, &node, &file, offset, size).await;
                 let r = at_most(
                     &rt,
                     Op::Read,
@@ -38,7 +41,7 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
                     size.into(),
                     "read returned more bytes than asked",
                 );
-                answer(r, reply, |d, reply| reply.data(&d))
+                answer(r, reply, |d, reply| reply.data(d.as_bytes()))
             })
         }
         FileOp::Write {
@@ -50,9 +53,10 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
             reply,
         } => {
             let node = node_of!(rt, ino, reply);
+            let file = file_of!(rt, fh, reply);
             start(rt, cred, Op::Write, |rt, cx| async move {
                 let given = data.len() as u64;
-                let r = rt.fs.write(&cx, &node, fh, offset, &data, flags).await;
+                let r = rt.fs.write(&cx, &node, &file, offset, data, flags).await;
                 answer_written(&rt, Op::Write, r, given, reply)
             })
         }
@@ -63,19 +67,23 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
             reply,
         } => {
             let node = node_of!(rt, ino, reply);
+            let file = file_of!(rt, fh, reply);
             start(rt, cred, Op::Flush, |rt, cx| async move {
-                answer_empty(rt.fs.flush(&cx, &node, fh, lock_owner).await, reply)
+                answer_empty(rt.fs.flush(&cx, &node, &file, lock_owner).await, reply)
             })
         }
-        FileOp::Release {
-            ino,
-            fh,
-            flags,
-            reply,
-        } => {
+        FileOp::Release { ino, fh, reply } => {
             let node = node_of!(rt, ino, reply);
+            let Some(file) = rt.files.close_file(fh) else {
+                return reply.ok(); // nothing of the fs's was open under fh
+            };
             start(rt, cred, Op::Release, |rt, cx| async move {
-                answer_empty(rt.fs.release(&cx, &node, fh, flags).await, reply)
+                let file = take_last(&cx, file).await;
+                if !F::OPMASK.contains(Op::Release) {
+                    drop(file);
+                    return answer_empty(Ok(()), reply);
+                }
+                answer_empty(rt.fs.release(&cx, &node, file).await, reply)
             })
         }
         FileOp::Fsync {
@@ -85,8 +93,9 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
             reply,
         } => {
             let node = node_of!(rt, ino, reply);
+            let file = file_of!(rt, fh, reply);
             start(rt, cred, Op::Fsync, |rt, cx| async move {
-                answer_empty(rt.fs.fsync(&cx, &node, fh, datasync).await, reply)
+                answer_empty(rt.fs.fsync(&cx, &node, &file, datasync).await, reply)
             })
         }
     }
@@ -104,8 +113,12 @@ pub(super) fn dispatch_range<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred
             reply,
         } => {
             let node = node_of!(rt, ino, reply);
+            let file = file_of!(rt, fh, reply);
             start(rt, cred, Op::Fallocate, |rt, cx| async move {
-                let r = rt.fs.fallocate(&cx, &node, fh, offset, length, mode).await;
+                let r = rt
+                    .fs
+                    .fallocate(&cx, &node, &file, offset, length, mode)
+                    .await;
                 answer_empty(r, reply)
             })
         }
@@ -117,8 +130,9 @@ pub(super) fn dispatch_range<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred
             reply,
         } => {
             let node = node_of!(rt, ino, reply);
+            let file = file_of!(rt, fh, reply);
             start(rt, cred, Op::Lseek, |rt, cx| async move {
-                let r = rt.fs.lseek(&cx, &node, fh, offset, whence).await;
+                let r = rt.fs.lseek(&cx, &node, &file, offset, whence).await;
                 answer(r, reply, |off, reply| reply.offset(off))
             })
         }
@@ -134,11 +148,20 @@ pub(super) fn dispatch_range<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred
         } => {
             let src = node_of!(rt, ino_in, reply);
             let dst = node_of!(rt, ino_out, reply);
+            let src_file = file_of!(rt, fh_in, reply);
+            let dst_file = file_of!(rt, fh_out, reply);
             start(rt, cred, Op::CopyFileRange, |rt, cx| async move {
-                let r = rt
-                    .fs
-                    .copy_file_range(&cx, &src, fh_in, off_in, &dst, fh_out, off_out, len)
-                    .await;
+                let from = FileAt {
+                    node: &src,
+                    file: &src_file,
+                    offset: off_in,
+                };
+                let to = FileAt {
+                    node: &dst,
+                    file: &dst_file,
+                    offset: off_out,
+                };
+                let r = rt.fs.copy_file_range(&cx, from, to, len).await;
                 answer_written(&rt, Op::CopyFileRange, r, len, reply)
             })
         }
@@ -149,9 +172,10 @@ pub(super) fn dispatch_range<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred
             reply,
         } => {
             let node = node_of!(rt, ino, reply);
+            let file = file_of!(rt, fh, reply);
             start(rt, cred, Op::Getlk, |rt, cx| async move {
                 answer(
-                    rt.fs.getlk(&cx, &node, fh, lock).await,
+                    rt.fs.getlk(&cx, &node, &file, lock).await,
                     reply,
                     |l, reply| reply.locked(&l),
                 )
@@ -165,8 +189,9 @@ pub(super) fn dispatch_range<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred
             reply,
         } => {
             let node = node_of!(rt, ino, reply);
+            let file = file_of!(rt, fh, reply);
             start(rt, cred, Op::Setlk, |rt, cx| async move {
-                answer_empty(rt.fs.setlk(&cx, &node, fh, lock, sleep).await, reply)
+                answer_empty(rt.fs.setlk(&cx, &node, &file, lock, sleep).await, reply)
             })
         }
     }

@@ -14,14 +14,14 @@ mod tests;
 use std::future::Future;
 use std::rc::Rc;
 
+use crate::attr::Ttls;
 use crate::cx::Cx;
-use crate::kernel::convert::Ttls;
+use crate::errno::Errno;
 use crate::kernel::reply::{PlusEntry, Replies, Reply, ReplyEmpty, ReplyEntry};
 use crate::kernel::request::KOp;
 use crate::node::Node;
 use crate::ops::{Cred, EntryOf, Op, OpResult, Ops};
-use crate::usermount::Runtime;
-use crate::Errno;
+use crate::runtime::Runtime;
 
 /// Runs one kernel request: everything from the frame to the reply.
 pub(crate) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, kop: KOp<R>) {
@@ -42,13 +42,55 @@ macro_rules! node_of {
         match $rt.node($ino) {
             Some(n) => n,
             None => {
-                $crate::kernel::reply::Reply::error($reply, $crate::Errno::ESTALE);
+                $crate::kernel::reply::Reply::error($reply, $crate::errno::Errno::ESTALE);
                 return;
             }
         }
     };
 }
 pub(crate) use node_of;
+
+/// Looks up the open file (`file_of!`) or open directory (`dir_of!`) a handle names,
+/// or answers EBADF for one the framework never gave out.
+macro_rules! open_of {
+    ($table:ident, $rt:expr, $fh:expr, $reply:expr) => {
+        match $rt.files.$table($fh) {
+            Some(f) => f,
+            None => {
+                $crate::kernel::reply::Reply::error($reply, $crate::errno::Errno::EBADF);
+                return;
+            }
+        }
+    };
+}
+pub(crate) use open_of;
+macro_rules! file_of {
+    ($rt:expr, $fh:expr, $reply:expr) => {
+        $crate::dispatch::open_of!(file, $rt, $fh, $reply)
+    };
+}
+pub(crate) use file_of;
+macro_rules! dir_of {
+    ($rt:expr, $fh:expr, $reply:expr) => {
+        $crate::dispatch::open_of!(dir, $rt, $fh, $reply)
+    };
+}
+pub(crate) use dir_of;
+
+/// The object of a released file or directory, once no op holds it any more. The
+/// kernel releases a file after the requests on it are answered, but their
+/// continuations may not have dropped it yet; waiting a millisecond at a time is for
+/// that rare case (and for an op still parked on the file, e.g. a lock wait the
+/// caller gave up on, which keeps this release waiting as long as it stays parked).
+async fn take_last<F: Ops, T>(cx: &Cx<F>, mut obj: Rc<T>) -> T {
+    loop {
+        match Rc::try_unwrap(obj) {
+            Ok(v) => return v,
+            Err(shared) => obj = shared,
+        }
+        cx.sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
 
 /// Starts the continuation for `op`: runs the pre hook now, `body` in the executor,
 /// and the post hook with the outcome.
@@ -89,7 +131,7 @@ fn answer_empty<R: ReplyEmpty>(r: OpResult<()>, reply: R) -> Option<Errno> {
 }
 
 /// Enters the node an entry names into the node table (one more kernel lookup).
-fn enter<F: Ops>(rt: &Runtime<F>, e: EntryOf<F>) -> (Rc<Node<F>>, crate::Attr, Ttls) {
+fn enter<F: Ops>(rt: &Runtime<F>, e: EntryOf<F>) -> (Rc<Node<F>>, crate::attr::Attr, Ttls) {
     let ttls = rt.ttls(e.entry_ttl, e.attr_ttl);
     let node = rt
         .nodes
@@ -113,7 +155,7 @@ fn answer_entry<F: Ops, R: ReplyEntry>(
 fn plus_entry<'a>(
     node_ino: u64,
     generation: u64,
-    attr: &'a crate::Attr,
+    attr: &'a crate::attr::Attr,
     ttls: Ttls,
 ) -> PlusEntry<'a> {
     PlusEntry {

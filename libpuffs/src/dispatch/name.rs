@@ -7,7 +7,7 @@ use super::{answer, answer_empty, answer_entry, enter, node_of, start};
 use crate::kernel::reply::{Replies, ReplyCreate};
 use crate::kernel::request::{MakeOp, NameOp};
 use crate::ops::{Cred, Op, Ops};
-use crate::usermount::Runtime;
+use crate::runtime::Runtime;
 
 pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: NameOp<R>) {
     match op {
@@ -78,27 +78,24 @@ pub(super) fn dispatch_make<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred,
         MakeOp::Mknod {
             parent,
             name,
-            mode,
-            umask,
-            rdev,
+            new,
             reply,
         } => {
             let dir = node_of!(rt, parent, reply);
             start(rt, cred, Op::Mknod, |rt, cx| async move {
-                let r = rt.fs.mknod(&cx, &dir, &name, mode, umask, rdev).await;
+                let r = rt.fs.mknod(&cx, &dir, &name, new).await;
                 answer_entry(&rt, r, reply)
             })
         }
         MakeOp::Mkdir {
             parent,
             name,
-            mode,
-            umask,
+            new,
             reply,
         } => {
             let dir = node_of!(rt, parent, reply);
             start(rt, cred, Op::Mkdir, |rt, cx| async move {
-                answer_entry(&rt, rt.fs.mkdir(&cx, &dir, &name, mode, umask).await, reply)
+                answer_entry(&rt, rt.fs.mkdir(&cx, &dir, &name, new).await, reply)
             })
         }
         MakeOp::Symlink {
@@ -127,16 +124,16 @@ pub(super) fn dispatch_make<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred,
         MakeOp::Create {
             parent,
             name,
-            mode,
-            umask,
+            new,
             flags,
             reply,
         } => {
             let dir = node_of!(rt, parent, reply);
             start(rt, cred, Op::Create, |rt, cx| async move {
-                let r = rt.fs.create(&cx, &dir, &name, mode, umask, flags).await;
+                let r = rt.fs.create(&cx, &dir, &name, new, flags).await;
                 answer(r, reply, |(e, o), reply: R::Create| {
                     let (node, attr, ttls) = enter(&rt, e);
+                    let o = o.keep(|f| rt.files.open_file(f));
                     reply.created(&attr, node.ino(), node.generation(), &ttls, &o);
                 })
             })

@@ -5,12 +5,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use super::{answer, answer_empty, node_of, start};
+use crate::errno::Errno;
 use crate::kernel::reply::{Replies, ReplyAttr, ReplyData, ReplyStatfs, ReplyXattr};
 use crate::kernel::request::NodeOp;
 use crate::node::Node;
 use crate::ops::{Cred, Op, OpResult, Ops};
-use crate::usermount::Runtime;
-use crate::Errno;
+use crate::runtime::Runtime;
 
 pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: NodeOp<R>) {
     match op {
@@ -19,14 +19,23 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
         }),
         NodeOp::Getattr { ino, fh, reply } => {
             let node = node_of!(rt, ino, reply);
+            let file = fh.and_then(|fh| rt.files.file(fh));
             start(rt, cred, Op::Getattr, |rt, cx| async move {
-                answer_attr(&rt, &node, rt.fs.getattr(&cx, &node, fh).await, reply)
+                let r = rt.fs.getattr(&cx, &node, file.as_deref()).await;
+                answer_attr(&rt, &node, r, reply)
             })
         }
-        NodeOp::Setattr { ino, set, reply } => {
+        NodeOp::Setattr {
+            ino,
+            fh,
+            set,
+            reply,
+        } => {
             let node = node_of!(rt, ino, reply);
+            let file = fh.and_then(|fh| rt.files.file(fh));
             start(rt, cred, Op::Setattr, |rt, cx| async move {
-                answer_attr(&rt, &node, rt.fs.setattr(&cx, &node, &set).await, reply)
+                let r = rt.fs.setattr(&cx, &node, file.as_deref(), &set).await;
+                answer_attr(&rt, &node, r, reply)
             })
         }
         NodeOp::Access { ino, mask, reply } => {
@@ -87,11 +96,11 @@ pub(super) fn dispatch<F: Ops, R: Replies>(rt: &Rc<Runtime<F>>, cred: Cred, op: 
 fn answer_attr<F: Ops, R: ReplyAttr>(
     rt: &Runtime<F>,
     node: &Node<F>,
-    r: OpResult<crate::Attr>,
+    r: OpResult<crate::attr::AttrReply>,
     reply: R,
 ) -> Option<Errno> {
     answer(r, reply, |a, reply| {
-        reply.attr(&a, node.ino(), rt.settings.attr_timeout)
+        reply.attr(&a.attr, node.ino(), rt.attr_ttl(a.ttl))
     })
 }
 

@@ -4,19 +4,23 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::dispatch;
-use crate::attr::{Attr, DirEntry, Entry, FileType, Lock, Opened, Statvfs};
+use crate::args::OpenFlags;
+use crate::attr::{Attr, AttrReply, DirEntry, Entry, FileType, Lock, Open, Opened, Statvfs, Ttls};
 use crate::cx::Cx;
+use crate::data::Data;
 use crate::dirbuf::DirBuf;
-use crate::kernel::convert::Ttls;
+use crate::errno::Errno;
 use crate::kernel::reply::*;
 use crate::kernel::request::{DirOp, FileOp, KOp, NameOp, NodeOp};
 use crate::node::{Node, ROOT_INO};
+use crate::notify::Notifier;
 use crate::ops::{Cred, EntryOf, Op, OpMask, OpResult, Ops};
-use crate::usermount::Runtime;
-use crate::{Errno, PuffsUserMount};
+use crate::passthrough::Backing;
+use crate::runtime::{Runtime, Settings};
 
 /// Every answer a recording reply got, as text.
 type Log = Rc<RefCell<Vec<String>>>;
@@ -56,12 +60,22 @@ impl ReplyData for Rec {
 }
 impl ReplyOpen for Rec {
     fn opened(self, o: &Opened) {
-        self.push(format!("opened fh={}", o.fh));
+        let pt = if o.passthrough.is_some() {
+            " passthrough"
+        } else {
+            ""
+        };
+        self.push(format!("opened fh={}{pt}", o.fh));
     }
 }
 impl ReplyCreate for Rec {
     fn created(self, _a: &Attr, ino: u64, _g: u64, _t: &Ttls, o: &Opened) {
-        self.push(format!("created ino={ino} fh={}", o.fh));
+        let pt = if o.passthrough.is_some() {
+            " passthrough"
+        } else {
+            ""
+        };
+        self.push(format!("created ino={ino} fh={}{pt}", o.fh));
     }
 }
 impl ReplyWrite for Rec {
@@ -145,8 +159,18 @@ impl OneFile {
 impl Ops for OneFile {
     type Node = ();
     type Key = u64;
+    type File = ();
+    type Dir = ();
     const OPMASK: OpMask =
         OpMask::of(&[Op::Lookup, Op::Getattr, Op::Read, Op::Getxattr, Op::Readdir]);
+
+    // No open or opendir: every open shares the stateless (), as #[puffs::ops] writes.
+    fn stateless_file() -> Option<()> {
+        Some(())
+    }
+    fn stateless_dir() -> Option<()> {
+        Some(())
+    }
 
     fn root(&self) -> (u64, ()) {
         (1, ())
@@ -165,26 +189,31 @@ impl Ops for OneFile {
         }
     }
 
-    async fn getattr(&self, _cx: &Cx<Self>, _n: &Node<Self>, _fh: Option<u64>) -> OpResult<Attr> {
+    async fn getattr(
+        &self,
+        _cx: &Cx<Self>,
+        _n: &Node<Self>,
+        _f: Option<&()>,
+    ) -> OpResult<AttrReply> {
         self.ran()?;
-        Ok(file_attr())
+        Ok(file_attr().into())
     }
 
     async fn read(
         &self,
         _cx: &Cx<Self>,
         _n: &Node<Self>,
-        _fh: u64,
+        _f: &(),
         off: u64,
         size: u32,
-    ) -> OpResult<Vec<u8>> {
+    ) -> OpResult<Data> {
         self.ran()?;
         // Deliberately ignores `size` past offset 100, to test the framework's check.
-        let data = b"hello".to_vec();
+        let data: &'static [u8] = b"hello";
         Ok(if off > 100 {
-            data
+            data.into()
         } else {
-            data[..data.len().min(size as usize)].to_vec()
+            data[..data.len().min(size as usize)].into()
         })
     }
 
@@ -197,7 +226,7 @@ impl Ops for OneFile {
         &self,
         _cx: &Cx<Self>,
         _d: &Node<Self>,
-        _fh: u64,
+        _open: &(),
         off: u64,
         out: &mut DirBuf,
     ) -> OpResult<()> {
@@ -222,7 +251,7 @@ const CRED: Cred = Cred {
 };
 
 /// Runs `kop` to its reply and returns what the replies recorded.
-fn run(rt: &Rc<Runtime<OneFile>>, kop: KOp<Recording>) -> Vec<String> {
+fn run<F: Ops>(rt: &Rc<Runtime<F>>, kop: KOp<Recording>) -> Vec<String> {
     LOG.with(|l| l.borrow_mut().clear());
     dispatch(rt, CRED, kop);
     rt.exec.run_ready();
@@ -238,9 +267,14 @@ fn rec() -> Rec {
 }
 
 fn mount() -> Rc<Runtime<OneFile>> {
-    PuffsUserMount::new(OneFile::default(), "test", "none")
-        .expect("runtime without a mount")
-        .runtime()
+    runtime_of(OneFile::default())
+}
+
+/// The runtime `fs` would run with, without a mount.
+fn runtime_of<F: Ops>(fs: F) -> Rc<Runtime<F>> {
+    let names = ("test".to_owned(), "none".to_owned());
+    let rt = Runtime::new(fs, names, Settings::default(), Notifier::default());
+    Rc::new(rt.expect("runtime without a mount"))
 }
 
 fn name(s: &str) -> std::ffi::OsString {
@@ -355,4 +389,194 @@ fn the_framework_checks_what_an_op_returns() {
     assert_eq!(run(&rt, x(0)), ["xattr size 5"]);
     assert_eq!(run(&rt, x(3)), ["error ERANGE"]);
     assert_eq!(run(&rt, x(64)), ["xattr value"]);
+}
+
+/// A file system whose open files are objects: each open gets a serial number and a
+/// log of what happened to it, so the tests see which object each op got.
+#[derive(Default)]
+struct Opens {
+    serial: Cell<u32>,
+    released: RefCell<Vec<u32>>,
+}
+
+/// One open file: its serial, and the bytes written through it (kept, not copied).
+struct OpenFile {
+    serial: u32,
+    written: RefCell<Vec<Vec<u8>>>,
+}
+
+impl Ops for Opens {
+    type Node = ();
+    type Key = u64;
+    type File = OpenFile;
+    type Dir = ();
+    const OPMASK: OpMask = OpMask::of(&[Op::Open, Op::Read, Op::Write, Op::Release]);
+
+    fn root(&self) -> (u64, ()) {
+        (1, ())
+    }
+
+    async fn open(
+        &self,
+        _cx: &Cx<Self>,
+        _n: &Node<Self>,
+        flags: OpenFlags,
+    ) -> OpResult<Open<OpenFile>> {
+        self.serial.set(self.serial.get() + 1);
+        let file = OpenFile {
+            serial: self.serial.get(),
+            written: RefCell::default(),
+        };
+        // O_SYNC asks this test fs for a passthrough backing file (any fd will do).
+        let passthrough = match flags.contains(OpenFlags::SYNC) {
+            true => Some(Rc::new(Backing::new(Arc::new(
+                std::fs::File::open("/dev/null")?.into(),
+            )))),
+            false => None,
+        };
+        Ok(Open {
+            passthrough,
+            ..Open::new(file)
+        })
+    }
+
+    async fn read(
+        &self,
+        _cx: &Cx<Self>,
+        _n: &Node<Self>,
+        f: &OpenFile,
+        _off: u64,
+        _size: u32,
+    ) -> OpResult<Data> {
+        let written = f.written.borrow().concat();
+        Ok(
+            format!("#{} {}", f.serial, String::from_utf8_lossy(&written))
+                .into_bytes()
+                .into(),
+        )
+    }
+
+    async fn write(
+        &self,
+        _cx: &Cx<Self>,
+        _n: &Node<Self>,
+        f: &OpenFile,
+        _off: u64,
+        data: Vec<u8>,
+        _flags: OpenFlags,
+    ) -> OpResult<u32> {
+        let n = data.len() as u32;
+        f.written.borrow_mut().push(data);
+        Ok(n)
+    }
+
+    async fn release(&self, _cx: &Cx<Self>, _n: &Node<Self>, f: OpenFile) -> OpResult<()> {
+        self.released.borrow_mut().push(f.serial);
+        Ok(())
+    }
+}
+
+fn fh_of(answer: &[String]) -> u64 {
+    let fh = answer[0]
+        .strip_prefix("opened fh=")
+        .expect("an open answer");
+    fh.parse().unwrap()
+}
+
+#[test]
+fn each_open_files_object_comes_back_to_its_ops_and_release() {
+    let rt = runtime_of(Opens::default());
+    let open = |flags| {
+        KOp::File(FileOp::Open {
+            ino: ROOT_INO,
+            flags,
+            reply: rec(),
+        })
+    };
+    let (a, b) = (
+        fh_of(&run(&rt, open(OpenFlags::default()))),
+        fh_of(&run(&rt, open(OpenFlags::RDWR))),
+    );
+    assert_ne!(a, b, "two opens, two handles");
+    let write = |fh, data: &[u8]| {
+        KOp::File(FileOp::Write {
+            ino: ROOT_INO,
+            fh,
+            offset: 0,
+            data: data.to_vec(),
+            flags: OpenFlags::RDWR,
+            reply: rec(),
+        })
+    };
+    assert_eq!(run(&rt, write(b, b"xy")), ["written 2"]);
+    let read = |fh| {
+        KOp::File(FileOp::Read {
+            ino: ROOT_INO,
+            fh,
+            offset: 0,
+            size: 64,
+            reply: rec(),
+        })
+    };
+    assert_eq!(run(&rt, read(a)), ["data #1 "]);
+    assert_eq!(run(&rt, read(b)), ["data #2 xy"]);
+    // A handle the framework never gave out is EBADF, and reaches no op.
+    assert_eq!(run(&rt, read(b + 100)), ["error EBADF"]);
+    let release = |fh| {
+        KOp::File(FileOp::Release {
+            ino: ROOT_INO,
+            fh,
+            reply: rec(),
+        })
+    };
+    assert_eq!(run(&rt, release(b)), ["ok"]);
+    assert_eq!(
+        *rt.fs.released.borrow(),
+        [2],
+        "release got the object by value"
+    );
+    assert_eq!(run(&rt, read(b)), ["error EBADF"], "released means gone");
+    assert_eq!(run(&rt, release(a)), ["ok"]);
+    assert_eq!(rt.files.open_count(), 0);
+}
+
+#[test]
+fn a_passthrough_backing_file_reaches_the_open_reply() {
+    let rt = runtime_of(Opens::default());
+    let open = |flags| {
+        KOp::File(FileOp::Open {
+            ino: ROOT_INO,
+            flags,
+            reply: rec(),
+        })
+    };
+    assert_eq!(run(&rt, open(OpenFlags::SYNC)), ["opened fh=1 passthrough"]);
+    assert_eq!(run(&rt, open(OpenFlags::default())), ["opened fh=2"]);
+    let release = |fh| {
+        KOp::File(FileOp::Release {
+            ino: ROOT_INO,
+            fh,
+            reply: rec(),
+        })
+    };
+    assert_eq!(run(&rt, release(1)), ["ok"]);
+    assert_eq!(
+        *rt.fs.released.borrow(),
+        [1],
+        "the object came back to release"
+    );
+}
+
+#[test]
+fn a_stateless_file_system_shares_one_object_at_handle_zero() {
+    let rt = mount();
+    let got = run(&rt, {
+        KOp::Node(NodeOp::Getattr {
+            ino: ROOT_INO,
+            fh: Some(0),
+            reply: rec(),
+        })
+    });
+    assert!(got[0].starts_with("attr"), "{got:?}");
+    assert_eq!(rt.files.open_count(), 1, "the stateless object, kept once");
 }

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use nix::errno::Errno;
+use crate::errno::Errno;
 
 /// A read (or a window) reaching past the end of a [`Framebuf`]: how many bytes it
 /// needed at which offset, and how many the buffer had. Converts to `Errno::EIO`

@@ -10,9 +10,9 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
 
-use super::channel::Inner;
 use super::fdio::{InBuf, OutBuf};
 use super::framing::{Closed, Framing, Side};
+use super::inner::Inner;
 use super::Framebuf;
 
 /// Frames read (or written) in a row before the driver lets other continuations run.

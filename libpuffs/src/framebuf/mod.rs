@@ -16,7 +16,10 @@ mod channel;
 mod driver;
 mod fdio;
 mod framing;
+mod inner;
+mod options;
 
 pub use buf::{Framebuf, Short};
-pub use channel::{Channel, ChannelOptions};
+pub use channel::Channel;
 pub use framing::{Closed, Framing, Side};
+pub use options::ChannelOptions;

@@ -19,6 +19,9 @@ use fuser::{
 
 use super::reply::{self as seam, Reply};
 use super::request::{DirOp, FileOp, Inbox, KOp, MakeOp, NameOp, NodeOp, RangeOp, Request};
+use crate::args::{
+    AccessMask, FallocateFlags, LockType, Mode, NewNode, OpenFlags as Flags, Whence, XattrFlags,
+};
 use crate::attr::{Attr, Lock, SetAttr, SetTime, Statvfs};
 use crate::op::{Cred, Op, OpMask, RenameFlags};
 
@@ -30,6 +33,8 @@ pub(crate) struct InitParams {
     pub kills_suidgid: bool,
     /// File handles outlive the kernel's cache (`Ops::lookup_ino`).
     pub export_support: bool,
+    /// Ask for kernel passthrough (`PuffsUserMount::passthrough`).
+    pub passthrough: bool,
 }
 
 pub(crate) struct Adapter {
@@ -97,14 +102,17 @@ impl Adapter {
             return Some(reply);
         }
         self.refused.note(op);
-        reply.error(crate::Errno::ENOSYS);
+        reply.error(crate::errno::Errno::ENOSYS);
         None
     }
 
-    /// As `admit`, for release and releasedir: nothing was opened by the fs, so
-    /// nothing is left to release and the answer is Ok.
-    fn admit_or_ok<R: seam::ReplyEmpty>(&self, op: Op, reply: R) -> Option<R> {
-        if self.mask.contains(op) {
+    /// As `admit`, for release and releasedir: they reach the loop when the fs opens
+    /// (the framework keeps its open-file objects and must drop them) or releases;
+    /// otherwise nothing was opened by the fs, so nothing is left to release and the
+    /// answer is Ok.
+    fn admit_release<R: seam::ReplyEmpty>(&self, op: Op, open: Op, reply: R) -> Option<R> {
+        let creates = open == Op::Open && self.mask.contains(Op::Create);
+        if self.mask.contains(op) || self.mask.contains(open) || creates {
             return Some(reply);
         }
         reply.ok();
@@ -163,7 +171,20 @@ impl Adapter {
             }
             want |= InitFlags::FUSE_EXPORT_SUPPORT;
         }
+        if self.init.passthrough {
+            want |= InitFlags::FUSE_PASSTHROUGH;
+        }
         want
+    }
+}
+
+/// Passthrough needs a stacking depth of at least 1 (the backing files' own file
+/// system is at depth 0); says whether the kernel offered it.
+fn log_passthrough(config: &mut KernelConfig, want: InitFlags) {
+    if want.contains(InitFlags::FUSE_PASSTHROUGH) && config.set_max_stack_depth(1).is_ok() {
+        log::info!("kernel passthrough: on");
+    } else {
+        log::info!("kernel passthrough: not offered by the kernel; file data goes through the fs");
     }
 }
 
@@ -184,6 +205,15 @@ fn undo_fuser_pre_epoch(t: SystemTime) -> SystemTime {
                 + Duration::from_nanos(d.subsec_nanos().into())
         }
         _ => t,
+    }
+}
+
+/// What mknod, mkdir and create make.
+fn new_node(mode: u32, umask: u32, rdev: u32) -> NewNode {
+    NewNode {
+        mode: Mode::from_bits(mode),
+        umask: Mode::from_bits(umask),
+        rdev,
     }
 }
 
@@ -211,6 +241,9 @@ impl Filesystem for Adapter {
             let _ = config.set_max_write(max);
         }
         let _ = config.set_max_background(64);
+        if self.init.passthrough {
+            log_passthrough(config, want);
+        }
         log::trace!("INIT: capabilities {:?}", config.capabilities() & want);
         Ok(())
     }
@@ -242,7 +275,7 @@ impl Filesystem for Adapter {
     }
 
     fn getattr(&self, req: &FReq, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        if !self.mask.contains(Op::Getattr) && ino.0 == crate::node::ROOT_INO {
+        if !self.mask.contains(Op::Getattr) && ino.0 == crate::op::ROOT_INO {
             reply.attr(
                 &Duration::from_secs(1),
                 &super::convert::file_attr(&self.root_attr, ino.0),
@@ -284,19 +317,19 @@ impl Filesystem for Adapter {
             return;
         };
         let set = SetAttr {
-            mode,
+            mode: mode.map(Mode::from_bits),
             uid,
             gid,
             size,
             atime: set_time(atime),
             mtime: set_time(mtime),
             ctime: ctime.map(undo_fuser_pre_epoch),
-            fh: fh.map(|f| f.0),
         };
         self.queue(
             req,
             KOp::Node(NodeOp::Setattr {
                 ino: ino.0,
+                fh: fh.map(|f| f.0),
                 set,
                 reply,
             }),
@@ -329,9 +362,7 @@ impl Filesystem for Adapter {
             KOp::Make(MakeOp::Mknod {
                 parent: parent.0,
                 name,
-                mode,
-                umask,
-                rdev,
+                new: new_node(mode, umask, rdev),
                 reply,
             }),
         );
@@ -355,8 +386,7 @@ impl Filesystem for Adapter {
             KOp::Make(MakeOp::Mkdir {
                 parent: parent.0,
                 name,
-                mode,
-                umask,
+                new: new_node(mode, umask, 0),
                 reply,
             }),
         );
@@ -470,7 +500,7 @@ impl Filesystem for Adapter {
             req,
             KOp::File(FileOp::Open {
                 ino: ino.0,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
             }),
         );
@@ -527,7 +557,7 @@ impl Filesystem for Adapter {
                 fh: fh.0,
                 offset,
                 data,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
             }),
         );
@@ -560,12 +590,12 @@ impl Filesystem for Adapter {
         req: &FReq,
         ino: INodeNo,
         fh: FileHandle,
-        flags: OpenFlags,
+        _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let Some(reply) = self.admit_or_ok(Op::Release, reply) else {
+        let Some(reply) = self.admit_release(Op::Release, Op::Open, reply) else {
             return;
         };
         self.queue(
@@ -573,7 +603,6 @@ impl Filesystem for Adapter {
             KOp::File(FileOp::Release {
                 ino: ino.0,
                 fh: fh.0,
-                flags: flags.0,
                 reply,
             }),
         );
@@ -602,7 +631,7 @@ impl Filesystem for Adapter {
             req,
             KOp::Dir(DirOp::Opendir {
                 ino: ino.0,
-                flags: flags.0,
+                flags: Flags::from_bits(flags.0),
                 reply,
             }),
         );
@@ -660,7 +689,7 @@ impl Filesystem for Adapter {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        let Some(reply) = self.admit_or_ok(Op::Releasedir, reply) else {
+        let Some(reply) = self.admit_release(Op::Releasedir, Op::Opendir, reply) else {
             return;
         };
         self.queue(
@@ -726,7 +755,7 @@ impl Filesystem for Adapter {
                 ino: ino.0,
                 name,
                 value,
-                flags,
+                flags: XattrFlags::from_bits(flags),
                 reply,
             }),
         );
@@ -785,7 +814,7 @@ impl Filesystem for Adapter {
             req,
             KOp::Node(NodeOp::Access {
                 ino: ino.0,
-                mask: mask.bits(),
+                mask: AccessMask::from_bits(mask.bits()),
                 reply,
             }),
         );
@@ -810,9 +839,8 @@ impl Filesystem for Adapter {
             KOp::Make(MakeOp::Create {
                 parent: parent.0,
                 name,
-                mode,
-                umask,
-                flags,
+                new: new_node(mode, umask, 0),
+                flags: Flags::from_bits(flags),
                 reply,
             }),
         );
@@ -832,6 +860,9 @@ impl Filesystem for Adapter {
     ) {
         let Some(reply) = self.admit(Op::Getlk, reply) else {
             return;
+        };
+        let Some(typ) = LockType::from_raw(typ) else {
+            return reply.error(Errno::EINVAL);
         };
         let lock = Lock {
             start,
@@ -866,6 +897,9 @@ impl Filesystem for Adapter {
     ) {
         let Some(reply) = self.admit(Op::Setlk, reply) else {
             return;
+        };
+        let Some(typ) = LockType::from_raw(typ) else {
+            return reply.error(Errno::EINVAL);
         };
         let lock = Lock {
             start,
@@ -906,7 +940,7 @@ impl Filesystem for Adapter {
                 fh: fh.0,
                 offset,
                 length,
-                mode,
+                mode: FallocateFlags::from_bits(mode),
                 reply,
             }),
         );
@@ -923,6 +957,9 @@ impl Filesystem for Adapter {
     ) {
         let Some(reply) = self.admit(Op::Lseek, reply) else {
             return;
+        };
+        let Some(whence) = Whence::from_raw(whence) else {
+            return reply.error(Errno::EINVAL);
         };
         self.queue(
             req,
@@ -1015,7 +1052,7 @@ mod tests {
     struct Rec(Arc<Mutex<Vec<String>>>);
 
     impl Reply for Rec {
-        fn error(self, e: crate::Errno) {
+        fn error(self, e: crate::errno::Errno) {
             self.0.lock().unwrap().push(format!("error {e:?}"));
         }
     }
@@ -1034,8 +1071,9 @@ mod tests {
             writeback_cache: false,
             kills_suidgid: false,
             export_support: false,
+            passthrough: false,
         };
-        let attr = Attr::new(crate::FileType::Directory, 0o755);
+        let attr = Attr::new(crate::attr::FileType::Directory, 0o755);
         let a = Adapter::new(Arc::clone(&inbox), mask, Statvfs::default(), attr, init);
         (a, inbox)
     }
@@ -1045,7 +1083,9 @@ mod tests {
         let (a, inbox) = adapter(OpMask::of(&[Op::Read]));
         let log = Arc::new(Mutex::new(Vec::new()));
         assert!(a.admit(Op::Write, Rec(Arc::clone(&log))).is_none());
-        assert!(a.admit_or_ok(Op::Release, Rec(Arc::clone(&log))).is_none());
+        assert!(a
+            .admit_release(Op::Release, Op::Open, Rec(Arc::clone(&log)))
+            .is_none());
         assert_eq!(*log.lock().unwrap(), ["error ENOSYS", "ok"]);
         assert!(a.admit(Op::Read, Rec(Arc::clone(&log))).is_some());
         assert_eq!(
@@ -1054,6 +1094,24 @@ mod tests {
             "an admitted op is not answered"
         );
         assert!(!inbox.has_work(usize::MAX), "nothing reached the loop");
+    }
+
+    #[test]
+    fn release_reaches_the_loop_when_the_fs_opens() {
+        // The framework keeps the open-file objects, so it must hear of the release
+        // even when the fs does not implement release itself.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for mask in [OpMask::of(&[Op::Open]), OpMask::of(&[Op::Create])] {
+            let (a, _inbox) = adapter(mask);
+            assert!(a
+                .admit_release(Op::Release, Op::Open, Rec(Arc::clone(&log)))
+                .is_some());
+        }
+        let (a, _inbox) = adapter(OpMask::of(&[Op::Opendir]));
+        assert!(a
+            .admit_release(Op::Releasedir, Op::Opendir, Rec(Arc::clone(&log)))
+            .is_some());
+        assert!(log.lock().unwrap().is_empty(), "nothing answered here");
     }
 
     #[test]

@@ -1,14 +1,12 @@
 //! Our value types to fuser's wire-facing ones.
 
-use std::time::Duration;
-
 use fuser::{FileAttr, FopenFlags, INodeNo};
 
 use crate::attr::{Attr, FileType, Opened};
-use crate::Errno;
+use crate::errno::Errno;
 
 pub(crate) fn errno(e: Errno) -> fuser::Errno {
-    fuser::Errno::from_i32(e as i32)
+    fuser::Errno::from_i32(e.raw())
 }
 
 pub(crate) fn file_type(t: FileType) -> fuser::FileType {
@@ -57,10 +55,4 @@ pub(crate) fn open_flags(o: &Opened) -> FopenFlags {
         f |= FopenFlags::FOPEN_NONSEEKABLE;
     }
     f
-}
-
-/// Cache lifetimes of one reply: the entry's own or the mount's.
-pub(crate) struct Ttls {
-    pub entry: Duration,
-    pub attr: Duration,
 }

@@ -7,14 +7,14 @@
 mod adapter;
 pub(crate) mod convert;
 mod notify;
+mod passthrough;
 #[cfg(feature = "logging")]
 mod quiet_log;
 pub(crate) mod reply;
 pub(crate) mod request;
 mod session;
 
-pub(crate) use convert::Ttls;
 #[cfg(feature = "logging")]
 pub(crate) use quiet_log::QuietFuser;
 pub(crate) use request::{Inbox, Request};
-pub(crate) use session::{mount, Session};
+pub(crate) use session::{mount, MountParams, Session};

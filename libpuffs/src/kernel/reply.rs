@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use fuser::{FileHandle, Generation, INodeNo};
 
-use super::convert::{errno, file_attr, file_type, open_flags, Ttls};
-use crate::attr::{Attr, DirEntry, Lock, Opened, Statvfs};
-use crate::Errno;
+use super::convert::{errno, file_attr, file_type, open_flags};
+use super::passthrough::{backing_id, passthrough_flags};
+use crate::attr::{Attr, DirEntry, Lock, Opened, Statvfs, Ttls};
+use crate::errno::Errno;
 
 /// What every reply can do: fail. Replies are consumed by their answer, so a request
 /// is answered once; one dropped unanswered answers EIO (fuser's `Drop`).
@@ -184,17 +185,37 @@ impl ReplyData for fuser::ReplyData {
     }
 }
 
+/// An open carrying a passthrough backing file is answered as a passthrough open when
+/// the kernel takes the backing file (`super::passthrough`), else as an ordinary one.
 impl ReplyOpen for fuser::ReplyOpen {
     fn opened(self, o: &Opened) {
-        fuser::ReplyOpen::opened(self, FileHandle(o.fh), open_flags(o));
+        let (fh, flags) = (FileHandle(o.fh), open_flags(o));
+        let id = o
+            .passthrough
+            .as_deref()
+            .and_then(|b| backing_id(b, |b| self.open_backing(b.fd().as_ref())));
+        match id {
+            Some(id) => self.opened_passthrough(fh, passthrough_flags(flags), &id),
+            None => fuser::ReplyOpen::opened(self, fh, flags),
+        }
     }
 }
 
 impl ReplyCreate for fuser::ReplyCreate {
     fn created(self, attr: &Attr, ino: u64, generation: u64, ttls: &Ttls, o: &Opened) {
-        let attr = file_attr(attr, ino);
+        let (attr, gen) = (file_attr(attr, ino), Generation(generation));
         let (fh, flags) = (FileHandle(o.fh), open_flags(o));
-        fuser::ReplyCreate::created(self, &ttls.entry, &attr, Generation(generation), fh, flags);
+        let id = o
+            .passthrough
+            .as_deref()
+            .and_then(|b| backing_id(b, |b| self.open_backing(b.fd().as_ref())));
+        match id {
+            Some(id) => {
+                let flags = passthrough_flags(flags);
+                self.created_passthrough(&ttls.entry, &attr, gen, fh, flags, &id)
+            }
+            None => fuser::ReplyCreate::created(self, &ttls.entry, &attr, gen, fh, flags),
+        }
     }
 }
 
@@ -249,6 +270,6 @@ impl ReplyLseek for fuser::ReplyLseek {
 
 impl ReplyLock for fuser::ReplyLock {
     fn locked(self, l: &Lock) {
-        fuser::ReplyLock::locked(self, l.start, l.end, l.typ, l.pid);
+        fuser::ReplyLock::locked(self, l.start, l.end, l.typ.raw(), l.pid);
     }
 }

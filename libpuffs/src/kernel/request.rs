@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::reply::{Fuser, Replies};
+use crate::args::{AccessMask, FallocateFlags, NewNode, OpenFlags, Whence, XattrFlags};
 use crate::attr::{Lock, SetAttr};
 use crate::op::{Cred, RenameFlags};
 use crate::wakeup::Wakeup;
@@ -68,16 +69,13 @@ pub(crate) enum MakeOp<R: Replies> {
     Mknod {
         parent: u64,
         name: OsString,
-        mode: u32,
-        umask: u32,
-        rdev: u32,
+        new: NewNode,
         reply: R::Entry,
     },
     Mkdir {
         parent: u64,
         name: OsString,
-        mode: u32,
-        umask: u32,
+        new: NewNode,
         reply: R::Entry,
     },
     Symlink {
@@ -95,9 +93,8 @@ pub(crate) enum MakeOp<R: Replies> {
     Create {
         parent: u64,
         name: OsString,
-        mode: u32,
-        umask: u32,
-        flags: i32,
+        new: NewNode,
+        flags: OpenFlags,
         reply: R::Create,
     },
 }
@@ -114,12 +111,13 @@ pub(crate) enum NodeOp<R: Replies> {
     },
     Setattr {
         ino: u64,
+        fh: Option<u64>,
         set: SetAttr,
         reply: R::Attr,
     },
     Access {
         ino: u64,
-        mask: i32,
+        mask: AccessMask,
         reply: R::Empty,
     },
     Readlink {
@@ -130,7 +128,7 @@ pub(crate) enum NodeOp<R: Replies> {
         ino: u64,
         name: OsString,
         value: Vec<u8>,
-        flags: i32,
+        flags: XattrFlags,
         reply: R::Empty,
     },
     Getxattr {
@@ -155,7 +153,7 @@ pub(crate) enum NodeOp<R: Replies> {
 pub(crate) enum FileOp<R: Replies> {
     Open {
         ino: u64,
-        flags: i32,
+        flags: OpenFlags,
         reply: R::Open,
     },
     Read {
@@ -170,7 +168,7 @@ pub(crate) enum FileOp<R: Replies> {
         fh: u64,
         offset: u64,
         data: Vec<u8>,
-        flags: i32,
+        flags: OpenFlags,
         reply: R::Write,
     },
     Flush {
@@ -182,7 +180,6 @@ pub(crate) enum FileOp<R: Replies> {
     Release {
         ino: u64,
         fh: u64,
-        flags: i32,
         reply: R::Empty,
     },
     Fsync {
@@ -200,14 +197,14 @@ pub(crate) enum RangeOp<R: Replies> {
         fh: u64,
         offset: u64,
         length: u64,
-        mode: i32,
+        mode: FallocateFlags,
         reply: R::Empty,
     },
     Lseek {
         ino: u64,
         fh: u64,
         offset: i64,
-        whence: i32,
+        whence: Whence,
         reply: R::Lseek,
     },
     CopyFileRange {
@@ -239,7 +236,7 @@ pub(crate) enum RangeOp<R: Replies> {
 pub(crate) enum DirOp<R: Replies> {
     Opendir {
         ino: u64,
-        flags: i32,
+        flags: OpenFlags,
         reply: R::Open,
     },
     Readdir {

@@ -6,7 +6,6 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -14,9 +13,36 @@ use fuser::{Config, MountOption, SessionACL, SessionUnmounter};
 
 use super::adapter::{Adapter, InitParams};
 use super::request::Inbox;
+use crate::attr::{Attr, Statvfs};
 use crate::error::Error;
-use crate::ops::Ops;
-use crate::usermount::{MountFlags, Runtime};
+use crate::mount_flags::MountFlags;
+use crate::notify::Notifier;
+use crate::op::OpMask;
+
+/// What the kernel side needs to mount a file system: plain values, gathered by the
+/// builder from its settings and the file system's constants.
+pub(crate) struct MountParams<'a> {
+    /// The type shown as fuse.TYPENAME.
+    pub typename: &'a str,
+    /// The "mntfromname": a device, a host:path, or "none".
+    pub source: &'a str,
+    pub flags: &'a MountFlags,
+    /// The ops the file system implements; the rest are refused by the adapter.
+    pub opmask: OpMask,
+    /// The statvfs answer when the fs does not implement statvfs.
+    pub statvfs: Statvfs,
+    /// The root's attributes when the fs does not implement getattr.
+    pub root_attr: Attr,
+    /// The largest write the kernel sends.
+    pub max_write: u32,
+    pub writeback_cache: bool,
+    /// The fs clears set-uid/set-gid itself (`Ops::KILLS_SUIDGID`).
+    pub kills_suidgid: bool,
+    /// File handles outlive the kernel's cache (`Ops::lookup_ino`).
+    pub export_support: bool,
+    /// Ask for kernel passthrough (`PuffsUserMount::passthrough`).
+    pub passthrough: bool,
+}
 
 /// A mounted file system's kernel side.
 pub(crate) struct Session {
@@ -136,30 +162,32 @@ fn fuser_config(flags: &MountFlags, typename: &str, source: &str) -> Config {
     config
 }
 
-/// Mounts `rt`'s file system on `dir` and starts the reader thread.
-pub(crate) fn mount<F: Ops>(
+/// Mounts a file system described by `p` on `dir`, connects `notifier` to the new
+/// mount's channel, and starts the reader thread, which queues requests on `inbox`.
+pub(crate) fn mount(
     dir: &Path,
-    rt: &Rc<Runtime<F>>,
+    p: &MountParams<'_>,
     inbox: &Arc<Inbox>,
+    notifier: &Notifier,
 ) -> Result<Session, Error> {
     check_mountpoint(dir)?;
     let dev = open_dev_fuse(dir)?;
-    let s = &rt.settings;
     let dir = dir
         .canonicalize()
         .map_err(|e| mount_error(dir, "cannot resolve the mount point", e))?;
     let init = InitParams {
-        max_write: s.max_write,
-        writeback_cache: s.writeback_cache,
-        kills_suidgid: F::KILLS_SUIDGID,
-        export_support: s.export_support,
+        max_write: p.max_write,
+        writeback_cache: p.writeback_cache,
+        kills_suidgid: p.kills_suidgid,
+        export_support: p.export_support,
+        passthrough: p.passthrough,
     };
-    let adapter = Adapter::new(Arc::clone(inbox), F::OPMASK, s.statvfs, s.root_attr, init);
-    let config = fuser_config(&s.flags, &rt.typename, &rt.source);
-    let own = nix::unistd::geteuid().is_root() && !s.flags.auto_unmount;
+    let adapter = Adapter::new(Arc::clone(inbox), p.opmask, p.statvfs, p.root_attr, init);
+    let config = fuser_config(p.flags, p.typename, p.source);
+    let own = nix::unistd::geteuid().is_root() && !p.flags.auto_unmount;
     let denied = dev.is_none();
     let (session, unmount) = if let Some(dev) = dev.filter(|_| own) {
-        let fd = mount_as_root(dev, &dir, &s.flags, &rt.typename, &rt.source)?;
+        let fd = mount_as_root(dev, &dir, p.flags, p.typename, p.source)?;
         let session =
             fuser::Session::from_fd(adapter, fd, config.acl, config.clone()).map_err(|e| {
                 let _ = detach(&dir);
@@ -172,12 +200,11 @@ pub(crate) fn mount<F: Ops>(
         let unmounter = session.unmount_callable();
         (session, Unmount::Fuser(unmounter))
     };
-    rt.notifier
-        .connect(super::notify::sender(session.notifier()))?;
+    notifier.connect(super::notify::sender(session.notifier()))?;
     let reader = std::thread::Builder::new()
         .name("puffs-kernel".into())
         .spawn(move || session.run())?;
-    log::info!("mounted {} on {}", rt.typename, dir.display());
+    log::info!("mounted {} on {}", p.typename, dir.display());
     Ok(Session {
         unmount,
         _reader: reader,

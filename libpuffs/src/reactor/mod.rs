@@ -2,11 +2,14 @@
 //! mainloop asks the reactor how long it may sleep, polls, and hands the events back;
 //! the reactor wakes the continuations they belong to.
 //!
-//! Tokens below `FIRST_SOURCE_TOKEN` are the loop's own (its wakeup, aio completions);
-//! from there on a token names a slot of the source slab: one fd registration each
-//! (`registration.rs`), registered once with the poller and deregistered when dropped.
+//! The reactor owns the poller's token namespace (`source.rs`): the loop's fixed
+//! sources (its wakeup, aio completions, signals) and, from there on, a slot of the fd
+//! slab each: one fd registration (`registration.rs`), registered once with the poller
+//! and deregistered when dropped.
 
+mod fd_state;
 mod registration;
+mod source;
 mod timers;
 
 use std::cell::{Cell, RefCell};
@@ -19,14 +22,12 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::event::{Event, Events, Interest, Poller, Token};
-use registration::Source;
+use crate::event::{Event, Events, Interest, Poller};
+use fd_state::FdState;
 
 pub use registration::{Readiness, Registration};
+pub(crate) use source::Source;
 pub use timers::Sleep;
-
-/// Tokens below this are the loop's own; fd registrations get tokens from here on.
-const FIRST_SOURCE_TOKEN: usize = 16;
 
 /// Counts of what the reactor asked of the kernel, for tests and measurements.
 #[doc(hidden)]
@@ -44,7 +45,7 @@ pub(crate) struct Reactor {
     poller: RefCell<Poller>,
     timers: RefCell<BTreeMap<(Instant, u64), Waker>>,
     next_timer: Cell<u64>,
-    sources: RefCell<Slab<Source>>,
+    fds: RefCell<Slab<FdState>>,
     stats: Cell<ReactorStats>,
 }
 
@@ -54,7 +55,7 @@ impl Reactor {
             poller: RefCell::new(poller),
             timers: RefCell::new(BTreeMap::new()),
             next_timer: Cell::new(0),
-            sources: RefCell::new(Slab::new()),
+            fds: RefCell::new(Slab::new()),
             stats: Cell::new(ReactorStats::default()),
         })
     }
@@ -91,13 +92,11 @@ impl Reactor {
         self.poller.borrow_mut().poll(events, timeout)
     }
 
-    /// Hands an fd event to its registration, which wakes the continuations waiting
-    /// for what became ready. Events for a token no registration holds are stale.
-    pub(crate) fn dispatch(&self, ev: &Event) {
-        let Some(slot) = ev.token.0.checked_sub(FIRST_SOURCE_TOKEN) else {
-            return;
-        };
-        if let Some(source) = self.sources.borrow_mut().get_mut(slot) {
+    /// Hands an event of the fd registration in `slot` (`Source::Fd`) to it, which
+    /// wakes the continuations waiting for what became ready. Events for a slot no
+    /// registration holds are stale.
+    pub(crate) fn fd_event(&self, slot: usize, ev: &Event) {
+        if let Some(source) = self.fds.borrow_mut().get_mut(slot) {
             self.count(|s| s.fd_events += 1);
             source.on_event(ev);
         }
@@ -109,15 +108,15 @@ impl Reactor {
 
     /// Registers `fd` with the poller for both directions, once; returns its slot.
     fn add_source(&self, fd: BorrowedFd<'_>) -> io::Result<usize> {
-        let mut sources = self.sources.borrow_mut();
-        let entry = sources.vacant_entry();
+        let mut fds = self.fds.borrow_mut();
+        let entry = fds.vacant_entry();
         let slot = entry.key();
         self.count(|s| s.ctl_calls += 1);
-        let token = Token(slot + FIRST_SOURCE_TOKEN);
+        let token = Source::Fd(slot).token();
         self.poller
             .borrow_mut()
             .register(fd, token, Interest::BOTH)?;
-        entry.insert(Source::default());
+        entry.insert(FdState::default());
         Ok(slot)
     }
 
@@ -127,11 +126,11 @@ impl Reactor {
         if let Err(e) = self.poller.borrow_mut().deregister(fd) {
             log::warn!("cannot deregister fd: {e}");
         }
-        self.sources.borrow_mut().try_remove(slot);
+        self.fds.borrow_mut().try_remove(slot);
     }
 
-    fn with_source<T>(&self, slot: usize, f: impl FnOnce(&mut Source) -> T) -> T {
-        f(&mut self.sources.borrow_mut()[slot])
+    fn with_source<T>(&self, slot: usize, f: impl FnOnce(&mut FdState) -> T) -> T {
+        f(&mut self.fds.borrow_mut()[slot])
     }
 
     fn next_timer_id(&self) -> u64 {
@@ -160,7 +159,11 @@ mod tests {
     fn turn(reactor: &Reactor) {
         let mut events = Events::with_capacity(16);
         reactor.poll(&mut events, Some(Duration::ZERO)).unwrap();
-        events.iter().for_each(|ev| reactor.dispatch(ev));
+        for ev in events.iter() {
+            if let Some(Source::Fd(slot)) = Source::of(ev.token) {
+                reactor.fd_event(slot, ev);
+            }
+        }
     }
 
     #[test]
@@ -170,7 +173,7 @@ mod tests {
         let reg = Registration::new(Rc::clone(&reactor), a).unwrap();
         let a = reg.into_inner();
         assert_eq!(reactor.stats().ctl_calls, 2);
-        assert!(reactor.sources.borrow().is_empty());
+        assert!(reactor.fds.borrow().is_empty());
         b.write_all(b"x").unwrap();
         turn(&reactor);
         assert_eq!(reactor.stats().fd_events, 0, "no events once deregistered");

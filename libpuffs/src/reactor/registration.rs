@@ -14,93 +14,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use nix::errno::Errno;
-use slab::Slab;
 
+use super::fd_state::{Side, State};
 use super::Reactor;
-use crate::event::Event;
-
-/// The side of an fd a waiter waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Read,
-    Write,
-}
-
-/// What a waiter finds when it looks at its side.
-enum State {
-    Ready,
-    HungUp,
-    Failed,
-    Waiting,
-}
-
-/// Readiness seen since the user last saw `WouldBlock` (closed and error are for good).
-#[derive(Clone, Copy, Debug, Default)]
-struct Ready {
-    readable: bool,
-    writable: bool,
-    read_closed: bool,
-    write_closed: bool,
-    error: bool,
-}
-
-/// The reactor's record of one registered fd: its readiness and its waiters.
-#[derive(Default)]
-pub(crate) struct Source {
-    ready: Ready,
-    readers: Slab<Waker>,
-    writers: Slab<Waker>,
-}
-
-impl Source {
-    /// Records what the event says and wakes every waiter of a side it concerns.
-    pub(crate) fn on_event(&mut self, ev: &Event) {
-        let r = &mut self.ready;
-        r.readable |= ev.readable;
-        r.writable |= ev.writable;
-        r.read_closed |= ev.read_closed;
-        r.write_closed |= ev.write_closed;
-        r.error |= ev.error;
-        if ev.readable || ev.read_closed || ev.error {
-            self.readers.iter().for_each(|(_, w)| w.wake_by_ref());
-        }
-        if ev.writable || ev.write_closed || ev.error {
-            self.writers.iter().for_each(|(_, w)| w.wake_by_ref());
-        }
-    }
-
-    /// Errors first, then hang-ups: a waiter must not sleep on a side that is done.
-    fn state(&self, side: Side) -> State {
-        let r = &self.ready;
-        let (ready, closed) = match side {
-            Side::Read => (r.readable, r.read_closed),
-            Side::Write => (r.writable, r.write_closed),
-        };
-        if r.error {
-            State::Failed
-        } else if closed {
-            State::HungUp
-        } else if ready {
-            State::Ready
-        } else {
-            State::Waiting
-        }
-    }
-
-    fn waiters(&mut self, side: Side) -> &mut Slab<Waker> {
-        match side {
-            Side::Read => &mut self.readers,
-            Side::Write => &mut self.writers,
-        }
-    }
-
-    fn clear(&mut self, side: Side) {
-        match side {
-            Side::Read => self.ready.readable = false,
-            Side::Write => self.ready.writable = false,
-        }
-    }
-}
 
 /// An fd registered with the mount's poller (from `Cx::register`). Wait with
 /// [`readable`](Self::readable) / [`writable`](Self::writable), do the I/O through
@@ -324,47 +240,5 @@ impl<T: AsFd> Future for Readiness<'_, T> {
 impl<T: AsFd> Drop for Readiness<'_, T> {
     fn drop(&mut self) {
         self.stop_waiting();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::Token;
-
-    fn ev(f: impl FnOnce(&mut Event)) -> Event {
-        let mut e = Event {
-            token: Token(16),
-            ..Event::default()
-        };
-        f(&mut e);
-        e
-    }
-
-    #[test]
-    fn readiness_stays_until_cleared_and_sides_are_separate() {
-        let mut s = Source::default();
-        assert!(matches!(s.state(Side::Read), State::Waiting));
-        s.on_event(&ev(|e| e.readable = true));
-        assert!(matches!(s.state(Side::Read), State::Ready));
-        assert!(matches!(s.state(Side::Read), State::Ready), "still set");
-        assert!(matches!(s.state(Side::Write), State::Waiting));
-        s.clear(Side::Read);
-        assert!(matches!(s.state(Side::Read), State::Waiting));
-    }
-
-    #[test]
-    fn errors_and_hang_ups_outrank_readiness_and_stay() {
-        let mut s = Source::default();
-        s.on_event(&ev(|e| {
-            e.readable = true;
-            e.read_closed = true;
-        }));
-        assert!(matches!(s.state(Side::Read), State::HungUp));
-        assert!(matches!(s.state(Side::Write), State::Waiting));
-        s.clear(Side::Read);
-        assert!(matches!(s.state(Side::Read), State::HungUp));
-        s.on_event(&ev(|e| e.error = true));
-        assert!(matches!(s.state(Side::Write), State::Failed));
     }
 }
