@@ -302,6 +302,15 @@ impl SftpFs {
             .map(|(a, _)| *a)
     }
 
+    /// How long the kernel may keep `node`'s attributes: what is left of the life of
+    /// ours, so a cached answer does not start a new `cache_timeout` in the kernel.
+    pub fn attr_ttl(&self, node: &SftpNode) -> Duration {
+        let a = node.attr.borrow();
+        a.as_ref().map_or(Duration::ZERO, |(_, t)| {
+            self.cfg.cache_timeout.saturating_sub(t.elapsed())
+        })
+    }
+
     /// We changed something: cached listings may be stale.
     pub fn changed(&self) {
         self.listings.borrow_mut().clear();

@@ -52,7 +52,7 @@ impl Ops for SftpFs {
         file: Option<&OpenFile>,
     ) -> OpResult<AttrReply> {
         let attr = SftpFs::getattr(self, cx, node, file).await?;
-        Ok(AttrReply::with_ttl(attr, self.cfg.cache_timeout))
+        Ok(AttrReply::with_ttl(attr, self.attr_ttl(node)))
     }
 
     async fn setattr(
@@ -63,7 +63,7 @@ impl Ops for SftpFs {
         set: &SetAttr,
     ) -> OpResult<AttrReply> {
         let attr = SftpFs::setattr(self, cx, node, file, set).await?;
-        Ok(AttrReply::with_ttl(attr, self.cfg.cache_timeout))
+        Ok(AttrReply::with_ttl(attr, self.attr_ttl(node)))
     }
 
     async fn readlink(&self, cx: &Cx<Self>, node: &Node<Self>) -> OpResult<OsString> {
