@@ -17,7 +17,7 @@ use crate::error::{HelperError, Result};
 
 /// The example file systems of this project: the binaries of fs-examples
 /// (a test keeps the two, and docs/mount_helper.md, in step).
-pub const KNOWN_TYPES: &[&str] = &["hellofs", "memfs", "nullfs", "rot13fs"];
+pub const KNOWN_TYPES: &[&str] = &["hellofs", "memfs", "nullfs", "rot13fs", "sftpfs"];
 
 /// Environment variable naming extra file system types (comma or colon
 /// separated), for file systems written outside this project.

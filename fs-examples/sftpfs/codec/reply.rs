@@ -6,7 +6,7 @@
 //! before its entries are collected, so a reply's allocation is at most a small
 //! multiple of its frame, itself at most [`crate::MAX_FRAME`].
 
-use nix::errno::Errno;
+use puffs::Errno;
 
 use crate::attrs::Attrs;
 use crate::consts::*;

@@ -1,6 +1,6 @@
 //! SSH_FXP_STATUS codes and the errno each becomes.
 
-use nix::errno::Errno;
+use puffs::Errno;
 
 use crate::consts::*;
 

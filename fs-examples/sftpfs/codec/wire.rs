@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use nix::errno::Errno;
+use puffs::Errno;
 
 /// Why a frame could not be decoded. Every malformed, truncated or oversized reply ends
 /// here (never a panic); the file system answers the request EIO.

@@ -1,6 +1,6 @@
 //! Requests encoded byte for byte; replies decoded from hand-made frames.
 
-use nix::errno::Errno;
+use puffs::Errno;
 
 use super::serve;
 use crate::consts::*;

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use nix::errno::Errno;
+use puffs::Errno;
 
 use crate::consts::{S_IFLNK, S_IFREG};
 use crate::*;

@@ -1,0 +1,395 @@
+//! sftpfs's state and the session it talks through: nodes keyed by an id of our own
+//! with a path → id map (a path names whatever file is there now; an id names one
+//! node for its life), the attribute and listing caches, and the live connection,
+//! restarted on demand with `-o reconnect`.
+//!
+//! The ops themselves (ops.rs, one method per kernel op; names.rs, data.rs, dir.rs)
+//! are methods of [`SftpFs`] taking plain values.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use puffs::paths::rename_subtree;
+use puffs::{Attr, Cx, Entry, EntryOf, Errno, Node, OpResult, OpenFlags, PathCell, PuffsPath};
+use sftp_codec::{Attrs, Reply, Request};
+
+use crate::attr::to_attr;
+use crate::config::Config;
+use crate::conn::{Conn, Hello, Server};
+
+/// The key of the root node; other nodes get 1, 2, ...
+pub const ROOT_ID: u64 = 0;
+
+/// What each node keeps: its current remote path and what the server last said.
+pub struct SftpNode {
+    pub path: PathCell,
+    /// Attributes and when they came.
+    attr: RefCell<Option<(Attr, Instant)>>,
+    /// A symlink's target and when it came.
+    pub(crate) link: RefCell<Option<(Vec<u8>, Instant)>>,
+    /// Its name was removed or replaced: the path now names another file or none, so
+    /// only open handles still reach it.
+    orphan: Cell<bool>,
+    /// Bumped by every change of the data we make or notice: reads sent ahead at an
+    /// older version are dropped.
+    version: Cell<u64>,
+}
+
+impl SftpNode {
+    pub fn new(path: PuffsPath, attr: Option<Attr>) -> Self {
+        SftpNode {
+            path: PathCell::new(path),
+            attr: RefCell::new(attr.map(|a| (a, Instant::now()))),
+            link: RefCell::new(None),
+            orphan: Cell::new(false),
+            version: Cell::new(0),
+        }
+    }
+
+    /// The path, unless the node lost its name (ENOENT then).
+    pub fn live_path(&self) -> Result<PuffsPath, Errno> {
+        if self.orphan.get() {
+            return Err(Errno::ENOENT);
+        }
+        Ok(self.path.get())
+    }
+
+    pub fn cached_attr(&self) -> Option<Attr> {
+        self.attr.borrow().as_ref().map(|(a, _)| *a)
+    }
+
+    /// Forgets the cached attributes: our own change made them stale.
+    pub fn touched(&self) {
+        self.attr.borrow_mut().take();
+        self.version.set(self.version.get() + 1);
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.get()
+    }
+}
+
+/// One directory entry the server listed.
+pub struct DirItem {
+    pub name: Vec<u8>,
+    pub attrs: Attrs,
+}
+
+/// A directory's entries and when they were listed.
+pub type Listing = (Rc<Vec<DirItem>>, Instant);
+
+/// An open directory (the framework keeps it for the kernel's handle): the listing
+/// read at opendir, shared with the listing cache.
+pub type OpenDir = Rc<Vec<DirItem>>;
+
+/// An open file (the framework keeps it for the kernel's handle): its handle on the
+/// session that opened it, reopened on a new session after a reconnect (without
+/// O_CREAT, O_EXCL or O_TRUNC: those took effect once).
+pub struct OpenFile {
+    pub handle: RefCell<Rc<[u8]>>,
+    pub generation: Cell<u64>,
+    pub flags: OpenFlags,
+    /// Reads sent ahead of a sequential reader.
+    pub ahead: RefCell<crate::readahead::ReadAhead>,
+}
+
+impl OpenFile {
+    pub fn new(handle: Rc<[u8]>, generation: u64, flags: OpenFlags) -> Self {
+        OpenFile {
+            handle: handle.into(),
+            generation: generation.into(),
+            flags,
+            ahead: Default::default(),
+        }
+    }
+}
+
+pub struct SftpFs {
+    pub(crate) cfg: Config,
+    pub(crate) hello: Hello,
+    conn: RefCell<Option<Rc<Conn>>>,
+    /// The session set up before mounting, until the loop gives it a channel.
+    first: RefCell<Option<(UnixStream, Server)>>,
+    generation: Cell<u64>,
+    reconnecting: Cell<bool>,
+    last_failed: Cell<Option<Instant>>,
+    ids: RefCell<HashMap<PuffsPath, u64>>,
+    next_id: Cell<u64>,
+    /// Directory listings by path, for `cache_timeout`; emptied by any change we make.
+    pub(crate) listings: RefCell<HashMap<PuffsPath, Listing>>,
+}
+
+impl SftpFs {
+    /// The file system over a session already past INIT (see `conn::handshake`).
+    pub fn new(cfg: Config, hello: Hello, stream: UnixStream, server: Server) -> Self {
+        SftpFs {
+            cfg,
+            hello,
+            conn: RefCell::new(None),
+            first: RefCell::new(Some((stream, server))),
+            generation: Cell::new(0),
+            reconnecting: Cell::new(false),
+            last_failed: Cell::new(None),
+            ids: RefCell::new(HashMap::new()),
+            next_id: Cell::new(ROOT_ID + 1),
+            listings: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn root_node(&self) -> SftpNode {
+        SftpNode::new(PuffsPath::new(&self.hello.root), None)
+    }
+
+    /// The live session: the first one, or (with `-o reconnect`) a new one when the
+    /// last has ended. Fails with ENOTCONN when there is none to be had.
+    pub async fn conn(&self, cx: &Cx<Self>) -> Result<Rc<Conn>, Errno> {
+        let deadline = Instant::now() + self.cfg.timeout;
+        loop {
+            if let Some(c) = self.conn.borrow().as_ref().filter(|c| !c.is_closed()) {
+                return Ok(Rc::clone(c));
+            }
+            if let Some((stream, server)) = self.first.borrow_mut().take() {
+                let c = Conn::open(cx, stream, server, self.cfg.timeout, 1)?;
+                self.generation.set(1);
+                *self.conn.borrow_mut() = Some(Rc::clone(&c));
+                return Ok(c);
+            }
+            if !self.cfg.reconnect || Instant::now() >= deadline {
+                return Err(Errno::ENOTCONN);
+            }
+            if self.reconnecting.get() {
+                // Another request is reconnecting; its attempt is bounded by the timeout.
+                cx.sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            // A server that keeps failing is not restarted for every request.
+            if let Some(t) = self.last_failed.get() {
+                if t.elapsed() < Duration::from_secs(1) {
+                    return Err(Errno::ENOTCONN);
+                }
+            }
+            return self.reconnect(cx).await;
+        }
+    }
+
+    async fn reconnect(&self, cx: &Cx<Self>) -> Result<Rc<Conn>, Errno> {
+        self.reconnecting.set(true);
+        // The old session's process is ended before a new one starts.
+        drop(self.conn.borrow_mut().take());
+        let generation = self.generation.get() + 1;
+        let argv = self.cfg.launch.argv();
+        log::info!("sftpfs: reconnecting (session {generation})");
+        let r = Conn::start(cx, &argv, self.cfg.timeout, generation).await;
+        self.reconnecting.set(false);
+        match r {
+            Ok(c) => {
+                self.generation.set(generation);
+                self.last_failed.set(None);
+                *self.conn.borrow_mut() = Some(Rc::clone(&c));
+                Ok(c)
+            }
+            Err(e) => {
+                log::warn!("sftpfs: reconnect failed: {e}");
+                self.last_failed.set(Some(Instant::now()));
+                Err(Errno::ENOTCONN)
+            }
+        }
+    }
+
+    /// The live session, if there is one; never starts one (for closing handles,
+    /// which a new session does not have).
+    pub fn current_conn(&self) -> Option<Rc<Conn>> {
+        self.conn
+            .borrow()
+            .as_ref()
+            .filter(|c| !c.is_closed())
+            .cloned()
+    }
+
+    /// Ends the session (unmount).
+    pub fn disconnect(&self) {
+        if let Some(c) = self.conn.borrow_mut().take() {
+            c.close();
+        }
+        self.first.borrow_mut().take();
+    }
+
+    /// One request on the live session.
+    pub async fn call<T>(
+        &self,
+        cx: &Cx<Self>,
+        req: Request<'_>,
+        take: impl FnOnce(Reply<'_>) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        self.conn(cx).await?.call(req, take).await
+    }
+
+    pub async fn lstat(&self, cx: &Cx<Self>, path: &PuffsPath) -> Result<Attrs, Errno> {
+        let path = path.as_bytes();
+        self.call(cx, Request::Lstat { path }, |r| r.into_attrs())
+            .await
+    }
+
+    /// Whether something is at `path` (to tell EEXIST from the EPERM OpenSSH sends).
+    pub async fn exists(&self, cx: &Cx<Self>, path: &PuffsPath) -> bool {
+        self.lstat(cx, path).await.is_ok()
+    }
+
+    /// The id of the node at `path`, a new one if none is known.
+    pub fn id_of(&self, path: &PuffsPath) -> u64 {
+        *self
+            .ids
+            .borrow_mut()
+            .entry(path.clone())
+            .or_insert_with(|| {
+                let id = self.next_id.get();
+                self.next_id.set(id + 1);
+                id
+            })
+    }
+
+    /// `path` now leads to the node `id` too (a hard link).
+    pub fn named(&self, path: &PuffsPath, id: u64) {
+        self.ids.borrow_mut().insert(path.clone(), id);
+    }
+
+    /// The id known for `path`, if any.
+    pub fn known_id(&self, path: &PuffsPath) -> Option<u64> {
+        if path.as_bytes() == self.hello.root.as_slice() {
+            return Some(ROOT_ID);
+        }
+        self.ids.borrow().get(path).copied()
+    }
+
+    /// The kernel's entry for `path` with what the server said about it; a node known
+    /// already gets the fresh attributes (and the kernel drops its cached pages if the
+    /// file changed on the server).
+    pub fn entry(&self, cx: &Cx<Self>, path: PuffsPath, attrs: &Attrs) -> EntryOf<Self> {
+        let id = self.known_id(&path).unwrap_or_else(|| self.id_of(&path));
+        let attr = to_attr(attrs);
+        if let Some(n) = cx.node_by_key(&id) {
+            self.refreshed(cx, &n, attr);
+        }
+        let mut e = Entry::new(id, SftpNode::new(path, Some(attr)), attr);
+        e.entry_ttl = Some(self.cfg.cache_timeout);
+        e.attr_ttl = Some(self.cfg.cache_timeout);
+        e
+    }
+
+    /// Records attributes fresh from the server; a file whose size or mtime moved
+    /// since we last looked changed on the server: the kernel's pages of it go.
+    pub fn refreshed(&self, cx: &Cx<Self>, node: &Node<Self>, attr: Attr) {
+        let old = node.attr.borrow_mut().replace((attr, Instant::now()));
+        if let Some((old, _)) = old {
+            if old.size != attr.size || old.mtime != attr.mtime {
+                log::debug!("sftpfs: {:?} changed on the server", node.path.get());
+                node.version.set(node.version.get() + 1);
+                if let Err(e) = cx.notifier().inval_data(node.ino(), 0, 0) {
+                    log::debug!("sftpfs: inval_data: {e}");
+                }
+            }
+        }
+    }
+
+    /// The cached attributes, if younger than `cache_timeout`.
+    pub fn fresh_attr(&self, node: &SftpNode) -> Option<Attr> {
+        let a = node.attr.borrow();
+        a.as_ref()
+            .filter(|(_, t)| t.elapsed() < self.cfg.cache_timeout)
+            .map(|(a, _)| *a)
+    }
+
+    /// How long the kernel may keep `node`'s attributes: what is left of the life of
+    /// ours, so a cached answer does not start a new `cache_timeout` in the kernel.
+    pub fn attr_ttl(&self, node: &SftpNode) -> Duration {
+        let a = node.attr.borrow();
+        a.as_ref().map_or(Duration::ZERO, |(_, t)| {
+            self.cfg.cache_timeout.saturating_sub(t.elapsed())
+        })
+    }
+
+    /// We changed something: cached listings may be stale.
+    pub fn changed(&self) {
+        self.listings.borrow_mut().clear();
+    }
+
+    /// `path` no longer names the node it named (unlink, rmdir, renamed over).
+    pub fn unnamed(&self, cx: &Cx<Self>, path: &PuffsPath) {
+        if let Some(id) = self.ids.borrow_mut().remove(path) {
+            if let Some(n) = cx.node_by_key(&id) {
+                n.orphan.set(true);
+            }
+        }
+        self.changed();
+    }
+
+    /// A rename moved `old` (and all under it) to `new`.
+    pub fn moved(&self, cx: &Cx<Self>, old: &PuffsPath, new: &PuffsPath) {
+        self.unnamed(cx, new);
+        cx.with_nodes(|t| rename_subtree(t.iter().map(|n| &n.path), old, new));
+        let mut ids = self.ids.borrow_mut();
+        let under: Vec<PuffsPath> = ids.keys().filter(|p| p.is_within(old)).cloned().collect();
+        for p in under {
+            if let (Some(id), Some(to)) = (ids.remove(&p), p.rebase(old, new)) {
+                ids.insert(to, id);
+            }
+        }
+        drop(ids);
+        self.changed();
+    }
+
+    /// The kernel forgot a node: its path no longer leads to its id.
+    pub fn forgotten(&self, node: &Node<Self>) {
+        let path = node.path.get();
+        let mut ids = self.ids.borrow_mut();
+        if ids.get(&path) == Some(node.key()) {
+            ids.remove(&path);
+        }
+    }
+
+    /// The handle of an open file on the live session, reopening it on a new session
+    /// after a reconnect.
+    pub async fn handle(
+        &self,
+        cx: &Cx<Self>,
+        conn: &Conn,
+        f: &OpenFile,
+        node: &SftpNode,
+    ) -> Result<Rc<[u8]>, Errno> {
+        if f.generation.get() == conn.generation {
+            return Ok(Rc::clone(&f.handle.borrow()));
+        }
+        let path = node.live_path().map_err(|_| Errno::EIO)?;
+        let once = OpenFlags::CREAT | OpenFlags::EXCL | OpenFlags::TRUNC;
+        let flags = f.flags.difference(once).bits();
+        let req = Request::Open {
+            path: path.as_bytes(),
+            flags: sftp_codec::OpenFlags::from_posix(flags),
+            attrs: Attrs::default(),
+        };
+        let h: Rc<[u8]> = conn
+            .call(req, |r| r.into_handle().map(Rc::from))
+            .await
+            .inspect_err(|e| log::warn!("sftpfs: reopening {path:?}: {e}"))?;
+        if f.generation.get() == conn.generation {
+            // Another request reopened it meanwhile: ours is closed again.
+            let _ = conn
+                .call(Request::Close { handle: &h }, |r| r.into_status())
+                .await;
+            return Ok(Rc::clone(&f.handle.borrow()));
+        }
+        let _ = cx;
+        *f.handle.borrow_mut() = Rc::clone(&h);
+        f.generation.set(conn.generation);
+        log::info!("sftpfs: reopened {path:?} on session {}", conn.generation);
+        Ok(h)
+    }
+
+    /// `-> OpResult` helper for the ops that need a path the node may have lost.
+    pub fn path_of(node: &SftpNode) -> OpResult<PuffsPath> {
+        node.live_path()
+    }
+}

@@ -1,0 +1,786 @@
+//! sftpfs against a real OpenSSH sftp-server (run directly through `-o sftp_server=`,
+//! and once over a real sshd on 127.0.0.1), and against a fake server that lies.
+//! Needs Debian's openssh-sftp-server (and openssh-server + openssh-client for the
+//! sshd test): skipped with a reason when missing, failed under CI.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use puffs_tests::*;
+
+const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
+/// Skips (fails under CI) when a program the test needs is missing.
+macro_rules! require_program {
+    ($path:expr) => {
+        if !Path::new($path).exists() {
+            let why = format!(
+                "{} is missing (Debian openssh-sftp-server / openssh-server)",
+                $path
+            );
+            if std::env::var_os("CI").is_some() {
+                panic!("required under CI: {why}");
+            }
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// A remote directory served by its own sftp-server (reached through a symlink with a
+/// unique path, so the test can find and kill exactly its server), mounted by sftpfs.
+struct Sftp {
+    mnt: MountPoint,
+    _tmp: tempfile::TempDir,
+    remote: PathBuf,
+    server: PathBuf,
+}
+
+impl Sftp {
+    fn new(opts: &str) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("sftpfs-remote-")
+            .tempdir()
+            .unwrap();
+        let remote = tmp.path().join("remote");
+        fs::create_dir(&remote).unwrap();
+        let server = tmp.path().join("sftp-server");
+        std::os::unix::fs::symlink(SFTP_SERVER, &server).unwrap();
+        let opts = format!(
+            "sftp_server={}{}{opts}",
+            server.display(),
+            if opts.is_empty() { "" } else { "," }
+        );
+        let mnt = mount_sftpfs(&format!("local:{}", remote.display()), &opts);
+        Sftp {
+            mnt,
+            _tmp: tmp,
+            remote,
+            server,
+        }
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+
+    fn remote(&self, name: &str) -> PathBuf {
+        self.remote.join(name)
+    }
+
+    /// The pid of this mount's sftp-server process(es): those run as our symlink
+    /// (sftpfs's own command line names it too, in an option).
+    fn server_pids(&self) -> Vec<i32> {
+        let me = self.server.to_string_lossy();
+        pids_with_arg(&me)
+            .into_iter()
+            .filter(|pid| {
+                let argv0 = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                argv0.split(|b| *b == 0).next() == Some(me.as_bytes())
+            })
+            .collect()
+    }
+
+    fn signal_server(&self, sig: nix::sys::signal::Signal) {
+        let pids = self.server_pids();
+        assert!(!pids.is_empty(), "no sftp-server process found");
+        for pid in pids {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+        }
+    }
+}
+
+fn mount_sftpfs(source: &str, opts: &str) -> MountPoint {
+    let mnt = MountPoint::new();
+    let mut cmd = Command::new(bin("sftpfs"));
+    cmd.arg("-o").arg(opts).arg(source).arg(mnt.path());
+    let out = run_bounded(&mut cmd, Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "sftpfs failed to mount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        is_mounted(mnt.path()),
+        "sftpfs exited 0 but nothing is mounted"
+    );
+    mnt
+}
+
+fn errno<T>(r: std::io::Result<T>) -> i32 {
+    errno_or_zero(&r)
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), as random as the test needs.
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn sha256(p: &Path) -> String {
+    let out = run_bounded(Command::new("sha256sum").arg(p), Duration::from_secs(60));
+    assert!(out.status.success(), "sha256sum {}", p.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn file_and_directory_semantics() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let s = Sftp::new("");
+
+    // create, write, read, append, truncate
+    fs::write(s.join("f"), b"hello world").unwrap();
+    assert_eq!(fs::read(s.remote("f")).unwrap(), b"hello world");
+    assert_eq!(fs::read(s.join("f")).unwrap(), b"hello world");
+    OpenOptions::new()
+        .append(true)
+        .open(s.join("f"))
+        .unwrap()
+        .write_all(b"!")
+        .unwrap();
+    assert_eq!(fs::read(s.join("f")).unwrap(), b"hello world!");
+    OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(s.join("f"))
+        .unwrap();
+    assert_eq!(fs::metadata(s.join("f")).unwrap().len(), 0);
+    fs::write(s.join("f"), b"0123456789").unwrap();
+    File::options()
+        .write(true)
+        .open(s.join("f"))
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    assert_eq!(fs::read(s.remote("f")).unwrap(), b"0123");
+    // O_EXCL on an existing name
+    let r = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(s.join("f"));
+    assert_eq!(errno(r), libc::EEXIST);
+
+    // chmod and utimes reach the server
+    fs::set_permissions(s.join("f"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(fs::metadata(s.remote("f")).unwrap().mode() & 0o777, 0o600);
+    let c = cpath(&s.join("f"));
+    let times = [
+        libc::timespec {
+            tv_sec: 1000,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: 2000,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: a valid path and two timespecs.
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) },
+        0
+    );
+    assert_eq!(fs::metadata(s.remote("f")).unwrap().mtime(), 2000);
+    assert_eq!(fs::metadata(s.join("f")).unwrap().mtime(), 2000);
+
+    // directories: mkdir EEXIST, rmdir ENOTEMPTY / ENOTDIR, unlink ENOENT
+    fs::create_dir(s.join("d")).unwrap();
+    assert_eq!(errno(fs::create_dir(s.join("d"))), libc::EEXIST);
+    fs::write(s.join("d/x"), b"x").unwrap();
+    assert_eq!(errno(fs::remove_dir(s.join("d"))), libc::ENOTEMPTY);
+    assert_eq!(errno(fs::remove_file(s.join("nope"))), libc::ENOENT);
+    assert_eq!(errno(fs::metadata(s.join("nope"))), libc::ENOENT);
+
+    // rename: over an existing file (atomic replace), a directory with its subtree,
+    // and RENAME_NOREPLACE
+    fs::write(s.join("a"), b"a").unwrap();
+    fs::write(s.join("b"), b"b").unwrap();
+    fs::rename(s.join("a"), s.join("b")).unwrap();
+    assert_eq!(fs::read(s.join("b")).unwrap(), b"a");
+    assert!(!s.join("a").exists());
+    fs::create_dir(s.join("d/sub")).unwrap();
+    fs::write(s.join("d/sub/deep"), b"deep").unwrap();
+    fs::rename(s.join("d"), s.join("moved")).unwrap();
+    assert_eq!(fs::read(s.join("moved/sub/deep")).unwrap(), b"deep");
+    assert_eq!(fs::read(s.remote("moved/sub/deep")).unwrap(), b"deep");
+    fs::write(s.join("moved/sub/deep"), b"still").unwrap();
+    assert_eq!(fs::read(s.remote("moved/sub/deep")).unwrap(), b"still");
+    let (from, to) = (cpath(&s.join("b")), cpath(&s.join("f")));
+    // SAFETY: two valid paths.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    assert_eq!((r, last_errno()), (-1, libc::EEXIST));
+    assert_eq!(fs::read(s.join("b")).unwrap(), b"a");
+
+    // a new file at a path whose node was unlinked while open is a new node
+    let mut open = File::open(s.join("b")).unwrap();
+    fs::remove_file(s.join("b")).unwrap();
+    fs::write(s.join("b"), b"new b").unwrap();
+    let mut old = String::new();
+    open.read_to_string(&mut old).unwrap();
+    assert_eq!(old, "a");
+    assert_eq!(fs::read(s.join("b")).unwrap(), b"new b");
+
+    // hard links share data
+    fs::hard_link(s.join("b"), s.join("b2")).unwrap();
+    fs::write(s.join("b2"), b"via b2").unwrap();
+    assert_eq!(fs::read(s.join("b")).unwrap(), b"via b2");
+
+    // fsync and statvfs
+    let f = OpenOptions::new().write(true).open(s.join("b")).unwrap();
+    f.sync_all().unwrap();
+    let st = nix::sys::statvfs::statvfs(s.mnt.path()).unwrap();
+    assert!(st.blocks() > 0);
+
+    // copy_file_range stays on the server (copy-data)
+    fs::write(s.join("src"), random_bytes(300_000, 7)).unwrap();
+    let src = File::open(s.join("src")).unwrap();
+    let dst = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(s.join("dst"))
+        .unwrap();
+    let mut copied = 0i64;
+    while copied < 300_000 {
+        // SAFETY: two open fds, null offsets (the fds' own).
+        let n = unsafe {
+            libc::copy_file_range(
+                src.as_raw_fd(),
+                std::ptr::null_mut(),
+                dst.as_raw_fd(),
+                std::ptr::null_mut(),
+                1 << 20,
+                0,
+            )
+        };
+        assert!(n > 0, "copy_file_range: {}", last_errno());
+        copied += n as i64;
+    }
+    drop(dst);
+    assert_eq!(fs::read(s.remote("dst")).unwrap(), random_bytes(300_000, 7));
+
+    // a listing longer than one READDIR reply (OpenSSH sends 100 names each)
+    fs::create_dir(s.join("many")).unwrap();
+    for i in 0..250 {
+        File::create(s.remote(&format!("many/n{i}"))).unwrap();
+    }
+    let mut names: Vec<String> = fs::read_dir(s.join("many"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 250);
+    assert!(names.contains(&"n249".to_string()));
+}
+
+#[test]
+fn symlinks_from_the_server_are_never_followed_by_the_fs() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let s = Sftp::new("");
+    // Outside the remote directory, where a link could lead the server.
+    fs::write(s.remote.parent().unwrap().join("secret"), b"secret").unwrap();
+    std::os::unix::fs::symlink("..", s.remote("up")).unwrap();
+    std::os::unix::fs::symlink("/", s.remote("root")).unwrap();
+
+    let m = fs::symlink_metadata(s.join("up")).unwrap();
+    assert!(m.file_type().is_symlink());
+    assert_eq!(fs::read_link(s.join("up")).unwrap(), Path::new(".."));
+    // The kernel resolves the target here, relative to the mount: ../secret next to
+    // the mount point is not the server's file.
+    assert_eq!(errno(fs::read(s.join("up/secret"))), libc::ENOENT);
+    assert_eq!(fs::read_link(s.join("root")).unwrap(), Path::new("/"));
+
+    // A symlink made through the mount is stored as given, not resolved.
+    std::os::unix::fs::symlink("../../nowhere", s.join("made")).unwrap();
+    assert_eq!(
+        fs::read_link(s.remote("made")).unwrap(),
+        Path::new("../../nowhere")
+    );
+    // utimensat(AT_SYMLINK_NOFOLLOW) changes the link (lsetstat), not its target.
+    fs::write(s.remote("target"), b"t").unwrap();
+    std::os::unix::fs::symlink("target", s.remote("l")).unwrap();
+    let c = cpath(&s.join("l"));
+    let times = [
+        libc::timespec {
+            tv_sec: 5000,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: 6000,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: a valid path and two timespecs.
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(r, 0, "utimensat: {}", last_errno());
+    assert_ne!(fs::metadata(s.remote("target")).unwrap().mtime(), 6000);
+    assert_eq!(fs::symlink_metadata(s.remote("l")).unwrap().mtime(), 6000);
+}
+
+#[test]
+fn a_64_mib_random_file_round_trips() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let s = Sftp::new("");
+    let data = random_bytes(64 << 20, 64);
+    let t = Instant::now();
+    let mut f = File::create(s.join("big")).unwrap();
+    for chunk in data.chunks(1 << 20) {
+        f.write_all(chunk).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    let wrote = t.elapsed();
+    let want = sha256(&s.remote("big"));
+    let t = Instant::now();
+    let got = sha256(&s.join("big"));
+    eprintln!("64 MiB: write+fsync {wrote:?}, read {:?}", t.elapsed());
+    assert_eq!(got, want);
+    let mut back = Vec::new();
+    File::open(s.join("big"))
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    assert!(back == data, "the data read back differs");
+}
+
+#[test]
+fn eight_concurrent_readers_and_writers() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let s = Sftp::new("");
+    let shared = random_bytes(3 << 20, 99);
+    fs::write(s.remote("shared"), &shared).unwrap();
+    std::thread::scope(|scope| {
+        for i in 0..8u64 {
+            let (s, shared) = (&s, &shared);
+            scope.spawn(move || {
+                let mine = random_bytes(2 << 20, i + 1);
+                let p = s.join(&format!("w{i}"));
+                fs::write(&p, &mine).unwrap();
+                for _ in 0..2 {
+                    assert!(
+                        fs::read(&p).unwrap() == mine,
+                        "writer {i} read back other data"
+                    );
+                    assert!(fs::read(s.join("shared")).unwrap() == *shared, "reader {i}");
+                }
+            });
+        }
+    });
+    for i in 0..8u64 {
+        assert!(fs::read(s.remote(&format!("w{i}"))).unwrap() == random_bytes(2 << 20, i + 1));
+    }
+}
+
+#[test]
+fn a_dead_or_silent_server_gives_errors_within_the_deadline() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    use nix::sys::signal::Signal;
+    let s = Sftp::new("timeout=2");
+    fs::write(s.join("f"), b"x").unwrap();
+
+    // Silent: the server stops; a request fails with ETIMEDOUT after ~2 s, not never.
+    s.signal_server(Signal::SIGSTOP);
+    let t = Instant::now();
+    let r = fs::metadata(s.join("not-cached"));
+    let took = t.elapsed();
+    assert_eq!(errno(r), libc::ETIMEDOUT);
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
+    s.signal_server(Signal::SIGCONT);
+
+    // Dead mid-transfer: the writer gets an error soon after, the mount answers.
+    let writer = {
+        let p = s.join("stream");
+        std::thread::spawn(move || -> (i32, Instant) {
+            let mut f = File::create(p).unwrap();
+            let chunk = vec![7u8; 1 << 20];
+            loop {
+                if let Err(e) = f.write_all(&chunk) {
+                    return (errno_of(&e), Instant::now());
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Instant::now();
+    s.signal_server(Signal::SIGKILL);
+    let (e, when) = writer.join().unwrap();
+    assert!(
+        matches!(e, libc::ENOTCONN | libc::EIO),
+        "write failed with errno {e}"
+    );
+    assert!(
+        when - killed < Duration::from_secs(3),
+        "write error came after {:?}",
+        when - killed
+    );
+    let t = Instant::now();
+    assert_eq!(errno(fs::metadata(s.join("other"))), libc::ENOTCONN);
+    assert!(t.elapsed() < Duration::from_secs(1));
+    // No reconnect asked for: the mount stays, answering, until a clean unmount.
+    s.mnt.unmount().expect("clean unmount");
+}
+
+#[test]
+fn reconnect_reopens_open_files() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    use nix::sys::signal::Signal;
+    let s = Sftp::new("reconnect,timeout=3");
+    fs::write(s.join("f"), b"0123456789").unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(s.join("f"))
+        .unwrap();
+    let mut head = [0u8; 4];
+    f.read_exact(&mut head).unwrap();
+    let first = s.server_pids();
+    s.signal_server(Signal::SIGKILL);
+    assert!(wait_until(Duration::from_secs(2), || s
+        .server_pids()
+        .is_empty()));
+    std::thread::sleep(Duration::from_millis(100));
+
+    // Through the same open file: a write at an offset, then fstat and a new file.
+    f.seek(SeekFrom::Start(2)).unwrap();
+    f.write_all(b"AB").unwrap();
+    assert_eq!(fs::read(s.remote("f")).unwrap(), b"01AB456789");
+    assert_eq!(f.metadata().unwrap().len(), 10);
+    fs::write(s.join("g"), b"after").unwrap();
+    assert_eq!(fs::read(s.remote("g")).unwrap(), b"after");
+    let now = s.server_pids();
+    assert!(
+        !now.is_empty() && now != first,
+        "no new server: {first:?} -> {now:?}"
+    );
+}
+
+/// A fake SFTP server (Python) that completes the handshake and then answers LSTAT
+/// of certain names with a broken reply.
+const FAKE_SERVER: &str = r#"
+import os, struct, sys, time
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+def frame(body):
+    out.write(struct.pack(">I", len(body)) + body); out.flush()
+def read_exact(n):
+    b = b""
+    while len(b) < n:
+        c = inp.read(n - len(b))
+        if not c: sys.exit(0)
+        b += c
+    return b
+def s(b): return struct.pack(">I", len(b)) + b
+DIR = struct.pack(">II", 4, 0o40755)
+while True:
+    n = struct.unpack(">I", read_exact(4))[0]
+    body = read_exact(n)
+    t = body[0]
+    if t == 1:
+        frame(bytes([2]) + struct.pack(">I", 3)); continue
+    rid = body[1:5]
+    arg = body[9:9 + struct.unpack(">I", body[5:9])[0]] if len(body) >= 9 else b""
+    if t == 16:
+        frame(bytes([104]) + rid + struct.pack(">I", 1) + s(b"/") + s(b"") + struct.pack(">I", 0))
+    elif t == 17 or (t == 7 and arg == b"/"):
+        frame(bytes([105]) + rid + DIR)
+    elif arg == b"/short":       # ATTRS that says a size follows, and none does
+        frame(bytes([105]) + rid + struct.pack(">I", 1))
+    elif arg == b"/names":       # a NAME claiming 2^32-1 entries
+        frame(bytes([104]) + rid + struct.pack(">I", 0xffffffff))
+    elif arg == b"/wrongtype":   # a HANDLE where ATTRS belongs
+        frame(bytes([102]) + rid + s(b"h"))
+    elif arg == b"/garbage":     # an unknown message type
+        frame(bytes([0x77]) + rid + os.urandom(50))
+    elif arg == b"/oversized":   # a length no frame may have
+        out.write(struct.pack(">I", 0x7fffffff) + b"\0" * 64); out.flush(); time.sleep(30)
+    else:
+        frame(bytes([101]) + rid + struct.pack(">I", 2) + s(b"no") + s(b""))
+"#;
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_lying_server_gets_eio_never_a_panic() {
+    require_fuse!();
+    if Command::new("python3")
+        .arg("-c")
+        .arg("0")
+        .status()
+        .map_or(true, |s| !s.success())
+    {
+        eprintln!("skipped: python3 is missing (the fake server is a Python script)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("fake_sftp.py");
+    fs::write(&script, FAKE_SERVER).unwrap();
+    let mnt = mount_sftpfs(
+        "fake:/",
+        &format!("ssh_command=python3 {},timeout=3", script.display()),
+    );
+    let daemon = *pids_with_arg(&mnt.path().to_string_lossy())
+        .first()
+        .unwrap();
+    for name in ["short", "names", "wrongtype", "garbage"] {
+        let t = Instant::now();
+        assert_eq!(errno(fs::metadata(mnt.join(name))), libc::EIO, "{name}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{name} took {:?}",
+            t.elapsed()
+        );
+    }
+    assert_eq!(errno(fs::metadata(mnt.join("absent"))), libc::ENOENT);
+    // The framing is lost: the channel ends, this request and later ones fail.
+    let t = Instant::now();
+    assert_eq!(errno(fs::metadata(mnt.join("oversized"))), libc::EIO);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(errno(fs::metadata(mnt.join("after"))), libc::ENOTCONN);
+    assert!(!is_zombie(daemon), "sftpfs died");
+    assert!(
+        rss_kib(daemon) < 100 * 1024,
+        "sftpfs grew to {} KiB",
+        rss_kib(daemon)
+    );
+    mnt.unmount().expect("clean unmount");
+}
+
+#[test]
+fn bad_sources_and_missing_directories_fail_the_mount() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let mnt = MountPoint::new();
+    for (source, opts) in [
+        ("-oProxyCommand=evil:/", ""),
+        ("host", ""),
+        (
+            "local:/nonexistent/dir",
+            "sftp_server=/usr/lib/openssh/sftp-server",
+        ),
+        (
+            "local:/etc/passwd",
+            "sftp_server=/usr/lib/openssh/sftp-server",
+        ),
+        ("local:/", "sftp_server=/nonexistent/server"),
+        // A server that never answers INIT: the mount gives up after the deadline.
+        ("local:/", "ssh_command=sleep 30,timeout=1"),
+    ] {
+        let t = Instant::now();
+        let mut cmd = Command::new(bin("sftpfs"));
+        if !opts.is_empty() {
+            cmd.arg("-o").arg(opts);
+        }
+        let out = run_bounded(cmd.arg(source).arg(mnt.path()), Duration::from_secs(10));
+        assert!(!out.status.success(), "{source} {opts} mounted");
+        assert!(!out.stderr.is_empty(), "{source}: no message");
+        assert!(!is_mounted(mnt.path()));
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{source} {opts}: {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+#[test]
+fn over_a_real_sshd_on_localhost() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    require_program!("/usr/sbin/sshd");
+    require_program!("/usr/bin/ssh");
+    require_program!("/usr/bin/ssh-keygen");
+    let tmp = tempfile::Builder::new()
+        .prefix("sftpfs-sshd-")
+        .tempdir()
+        .unwrap();
+    let d = tmp.path();
+    for key in ["host_key", "user_key"] {
+        let out = run_bounded(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key)),
+            Duration::from_secs(10),
+        );
+        assert!(
+            out.status.success(),
+            "ssh-keygen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = format!(
+        "HostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
+         PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+         UsePAM no\nStrictModes no\nSubsystem sftp {SFTP_SERVER}\n",
+        d = d.display()
+    );
+    fs::write(d.join("sshd_config"), config).unwrap();
+    // sshd wants its privilege separation directory (a runtime dir, not config).
+    let _ = fs::create_dir_all("/run/sshd");
+    let mut sshd = Command::new("/usr/sbin/sshd")
+        .arg("-D")
+        .arg("-f")
+        .arg(d.join("sshd_config"))
+        .args(["-p", &port.to_string(), "-o", "ListenAddress=127.0.0.1"])
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let up = wait_until(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    if !up {
+        let _ = sshd.kill();
+        panic!("sshd did not start: {:?}", sshd.wait());
+    }
+    let _sshd = Kill(sshd);
+
+    let remote = d.join("remote");
+    fs::create_dir(&remote).unwrap();
+    fs::write(remote.join("hello"), b"over ssh").unwrap();
+    let opts = format!(
+        "port={port},ssh_option=IdentityFile={key},ssh_option=StrictHostKeyChecking=no,\
+         ssh_option=UserKnownHostsFile=/dev/null,ssh_option=BatchMode=yes,ssh_option=LogLevel=ERROR,timeout=5",
+        key = d.join("user_key").display()
+    );
+    let mnt = mount_sftpfs(&format!("root@127.0.0.1:{}", remote.display()), &opts);
+    assert_eq!(fs::read(mnt.join("hello")).unwrap(), b"over ssh");
+    let data = random_bytes(8 << 20, 5);
+    fs::write(mnt.join("data"), &data).unwrap();
+    assert!(fs::read(remote.join("data")).unwrap() == data);
+    assert!(fs::read(mnt.join("data")).unwrap() == data);
+    mnt.unmount().expect("clean unmount");
+}
+
+#[test]
+fn mount_puffs_and_mount8_mount_sftpfs() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("file"), b"through the helper").unwrap();
+    let source = format!("local:{}", tmp.path().display());
+    let opts = format!("sftp_server={SFTP_SERVER},timeout=5");
+    for how in ["mount_puffs", "mount"] {
+        let mnt = MountPoint::new();
+        let mut cmd = match how {
+            "mount_puffs" => {
+                let mut c = Command::new(bin("mount_puffs"));
+                c.args(["-t", "sftpfs"]);
+                c
+            }
+            _ => {
+                // mount(8) runs /sbin/mount.puffs[.TYPE]; without it installed, skip.
+                if !Path::new("/sbin/mount.puffs").exists() {
+                    eprintln!("skipped mount(8): /sbin/mount.puffs is not installed");
+                    continue;
+                }
+                let mut c = Command::new("mount");
+                c.args(["-t", "puffs.sftpfs"]);
+                c
+            }
+        };
+        cmd.arg("-o").arg(&opts).arg(&source).arg(mnt.path());
+        let out = run_bounded(&mut cmd, Duration::from_secs(20));
+        assert!(
+            out.status.success(),
+            "{how}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(fs::read(mnt.join("file")).unwrap(), b"through the helper");
+        assert_eq!(mount_entry(mnt.path()).unwrap().0, "fuse.sftpfs");
+        mnt.unmount().expect("clean unmount");
+    }
+}
+
+#[test]
+fn reads_sent_ahead_are_dropped_when_the_file_is_written() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let s = Sftp::new("");
+    let data = random_bytes(8 << 20, 3);
+    fs::write(s.remote("f"), &data).unwrap();
+    // O_DIRECT: every read reaches the fs as asked, past the page cache.
+    let reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(s.join("f"))
+        .unwrap();
+    let chunk = 128 << 10;
+    let mut buf = vec![0u8; chunk];
+    for i in 0..8 {
+        reader.read_exact_at(&mut buf, (i * chunk) as u64).unwrap();
+        assert!(buf == data[i * chunk..(i + 1) * chunk]);
+    }
+    std::thread::sleep(Duration::from_millis(100)); // the reads sent ahead are back
+    let writer = OpenOptions::new().write(true).open(s.join("f")).unwrap();
+    writer
+        .write_all_at(&[b'X'; 100], (12 * chunk) as u64 + 10)
+        .unwrap();
+    for i in 8..16 {
+        reader.read_exact_at(&mut buf, (i * chunk) as u64).unwrap();
+        if i == 12 {
+            assert!(
+                buf[10..110].iter().all(|b| *b == b'X'),
+                "a stale read-ahead was served"
+            );
+        } else {
+            assert!(buf == data[i * chunk..(i + 1) * chunk], "chunk {i}");
+        }
+    }
+}
