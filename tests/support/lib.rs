@@ -116,9 +116,20 @@ impl MountPoint {
         self.dir.path().join(name)
     }
 
-    /// Unmounts now (umount2 without flags); Err if the kernel refuses.
+    /// Unmounts (umount2 without flags); Err if the kernel refuses. EBUSY is retried
+    /// for up to a second: tests run side by side, and a sibling test's child between
+    /// fork and exec briefly holds copies of this test's fds (close-on-exec closes them
+    /// only at the exec), which keeps the mount busy for that moment.
     pub fn unmount(&self) -> nix::Result<()> {
-        nix::mount::umount(self.path())
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            match nix::mount::umount(self.path()) {
+                Err(nix::errno::Errno::EBUSY) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                r => return r,
+            }
+        }
     }
 }
 
