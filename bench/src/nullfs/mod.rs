@@ -89,7 +89,10 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Config, String> {
         groups: Group::ALL.to_vec(),
         targets: Target::ALL.to_vec(),
         env: Env {
-            base: PathBuf::from(format!("/var/tmp/puffs-bench-nullfs.{}", std::process::id())),
+            base: PathBuf::from(format!(
+                "/var/tmp/puffs-bench-nullfs.{}",
+                std::process::id()
+            )),
             nullfs: exe_dir.join("nullfs"),
             nullfs_opts: None,
             bindfs_opts: None,

@@ -49,7 +49,9 @@ fn pread_loop(fd: &std::os::fd::OwnedFd, pages: usize, reads: usize) -> Result<(
         // The seq workload starts each MiB block with its index: check those pages.
         let block = page * PAGE / MIB;
         if got != PAGE || (page * PAGE % MIB == 0 && buf[..8] != (block as u64).to_le_bytes()) {
-            return Err(format!("pread page {page}: got {got} bytes or wrong content"));
+            return Err(format!(
+                "pread page {page}: got {got} bytes or wrong content"
+            ));
         }
     }
     Ok(())
