@@ -6,6 +6,7 @@
 //! This is a benchmark, not a test: it needs root (mount, drop_caches) and takes minutes.
 //! See docs/performance.md.
 
+mod nullfs;
 mod report;
 mod targets;
 mod workloads;
@@ -105,6 +106,7 @@ struct Config {
 
 const USAGE: &str = "\
 usage: puffs-bench [options]   (as root; see docs/performance.md)
+       puffs-bench nullfs --help  (nullfs against native, bindfs and mergerfs)
   --memfs PATH          memfs binary (default: memfs next to this executable)
   --memfs-opts OPTS     extra -o options for memfs (e.g. to try a caching lever)
   --bindfs-opts OPTS    extra -o options for bindfs
@@ -325,6 +327,9 @@ fn machine() -> Vec<(&'static str, String)> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("nullfs") {
+        return nullfs::main(std::env::args().skip(2));
+    }
     let c = match parse_args() {
         Ok(c) => c,
         Err(e) => {

@@ -135,7 +135,7 @@ pub fn median(v: &[f64]) -> Option<f64> {
     })
 }
 
-fn cell(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+pub(crate) fn cell(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "-".to_string(), f)
 }
 
@@ -332,7 +332,7 @@ pub fn verdict_table(v: &[Verdict]) -> String {
     out
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for c in s.chars() {

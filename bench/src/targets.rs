@@ -184,7 +184,7 @@ fn mount_tmpfs(dir: &Path) -> Result<(), String> {
     .map_err(|e| format!("mount -t tmpfs {}: {e}", dir.display()))
 }
 
-fn run_mount_command(mut cmd: Command, what: &str) -> Result<(), String> {
+pub(crate) fn run_mount_command(mut cmd: Command, what: &str) -> Result<(), String> {
     let shown = format!("{cmd:?}");
     let out = cmd
         .output()
@@ -403,7 +403,7 @@ impl Drop for Mounted {
 }
 
 /// Unmounts `mp` if it is a mount point: retries while busy, then detaches lazily.
-fn unmount_path(mp: &Path) -> Result<(), String> {
+pub(crate) fn unmount_path(mp: &Path) -> Result<(), String> {
     if mount_type(mp).is_none() {
         return Ok(());
     }

@@ -25,7 +25,7 @@ pub type Sample = (&'static str, f64);
 const SMALL_SIZE: usize = 4096;
 const BLOCK: usize = 1 << 20;
 
-fn check_interrupt(i: usize) -> Result<(), String> {
+pub(crate) fn check_interrupt(i: usize) -> Result<(), String> {
     if i % 1024 == 0 && INTERRUPTED.load(Ordering::Relaxed) {
         return Err("interrupted".into());
     }
@@ -44,7 +44,7 @@ fn err(what: &str, name: &CString, e: Errno) -> String {
 }
 
 /// Opens the mount's root and makes the work directory `d` in it.
-fn workdir(mount: &Path) -> Result<OwnedFd, String> {
+pub(crate) fn workdir(mount: &Path) -> Result<OwnedFd, String> {
     let root = open(mount, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
         .map_err(|e| format!("open {}: {e}", mount.display()))?;
     mkdirat(&root, "d", Mode::from_bits_truncate(0o755)).map_err(|e| format!("mkdir d: {e}"))?;
@@ -57,7 +57,7 @@ fn workdir(mount: &Path) -> Result<OwnedFd, String> {
     .map_err(|e| format!("open d: {e}"))
 }
 
-fn create_all(dir: &OwnedFd, names: &[CString]) -> Result<(), String> {
+pub(crate) fn create_all(dir: &OwnedFd, names: &[CString]) -> Result<(), String> {
     for (i, n) in names.iter().enumerate() {
         check_interrupt(i)?;
         let fd = openat(
@@ -72,7 +72,7 @@ fn create_all(dir: &OwnedFd, names: &[CString]) -> Result<(), String> {
     Ok(())
 }
 
-fn stat_all(dir: &OwnedFd, names: &[CString], size: i64) -> Result<(), String> {
+pub(crate) fn stat_all(dir: &OwnedFd, names: &[CString], size: i64) -> Result<(), String> {
     for (i, n) in names.iter().enumerate() {
         check_interrupt(i)?;
         let st = fstatat(dir, n.as_c_str(), AtFlags::empty()).map_err(|e| err("stat", n, e))?;
@@ -96,7 +96,7 @@ fn unlink_all(dir: &OwnedFd, names: &[CString]) -> Result<(), String> {
     Ok(())
 }
 
-fn timed(f: impl FnOnce() -> Result<(), String>) -> Result<f64, String> {
+pub(crate) fn timed(f: impl FnOnce() -> Result<(), String>) -> Result<f64, String> {
     let t = Instant::now();
     f()?;
     Ok(t.elapsed().as_secs_f64())
