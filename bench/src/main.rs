@@ -7,6 +7,7 @@
 //! See docs/performance.md.
 
 mod report;
+mod sftp;
 mod targets;
 mod workloads;
 
@@ -105,6 +106,7 @@ struct Config {
 
 const USAGE: &str = "\
 usage: puffs-bench [options]   (as root; see docs/performance.md)
+       puffs-bench --suite sftpfs [options]   (sftpfs vs sshfs; --suite sftpfs --help)
   --memfs PATH          memfs binary (default: memfs next to this executable)
   --memfs-opts OPTS     extra -o options for memfs (e.g. to try a caching lever)
   --bindfs-opts OPTS    extra -o options for bindfs
@@ -325,6 +327,9 @@ fn machine() -> Vec<(&'static str, String)> {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = sftp::main_if_selected() {
+        return code;
+    }
     let c = match parse_args() {
         Ok(c) => c,
         Err(e) => {

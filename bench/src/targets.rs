@@ -226,7 +226,7 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
-fn wait_mounted(mp: &Path, fstype: &str) -> Result<(), String> {
+pub fn wait_mounted(mp: &Path, fstype: &str) -> Result<(), String> {
     let start = Instant::now();
     loop {
         match mount_type(mp) {
@@ -403,7 +403,7 @@ impl Drop for Mounted {
 }
 
 /// Unmounts `mp` if it is a mount point: retries while busy, then detaches lazily.
-fn unmount_path(mp: &Path) -> Result<(), String> {
+pub fn unmount_path(mp: &Path) -> Result<(), String> {
     if mount_type(mp).is_none() {
         return Ok(());
     }
