@@ -6,6 +6,8 @@ pub struct Config {
     pub sftpfs: PathBuf,
     pub relay: PathBuf,
     pub server: PathBuf,
+    /// Reach the server over ssh to a private sshd on 127.0.0.1 instead of running it directly.
+    pub ssh: bool,
     pub sftpfs_opts: Option<String>,
     pub sshfs_opts: Option<String>,
     pub rounds: usize,
@@ -22,6 +24,8 @@ usage: puffs-bench --suite sftpfs [options]   (as root; see docs/performance.md)
   --sftpfs PATH         sftpfs binary (default: sftpfs next to this executable)
   --relay PATH          sftp-relay binary (default: sftp-relay next to this executable)
   --server PATH         the SFTP server both run (default /usr/lib/openssh/sftp-server)
+  --transport local|ssh  run the server directly (default) or over ssh to a private sshd
+                        on 127.0.0.1 (keys made for the run); the relay sits in front either way
   --sftpfs-opts OPTS    extra -o options for sftpfs
   --sshfs-opts OPTS     extra -o options for sshfs
   --rounds N            interleaved rounds per delay (default 3)
@@ -42,6 +46,7 @@ pub fn parse(args: &[String]) -> Result<Config, String> {
         sftpfs: exe_dir.join("sftpfs"),
         relay: exe_dir.join("sftp-relay"),
         server: PathBuf::from("/usr/lib/openssh/sftp-server"),
+        ssh: false,
         sftpfs_opts: None,
         sshfs_opts: None,
         rounds: 3,
@@ -72,6 +77,13 @@ pub fn parse(args: &[String]) -> Result<Config, String> {
             "--sftpfs" => c.sftpfs = PathBuf::from(value()?),
             "--relay" => c.relay = PathBuf::from(value()?),
             "--server" => c.server = PathBuf::from(value()?),
+            "--transport" => {
+                c.ssh = match value()?.as_str() {
+                    "local" => false,
+                    "ssh" => true,
+                    t => return Err(format!("--transport: expected local or ssh, got {t:?}")),
+                }
+            }
             "--sftpfs-opts" => c.sftpfs_opts = Some(value()?),
             "--sshfs-opts" => c.sshfs_opts = Some(value()?),
             "--rounds" => c.rounds = positive(flag, &value()?)?,

@@ -6,6 +6,7 @@
 
 mod config;
 mod mount;
+mod sshd;
 mod verdict;
 mod work;
 
@@ -40,9 +41,18 @@ fn run(c: &Config) -> Result<bool, String> {
     config::preflight(c)?;
     fs::create_dir_all(&c.dir).map_err(|e| format!("mkdir {}: {e}", c.dir.display()))?;
     let remote = c.dir.join("remote");
+    // Kept alive (and killed on drop) for the whole run.
+    let sshd = match c.ssh {
+        true => Some(sshd::Sshd::start(&c.dir.join("sshd"), &c.server)?),
+        false => None,
+    };
+    let server_argv = match &sshd {
+        Some(d) => d.argv(),
+        None => vec![c.server.to_string_lossy().into_owned()],
+    };
     let t = Transport {
         relay: c.relay.clone(),
-        server: c.server.clone(),
+        server_argv,
         sftpfs: c.sftpfs.clone(),
         sftpfs_opts: c.sftpfs_opts.clone(),
         sshfs_opts: c.sshfs_opts.clone(),
@@ -52,6 +62,14 @@ fn run(c: &Config) -> Result<bool, String> {
     let entries = work::make_list_tree(&remote.join("list"), c.list_entries)?;
     let mut ok = true;
     let mut all = Vec::new();
+    println!(
+        "transport: {} through sftp-relay",
+        if c.ssh {
+            "ssh to a private sshd on 127.0.0.1"
+        } else {
+            "the sftp-server run directly"
+        }
+    );
     for &delay in &c.delays {
         let mut s = Samples::default();
         for round in 0..c.rounds {

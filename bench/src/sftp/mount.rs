@@ -35,7 +35,8 @@ impl fmt::Display for Fs {
 /// What both mounts share: the relay, the server and the exported directory.
 pub struct Transport {
     pub relay: PathBuf,
-    pub server: PathBuf,
+    /// The command behind the relay: the sftp-server itself, or ssh to a local sshd.
+    pub server_argv: Vec<String>,
     pub sftpfs: PathBuf,
     pub sftpfs_opts: Option<String>,
     pub sshfs_opts: Option<String>,
@@ -50,10 +51,11 @@ impl Transport {
     /// of the server: the one command line both file systems run.
     fn wrapper(&self, delay_ms: u64) -> Result<PathBuf, String> {
         let path = self.base.join(format!("server-{delay_ms}ms.sh"));
+        let server: Vec<String> = self.server_argv.iter().map(|a| quote(a)).collect();
         let script = format!(
-            "#!/bin/sh\nexec '{}' {delay_ms} '{}'\n",
-            self.relay.display(),
-            self.server.display()
+            "#!/bin/sh\nexec {} {delay_ms} {}\n",
+            quote(&self.relay.to_string_lossy()),
+            server.join(" ")
         );
         fs::write(&path, script).map_err(|e| format!("write {}: {e}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
@@ -94,6 +96,11 @@ impl Transport {
         let pid = find_daemon(|argv| argv.contains(&mp_s));
         Ok(Mounted { fs, mp, pid })
     }
+}
+
+/// `s` as one single-quoted shell word.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn join_opts(first: &str, extra: &Option<String>) -> String {
@@ -143,5 +150,16 @@ impl Drop for Mounted {
         if let Err(e) = self.teardown() {
             eprintln!("puffs-bench: unmount {}: {e}", self.fs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn quotes_for_sh() {
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
     }
 }
