@@ -92,8 +92,22 @@ fn run(c: &Config) -> Result<bool, String> {
         all.push((delay, s));
     }
     print!("{}", verdict::verdict_table(&verdict::verdicts(&all)));
-    let _ = fs::remove_dir_all(&remote);
+    drop(sshd);
+    clean_up(&c.dir, &c.delays);
     Ok(ok)
+}
+
+/// Removes what the run made in `dir` (everything is unmounted by now), then `dir` if empty.
+fn clean_up(dir: &Path, delays: &[u64]) {
+    let _ = fs::remove_dir_all(dir.join("remote"));
+    let _ = fs::remove_dir_all(dir.join("sshd"));
+    for f in Fs::ALL {
+        let _ = fs::remove_dir(dir.join(format!("mnt-{f}")));
+    }
+    for d in delays {
+        let _ = fs::remove_file(dir.join(format!("server-{d}ms.sh")));
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 /// One fresh mount: the cold listing first, then write, read, create and copy in a fresh
