@@ -8,6 +8,7 @@
 
 mod nullfs;
 mod report;
+mod sftp;
 mod targets;
 mod workloads;
 
@@ -107,6 +108,7 @@ struct Config {
 const USAGE: &str = "\
 usage: puffs-bench [options]   (as root; see docs/performance.md)
        puffs-bench nullfs --help  (nullfs against native, bindfs and mergerfs)
+       puffs-bench --suite sftpfs [options]   (sftpfs vs sshfs; --suite sftpfs --help)
   --memfs PATH          memfs binary (default: memfs next to this executable)
   --memfs-opts OPTS     extra -o options for memfs (e.g. to try a caching lever)
   --bindfs-opts OPTS    extra -o options for bindfs
@@ -329,6 +331,9 @@ fn machine() -> Vec<(&'static str, String)> {
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("nullfs") {
         return nullfs::main(std::env::args().skip(2));
+    }
+    if let Some(code) = sftp::main_if_selected() {
+        return code;
     }
     let c = match parse_args() {
         Ok(c) => c,

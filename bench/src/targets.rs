@@ -226,7 +226,7 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
-fn wait_mounted(mp: &Path, fstype: &str) -> Result<(), String> {
+pub fn wait_mounted(mp: &Path, fstype: &str) -> Result<(), String> {
     let start = Instant::now();
     loop {
         match mount_type(mp) {
