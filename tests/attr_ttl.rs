@@ -5,12 +5,10 @@
 
 use std::cell::Cell;
 use std::ffi::OsStr;
-use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::Duration;
 
+use puffs::PuffsUserMount;
 use puffs::{Attr, AttrReply, Cx, Entry, EntryOf, Errno, FileType, Node, OpResult, Ops};
-use puffs::{ExitHandle, PuffsUserMount};
 use puffs_tests::*;
 
 /// "short" answers with a zero attribute lifetime of its own, "long" with the mount's.
@@ -72,72 +70,35 @@ impl Ops for Growing {
     }
 }
 
-/// The mount (attr timeout one hour, so only a reply's own lifetime can be short),
-/// served on a thread until dropped.
-struct Mount {
-    mnt: MountPoint,
-    stop: ExitHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// The mount (attr timeout one hour, so only a reply's own lifetime can be short).
+fn mount() -> InProcessMount {
+    InProcessMount::start(|dir| {
+        PuffsUserMount::new(Growing::default(), "ttlfs", "probe")
+            .handle_signals(false)
+            .attr_timeout(Duration::from_secs(3600))
+            .entry_timeout(Duration::from_secs(3600))
+            .mount(dir)
+    })
 }
 
-impl Mount {
-    fn new() -> Mount {
-        let mnt = MountPoint::new();
-        let (tx, rx) = mpsc::channel();
-        let dir: PathBuf = mnt.path().to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let pu = PuffsUserMount::new(Growing::default(), "ttlfs", "probe")
-                .handle_signals(false)
-                .attr_timeout(Duration::from_secs(3600))
-                .entry_timeout(Duration::from_secs(3600));
-            match pu.mount(&dir) {
-                Ok(m) => {
-                    tx.send(Ok(m.exit_handle())).unwrap();
-                    let _ = m.mainloop();
-                }
-                Err(e) => tx.send(Err(e.to_string())).unwrap(),
-            }
-        });
-        let stop = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("mount thread answers")
-            .expect("probe mounts");
-        Mount {
-            mnt,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn size(&self, name: &str) -> u64 {
-        std::fs::metadata(self.mnt.join(name)).expect("stat").len()
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        self.stop.exit();
-        let _ = nix::mount::umount2(self.mnt.path(), nix::mount::MntFlags::MNT_DETACH);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn size(m: &InProcessMount, name: &str) -> u64 {
+    std::fs::metadata(m.join(name)).expect("stat").len()
 }
 
 #[test]
 fn an_attr_reply_of_its_own_outlives_or_undercuts_the_mount_timeout() {
     require_fuse!();
-    let m = Mount::new();
+    let m = mount();
     // "long" (the mount's hour): the first stat's answer is cached, later ones agree.
-    let long = m.size("long");
+    let long = size(&m, "long");
     assert_eq!(
-        m.size("long"),
+        size(&m, "long"),
         long,
         "the mount's attr timeout was not kept"
     );
     // "short" (zero of its own): every stat asks the fs again and sees a new size.
-    let a = m.size("short");
-    let b = m.size("short");
+    let a = size(&m, "short");
+    let b = size(&m, "short");
     assert_ne!(
         a, b,
         "the reply's own zero lifetime was ignored: stat came from the cache"

@@ -7,7 +7,6 @@ use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -586,67 +585,17 @@ impl Ops for Probe {
     }
 }
 
-/// The probe mounted on a temp dir, its mainloop on a thread; unmounted on drop.
-struct ProbeMount {
-    mnt: MountPoint,
-    thread: Option<JoinHandle<Result<(), String>>>,
-}
-
-impl ProbeMount {
-    fn new() -> Self {
-        Self::with_cap(1024)
-    }
-
-    /// Mounted with at most `cap` requests in flight.
-    fn with_cap(cap: usize) -> Self {
-        let mnt = MountPoint::new();
-        let (tx, rx) = mpsc::channel();
-        let dir = mnt.path().to_path_buf();
-        let thread = std::thread::spawn(move || serve(dir, cap, tx));
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("mount thread answers")
-            .expect("probe mounts");
-        ProbeMount {
-            mnt,
-            thread: Some(thread),
-        }
-    }
-
-    /// Runs a scenario by reading its file; its report.
-    fn run(&self, scenario: &str) -> String {
-        let text = std::fs::read(self.mnt.join(scenario)).expect("scenario file reads");
-        String::from_utf8_lossy(&text).into_owned()
-    }
-}
-
-impl Drop for ProbeMount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(self.mnt.path(), nix::mount::MntFlags::MNT_DETACH);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(
-    dir: PathBuf,
-    cap: usize,
-    mounted: mpsc::Sender<Result<(), String>>,
-) -> Result<(), String> {
-    let pu = PuffsUserMount::new(Probe, "framebuffs", "probe")
-        .handle_signals(false)
-        .max_inflight(cap)
-        .attr_timeout(Duration::ZERO)
-        .entry_timeout(Duration::ZERO);
-    let pu = match pu.mount(&dir) {
-        Ok(pu) => pu,
-        Err(e) => {
-            let _ = mounted.send(Err(e.to_string()));
-            return Err(e.to_string());
-        }
-    };
-    let _ = mounted.send(Ok(()));
-    pu.mainloop().map_err(|e| e.to_string())
+/// The probe mounted in this process with at most `cap` requests in flight
+/// (attributes and names uncached: each read of a scenario reaches it).
+fn mount_probe(cap: usize) -> InProcessMount {
+    InProcessMount::start(move |dir| {
+        PuffsUserMount::new(Probe, "framebuffs", "probe")
+            .handle_signals(false)
+            .max_inflight(cap)
+            .attr_timeout(Duration::ZERO)
+            .entry_timeout(Duration::ZERO)
+            .mount(dir)
+    })
 }
 
 fn assert_ok(report: &str) {
@@ -657,43 +606,43 @@ fn assert_ok(report: &str) {
 #[test]
 fn responses_find_their_requests_in_any_order() {
     require_fuse!();
-    assert_ok(&ProbeMount::new().run("out-of-order"));
+    assert_ok(&mount_probe(1024).read_text("out-of-order"));
 }
 
 #[test]
 fn a_peer_closing_mid_frame_fails_every_waiter_at_once() {
     require_fuse!();
-    assert_ok(&ProbeMount::new().run("close-mid-frame"));
+    assert_ok(&mount_probe(1024).read_text("close-mid-frame"));
 }
 
 #[test]
 fn a_peer_that_never_answers_meets_the_deadline() {
     require_fuse!();
-    assert_ok(&ProbeMount::new().run("deadline"));
+    assert_ok(&mount_probe(1024).read_text("deadline"));
 }
 
 #[test]
 fn ten_thousand_requests_in_flight() {
     require_fuse!();
-    assert_ok(&ProbeMount::new().run("ten-thousand"));
+    assert_ok(&mount_probe(1024).read_text("ten-thousand"));
 }
 
 #[test]
 fn a_fast_producer_cannot_grow_the_queue_without_bound() {
     require_fuse!();
-    assert_ok(&ProbeMount::new().run("flow-control"));
+    assert_ok(&mount_probe(1024).read_text("flow-control"));
 }
 
 #[test]
 fn urgent_frames_jump_the_queue() {
     require_fuse!();
-    assert_ok(&ProbeMount::new().run("urgent"));
+    assert_ok(&mount_probe(1024).read_text("urgent"));
 }
 
 #[test]
 fn channel_io_does_not_take_request_slots() {
     require_fuse!();
-    let m = ProbeMount::with_cap(2);
+    let m = mount_probe(2);
     let scenario = m.mnt.join("channels-outside-cap");
     let reader = std::thread::spawn(move || std::fs::read(scenario));
     // Let the scenario open its channels, then ask for a request slot of our own. It

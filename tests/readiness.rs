@@ -7,12 +7,9 @@ use std::ffi::OsStr;
 use std::future::{poll_fn, Future};
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::mpsc;
 use std::task::Poll;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use puffs::{
@@ -309,57 +306,16 @@ async fn waits(cx: &Cx<Probe>) -> Scenario {
     ))
 }
 
-/// The probe mounted on a temp dir, its mainloop on a thread; unmounted on drop.
-struct ProbeMount {
-    mnt: MountPoint,
-    thread: Option<JoinHandle<Result<(), String>>>,
-}
-
-impl ProbeMount {
-    fn new() -> Self {
-        let mnt = MountPoint::new();
-        let (tx, rx) = mpsc::channel();
-        let dir = mnt.path().to_path_buf();
-        let thread = std::thread::spawn(move || serve(dir, tx));
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("mount thread answers")
-            .expect("probe mounts");
-        ProbeMount {
-            mnt,
-            thread: Some(thread),
-        }
-    }
-
-    /// Runs a scenario by reading its file; its report.
-    fn run(&self, scenario: &str) -> String {
-        let text = std::fs::read(self.mnt.join(scenario)).expect("scenario file reads");
-        String::from_utf8_lossy(&text).into_owned()
-    }
-}
-
-impl Drop for ProbeMount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(self.mnt.path(), nix::mount::MntFlags::MNT_DETACH);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(dir: PathBuf, mounted: mpsc::Sender<Result<(), String>>) -> Result<(), String> {
-    let pu = PuffsUserMount::new(Probe, "readinessfs", "probe")
-        .handle_signals(false)
-        .attr_timeout(Duration::ZERO)
-        .entry_timeout(Duration::ZERO);
-    let pu = match pu.mount(&dir) {
-        Ok(pu) => pu,
-        Err(e) => {
-            let _ = mounted.send(Err(e.to_string()));
-            return Err(e.to_string());
-        }
-    };
-    let _ = mounted.send(Ok(()));
-    pu.mainloop().map_err(|e| e.to_string())
+/// The probe mounted in this process (attributes and names uncached: each read of a
+/// scenario reaches it).
+fn mount_probe() -> InProcessMount {
+    InProcessMount::start(|dir| {
+        PuffsUserMount::new(Probe, "readinessfs", "probe")
+            .handle_signals(false)
+            .attr_timeout(Duration::ZERO)
+            .entry_timeout(Duration::ZERO)
+            .mount(dir)
+    })
 }
 
 fn assert_ok(report: &str) {
@@ -369,30 +325,30 @@ fn assert_ok(report: &str) {
 #[test]
 fn a_reader_and_a_writer_wait_on_one_socket_at_once() {
     require_fuse!();
-    let p = ProbeMount::new();
-    assert_ok(&p.run("reader-and-writer"));
+    let p = mount_probe();
+    assert_ok(&p.read_text("reader-and-writer"));
 }
 
 #[test]
 fn two_readers_wait_on_one_socket() {
     require_fuse!();
-    let p = ProbeMount::new();
-    assert_ok(&p.run("two-readers"));
+    let p = mount_probe();
+    assert_ok(&p.read_text("two-readers"));
 }
 
 #[test]
 fn a_peer_hang_up_wakes_the_waiter_with_an_error() {
     require_fuse!();
-    let p = ProbeMount::new();
-    assert_ok(&p.run("hangup-reader"));
-    assert_ok(&p.run("hangup-writer"));
+    let p = mount_probe();
+    assert_ok(&p.read_text("hangup-reader"));
+    assert_ok(&p.read_text("hangup-writer"));
 }
 
 #[test]
 fn ten_thousand_waits_cost_no_more_than_ten_thousand_wakeups() {
     require_fuse!();
-    let p = ProbeMount::new();
-    let report = p.run("waits");
+    let p = mount_probe();
+    let report = p.read_text("waits");
     assert_ok(&report);
     eprintln!("{report}");
     let field = |name: &str| -> u64 {

@@ -338,3 +338,63 @@ pub fn cpath(p: &Path) -> std::ffi::CString {
 pub fn drop_dentries_and_inodes() {
     std::fs::write("/proc/sys/vm/drop_caches", b"2").expect("write /proc/sys/vm/drop_caches");
 }
+
+/// A file system mounted in this process on a temp dir, its mainloop on a thread of its
+/// own: `mount` builds the mount (settings, `mount(dir)`) on that thread, where the fs
+/// then lives. Dropping it stops the loop, detaches the mount and joins the thread.
+pub struct InProcessMount {
+    /// Where it is mounted.
+    pub mnt: MountPoint,
+    stop: puffs::ExitHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessMount {
+    /// Mounts with `mount` on a new thread and serves there; panics if it fails.
+    pub fn start<F: puffs::Ops>(
+        mount: impl FnOnce(&Path) -> Result<puffs::Mounted<F>, puffs::Error> + Send + 'static,
+    ) -> InProcessMount {
+        let mnt = MountPoint::new();
+        let dir = mnt.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || match mount(&dir) {
+            Ok(mounted) => {
+                let _ = tx.send(Ok(mounted.exit_handle()));
+                let _ = mounted.mainloop();
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+            }
+        });
+        let stop = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the mount thread answers")
+            .expect("the file system mounts");
+        InProcessMount {
+            mnt,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// A path inside the mount.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+
+    /// Reads file `name` of the mount as text (a probe's scenario report).
+    pub fn read_text(&self, name: &str) -> String {
+        let text = std::fs::read(self.join(name)).expect("the file reads");
+        String::from_utf8_lossy(&text).into_owned()
+    }
+}
+
+impl Drop for InProcessMount {
+    fn drop(&mut self) {
+        self.stop.exit();
+        let _ = nix::mount::umount2(self.mnt.path(), nix::mount::MntFlags::MNT_DETACH);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
