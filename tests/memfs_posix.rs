@@ -1,6 +1,9 @@
-//! memfs mounted for real, exercised through ordinary system calls: every feature with
-//! its errors. Where the right answer is the kernel's business rather than common
-//! knowledge, the same operations run on a native tmpfs too and must agree with it.
+//! memfs, nullfs and rot13fs mounted for real, exercised through ordinary system calls:
+//! every feature with its errors. Where the right answer is the kernel's business rather
+//! than common knowledge, the same operations run on a native tmpfs too and must agree
+//! with it. Each case is written once over a `Target` and runs on every file system it
+//! applies to (`suite!` below): the test `data::nullfs_posix::create_write_read_seek` is
+//! that case on nullfs with `-o aio=posix,nopassthrough`.
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -16,16 +19,6 @@ const MIB: u64 = 1 << 20;
 
 // ---------------------------------------------------------------------------------
 // Helpers
-
-/// memfs with a 64 MiB limit, as most tests use it.
-fn memfs() -> Mounted {
-    Mounted::new("memfs", "size=64M")
-}
-
-/// memfs that other users may enter (for the permission tests).
-fn memfs_shared() -> Mounted {
-    Mounted::new("memfs", "size=64M,allow_other")
-}
 
 /// The errno of a result, 0 for success.
 fn errno<T>(r: std::io::Result<T>) -> i32 {
@@ -183,25 +176,32 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-/// memfs and a native tmpfs side by side: `check` runs a scenario on both and insists
-/// they agree, returning tmpfs's (the reference) outcome.
+/// A target and a native tmpfs side by side: `check` runs a scenario on both and
+/// insists they agree, returning tmpfs's (the reference) outcome.
 struct Both {
-    memfs: Mounted,
+    fs: TargetMount,
     tmpfs: Tmpfs,
+    name: &'static str,
 }
 
 impl Both {
-    fn new(memfs_opts: &str, tmpfs_opts: &str) -> Self {
+    /// `t` mounted with its options and `extra`, beside a tmpfs with `tmpfs_opts`.
+    fn new(t: &Target, extra: &str, tmpfs_opts: &str) -> Self {
         Both {
-            memfs: Mounted::new("memfs", memfs_opts),
+            fs: t.mount_with(extra),
             tmpfs: Tmpfs::new(tmpfs_opts),
+            name: t.name,
         }
     }
 
     fn check<T: PartialEq + std::fmt::Debug>(&self, what: &str, f: impl Fn(&Path) -> T) -> T {
         let want = f(self.tmpfs.path());
-        let got = f(self.memfs.path());
-        assert_eq!(got, want, "{what}: memfs (left) differs from tmpfs (right)");
+        let got = f(self.fs.path());
+        let name = self.name;
+        assert_eq!(
+            got, want,
+            "{what}: {name} (left) differs from tmpfs (right)"
+        );
         want
     }
 }
@@ -216,12 +216,68 @@ fn assert_alive(root: &Path) {
 }
 
 // ---------------------------------------------------------------------------------
+// Which case runs where
+
+puffs_tests::suite! {
+    // File data: memfs; nullfs by default (kernel passthrough: the data never reaches
+    // the fs) and with passthrough off on each aio backend (the data goes through the
+    // fs and that backend); rot13fs (its data is transformed on the way, so never
+    // passed through).
+    data on [memfs, nullfs, nullfs_uring, nullfs_posix, nullfs_linux, nullfs_threads, rot13fs] {
+        create_write_read_seek,
+        sparse_file_at_one_gib,
+        truncate_grows_with_zeros_and_shrinking_loses_data,
+        o_append_with_two_fds,
+        efbig_and_huge_offsets_compare_with_tmpfs,
+        unlinked_open_file_stays_usable,
+        mmap_read_and_shared_write,
+        concurrent_appends_are_atomic_records,
+        fallocate_compare_with_tmpfs,
+        copy_file_range_copies,
+        seek_data_and_hole_compare_with_tmpfs,
+    }
+    // Names, links, attributes, permissions: no file data through the aio backend, so
+    // once per file system. rot13fs changes names on the backing side only: through
+    // the mount every case here must behave as on the others.
+    meta on [memfs, nullfs, rot13fs] {
+        directories_and_their_errors,
+        readdir_of_a_big_directory_lists_each_entry_once,
+        name_length_limits,
+        symlinks,
+        hard_links_share_the_inode,
+        fifo_passes_bytes,
+        rename_file_over_file,
+        rename_directories,
+        rename_noreplace_and_exchange,
+        chmod_chown_utimens,
+        pre_epoch_times_keep_their_nanoseconds,
+        xattrs_user_and_trusted,
+        xattr_namespaces_compare_with_tmpfs,
+        statvfs_size_limit_and_enospc,
+        eight_threads_in_one_directory,
+        new_files_belong_to_the_caller,
+        setgid_directory_inheritance_compare_with_tmpfs,
+        chmod_chown_utimes_by_non_owner_compare_with_tmpfs,
+        chown_and_write_clear_setuid_compare_with_tmpfs,
+        supplementary_groups_and_search_permission,
+        sticky_directory,
+        readdir_inode_numbers_match_stat,
+        telldir_seekdir_resume_where_they_were,
+        tree_deeper_than_path_max,
+        owner_rules_compare_with_tmpfs,
+        thousands_of_files_in_one_directory,
+        timestamp_effects_compare_with_tmpfs,
+    }
+}
+// memfs only, as plain tests below: root_options_mode_uid_gid (memfs's mode=, uid=,
+// gid= options), inode_limit and xattrs_count_against_inode_space_compare_with_tmpfs
+// (memfs's inodes= limit; a null layer has its backing fs's limits, not its own).
+
+// ---------------------------------------------------------------------------------
 // Files
 
-#[test]
-fn create_write_read_seek() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn create_write_read_seek(t: &Target) {
+    let m = t.mount();
     let p = m.join("file");
     let mut f = OpenOptions::new()
         .read(true)
@@ -279,10 +335,8 @@ fn create_write_read_seek() {
     assert!(piece[..] == data[2 * MIB as usize - 17..][..10_000]);
 }
 
-#[test]
-fn sparse_file_at_one_gib() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn sparse_file_at_one_gib(t: &Target) {
+    let m = t.mount();
     let free_before = nix::sys::statvfs::statvfs(m.path()).unwrap().blocks_free();
     let p = m.join("sparse");
     let f = OpenOptions::new()
@@ -340,10 +394,8 @@ fn sparse_file_at_one_gib() {
     assert_eq!(hole_in_data, (at + 3) as i64, "SEEK_HOLE inside the data");
 }
 
-#[test]
-fn truncate_grows_with_zeros_and_shrinking_loses_data() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn truncate_grows_with_zeros_and_shrinking_loses_data(t: &Target) {
+    let m = t.mount();
     let p = m.join("t");
     fs::write(&p, b"0123456789").unwrap();
     let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
@@ -388,10 +440,8 @@ fn truncate_grows_with_zeros_and_shrinking_loses_data() {
     assert_eq!(fs::metadata(&p).unwrap().blocks(), 0);
 }
 
-#[test]
-fn o_append_with_two_fds() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn o_append_with_two_fds(t: &Target) {
+    let m = t.mount();
     let p = m.join("log");
     fs::write(&p, b"start;").unwrap();
     let open = || OpenOptions::new().append(true).open(&p).unwrap();
@@ -410,10 +460,8 @@ fn o_append_with_two_fds() {
     assert_eq!(fs::read_to_string(&p).unwrap(), want);
 }
 
-#[test]
-fn efbig_and_huge_offsets_compare_with_tmpfs() {
-    puffs_tests::require_fuse!();
-    let both = Both::new("size=64M", "size=64M");
+fn efbig_and_huge_offsets_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t, "", "size=64M");
     let max = i64::MAX;
     let outcome = both.check("pwrite/ftruncate near the largest offset", |root| {
         let f = OpenOptions::new()
@@ -449,7 +497,7 @@ fn efbig_and_huge_offsets_compare_with_tmpfs() {
 
     // A huge sparse truncate and a write far out: an errno or sparse success, never a
     // dead file system.
-    for root in [both.tmpfs.path(), both.memfs.path()] {
+    for root in [both.tmpfs.path(), both.fs.path()] {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -485,10 +533,8 @@ fn efbig_and_huge_offsets_compare_with_tmpfs() {
     }
 }
 
-#[test]
-fn unlinked_open_file_stays_usable() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn unlinked_open_file_stays_usable(t: &Target) {
+    let m = t.mount();
     let p = m.join("doomed");
     let mut f = OpenOptions::new()
         .read(true)
@@ -539,10 +585,8 @@ fn unlinked_open_file_stays_usable() {
 // ---------------------------------------------------------------------------------
 // Directories, names, links
 
-#[test]
-fn directories_and_their_errors() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn directories_and_their_errors(t: &Target) {
+    let m = t.mount();
     let d = m.join("d");
     fs::create_dir(&d).unwrap();
     assert!(lstat(&d).is_dir());
@@ -591,10 +635,8 @@ fn directories_and_their_errors() {
     assert!(!names(m.path()).contains(&"d".to_string()));
 }
 
-#[test]
-fn readdir_of_a_big_directory_lists_each_entry_once() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn readdir_of_a_big_directory_lists_each_entry_once(t: &Target) {
+    let m = t.mount();
     let d = m.join("big");
     fs::create_dir(&d).unwrap();
     let mut want: Vec<String> = (0..1500)
@@ -632,10 +674,8 @@ fn readdir_of_a_big_directory_lists_each_entry_once() {
     assert_eq!(names(&d).len(), survivors.len());
 }
 
-#[test]
-fn name_length_limits() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn name_length_limits(t: &Target) {
+    let m = t.mount();
     let ok = "n".repeat(255);
     let long = "n".repeat(256);
     fs::write(m.join(&ok), b"x").unwrap();
@@ -664,10 +704,8 @@ fn name_length_limits() {
     assert_eq!(vfs.name_max(), 255);
 }
 
-#[test]
-fn symlinks() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn symlinks(t: &Target) {
+    let m = t.mount();
     fs::write(m.join("target"), b"pointed at").unwrap();
     std::os::unix::fs::symlink("target", m.join("link")).unwrap();
     assert_eq!(
@@ -729,10 +767,8 @@ fn symlinks() {
     assert_eq!(fs::read(m.join("target")).unwrap(), b"pointed at");
 }
 
-#[test]
-fn hard_links_share_the_inode() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn hard_links_share_the_inode(t: &Target) {
+    let m = t.mount();
     let (a, b) = (m.join("a"), m.join("b"));
     fs::write(&a, b"shared").unwrap();
     fs::hard_link(&a, &b).unwrap();
@@ -771,10 +807,8 @@ fn hard_links_share_the_inode() {
     assert_eq!(lstat(&m.join("s")).nlink(), 2);
 }
 
-#[test]
-fn fifo_passes_bytes() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn fifo_passes_bytes(t: &Target) {
+    let m = t.mount();
     let p = m.join("fifo");
     nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     let st = lstat(&p);
@@ -834,10 +868,8 @@ fn fifo_passes_bytes() {
 // ---------------------------------------------------------------------------------
 // rename
 
-#[test]
-fn rename_file_over_file() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn rename_file_over_file(t: &Target) {
+    let m = t.mount();
     fs::write(m.join("src"), b"source").unwrap();
     fs::write(m.join("dst"), b"old target").unwrap();
     let old = File::open(m.join("dst")).unwrap();
@@ -869,10 +901,8 @@ fn rename_file_over_file() {
     );
 }
 
-#[test]
-fn rename_directories() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn rename_directories(t: &Target) {
+    let m = t.mount();
     let j = |n: &str| m.join(n);
     for d in ["a", "a/sub", "empty", "full", "p1", "p2"] {
         fs::create_dir(j(d)).unwrap();
@@ -911,10 +941,8 @@ fn rename_directories() {
     assert_eq!(names(m.path()), ["file", "full", "p1", "p2"]);
 }
 
-#[test]
-fn rename_noreplace_and_exchange() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn rename_noreplace_and_exchange(t: &Target) {
+    let m = t.mount();
     let j = |n: &str| m.join(n);
     fs::write(j("f"), b"file").unwrap();
     fs::write(j("g"), b"other").unwrap();
@@ -983,10 +1011,8 @@ fn rename_noreplace_and_exchange() {
 // ---------------------------------------------------------------------------------
 // Attributes
 
-#[test]
-fn chmod_chown_utimens() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn chmod_chown_utimens(t: &Target) {
+    let m = t.mount();
     let p = m.join("f");
     fs::write(&p, b"x").unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
@@ -1061,10 +1087,8 @@ fn chmod_chown_utimens() {
 /// Times before 1970 with nanoseconds: (-1 s, +500 ns) is 0.9999995 s before the epoch.
 /// Known failure (fuser 0.18's `system_time_from_time` subtracts the nanoseconds
 /// instead of adding them, so memfs stores (-2 s, 999999500 ns)).
-#[test]
-fn pre_epoch_times_keep_their_nanoseconds() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn pre_epoch_times_keep_their_nanoseconds(t: &Target) {
+    let m = t.mount();
     let p = m.join("old");
     fs::write(&p, b"x").unwrap();
     assert_eq!(utimens(&p, ts(-86_400, 0), ts(-5, 0)), 0);
@@ -1087,10 +1111,8 @@ fn root_options_mode_uid_gid() {
     assert_eq!(errno(fs::create_dir(r.join("d"))), libc::EROFS);
 }
 
-#[test]
-fn xattrs_user_and_trusted() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn xattrs_user_and_trusted(t: &Target) {
+    let m = t.mount();
     let p = m.join("f");
     fs::write(&p, b"").unwrap();
     assert_eq!(listx(&p), Ok(vec![]));
@@ -1158,10 +1180,8 @@ fn xattrs_user_and_trusted() {
     assert_eq!(getx(&m.join("missing"), "user.x"), Err(libc::ENOENT));
 }
 
-#[test]
-fn xattr_namespaces_compare_with_tmpfs() {
-    puffs_tests::require_fuse!();
-    let both = Both::new("size=64M", "size=64M");
+fn xattr_namespaces_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t, "", "size=64M");
     let got = both.check("xattr namespaces", |root| {
         let p = root.join("ns");
         fs::write(&p, b"").unwrap();
@@ -1178,10 +1198,8 @@ fn xattr_namespaces_compare_with_tmpfs() {
 // ---------------------------------------------------------------------------------
 // Limits
 
-#[test]
-fn statvfs_size_limit_and_enospc() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn statvfs_size_limit_and_enospc(t: &Target) {
+    let m = t.mount();
     let vfs = nix::sys::statvfs::statvfs(m.path()).unwrap();
     let total = vfs.blocks() as u64 * vfs.fragment_size() as u64;
     assert!(
@@ -1274,10 +1292,8 @@ fn inode_limit() {
 // ---------------------------------------------------------------------------------
 // Concurrency and mmap
 
-#[test]
-fn eight_threads_in_one_directory() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn eight_threads_in_one_directory(t: &Target) {
+    let m = t.mount();
     let dir = m.join("shared");
     fs::create_dir(&dir).unwrap();
     let threads: Vec<_> = (0..8)
@@ -1314,10 +1330,8 @@ fn eight_threads_in_one_directory() {
     assert_eq!(lstat(&dir).nlink(), 2);
 }
 
-#[test]
-fn mmap_read_and_shared_write() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn mmap_read_and_shared_write(t: &Target) {
+    let m = t.mount();
     let p = m.join("mapped");
     let page = 4096usize;
     let len = 3 * page + 100;
@@ -1421,10 +1435,8 @@ fn child_create(path: &CString, mode: libc::mode_t) -> i32 {
     0
 }
 
-#[test]
-fn new_files_belong_to_the_caller() {
-    puffs_tests::require_fuse!();
-    let m = memfs_shared();
+fn new_files_belong_to_the_caller(t: &Target) {
+    let m = t.mount_with("allow_other");
     let d = public_dir(m.path(), "pub", 0o777);
     let (f, sub, sym, fifo) = (
         cpath(&d.join("file")),
@@ -1458,10 +1470,8 @@ fn new_files_belong_to_the_caller() {
     assert_eq!(lstat(&d.join("sub")).mode() & 0o7777, 0o755);
 }
 
-#[test]
-fn setgid_directory_inheritance_compare_with_tmpfs() {
-    puffs_tests::require_fuse!();
-    let both = Both::new("size=64M,allow_other", "size=64M");
+fn setgid_directory_inheritance_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t, "allow_other", "size=64M");
     let got = both.check("set-gid directory", |root| {
         let d = public_dir(root, "sg", 0o777);
         std::os::unix::fs::chown(&d, Some(0), Some(50)).unwrap();
@@ -1495,10 +1505,8 @@ fn setgid_directory_inheritance_compare_with_tmpfs() {
     assert_eq!(got.3 .1, 50);
 }
 
-#[test]
-fn chmod_chown_utimes_by_non_owner_compare_with_tmpfs() {
-    puffs_tests::require_fuse!();
-    let both = Both::new("size=64M,allow_other", "size=64M");
+fn chmod_chown_utimes_by_non_owner_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t, "allow_other", "size=64M");
     let got = both.check("attribute changes by a non-owner", |root| {
         let d = public_dir(root, "pub", 0o777);
         let (mine, theirs_rw, theirs_ro) = (d.join("mine"), d.join("rw"), d.join("ro"));
@@ -1546,10 +1554,8 @@ fn chmod_chown_utimes_by_non_owner_compare_with_tmpfs() {
     );
 }
 
-#[test]
-fn chown_and_write_clear_setuid_compare_with_tmpfs() {
-    puffs_tests::require_fuse!();
-    let both = Both::new("size=64M,allow_other", "size=64M");
+fn chown_and_write_clear_setuid_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t, "allow_other", "size=64M");
     let got = both.check("set-uid cleared", |root| {
         let d = public_dir(root, "pub", 0o777);
         let mode = |p: &Path| lstat(p).mode() & 0o7777;
@@ -1590,10 +1596,8 @@ fn chown_and_write_clear_setuid_compare_with_tmpfs() {
     assert_eq!(got.2, 0o777, "write by a non-owner");
 }
 
-#[test]
-fn supplementary_groups_and_search_permission() {
-    puffs_tests::require_fuse!();
-    let m = memfs_shared();
+fn supplementary_groups_and_search_permission(t: &Target) {
+    let m = t.mount_with("allow_other");
     let d = public_dir(m.path(), "pub", 0o755);
     let g = d.join("group-file");
     fs::write(&g, b"for group 50").unwrap();
@@ -1665,10 +1669,8 @@ fn supplementary_groups_and_search_permission() {
     assert_eq!(stat_x(), 0, "root may");
 }
 
-#[test]
-fn sticky_directory() {
-    puffs_tests::require_fuse!();
-    let m = memfs_shared();
+fn sticky_directory(t: &Target) {
+    let m = t.mount_with("allow_other");
     let st = public_dir(m.path(), "sticky", 0o1777);
     assert_eq!(lstat(&st).mode() & 0o7777, 0o1777);
     let plain = public_dir(m.path(), "plain", 0o777);
@@ -1739,10 +1741,40 @@ fn raw_entries(dir: &Path) -> Vec<(String, u64)> {
     out
 }
 
-#[test]
-fn readdir_inode_numbers_match_stat() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+/// Each entry of `dir` as (name, d_ino), read by seekdir to the position telldir gave
+/// before it, in a fresh stream each.
+fn entries_from_each_mark(dir: &Path) -> Vec<(String, u64)> {
+    let c = cpath(dir);
+    let mut out = Vec::new();
+    for i in 0.. {
+        // SAFETY: a valid path; each stream is closed before the next, and entries
+        // are read before the next call on their stream.
+        unsafe {
+            let d = libc::opendir(c.as_ptr());
+            assert!(!d.is_null(), "opendir {}: {}", dir.display(), last_errno());
+            for _ in 0..i {
+                assert!(!libc::readdir64(d).is_null());
+            }
+            let mark = libc::telldir(d);
+            libc::closedir(d);
+            let d = libc::opendir(c.as_ptr());
+            assert!(!d.is_null());
+            libc::seekdir(d, mark);
+            let e = libc::readdir64(d);
+            if e.is_null() {
+                libc::closedir(d);
+                return out;
+            }
+            let name = std::ffi::CStr::from_ptr((*e).d_name.as_ptr());
+            out.push((name.to_string_lossy().into_owned(), (*e).d_ino));
+            libc::closedir(d);
+        }
+    }
+    out
+}
+
+fn readdir_inode_numbers_match_stat(t: &Target) {
+    let m = t.mount();
     let d = m.join("d");
     fs::create_dir(&d).unwrap();
     fs::create_dir(d.join("sub")).unwrap();
@@ -1757,6 +1789,9 @@ fn readdir_inode_numbers_match_stat() {
         let want = lstat(&d.join(name)).ino();
         assert_eq!(*ino, want, "d_ino of {name:?} differs from st_ino");
     }
+    // Read again from each entry's place (a stream that does not start at 0: FUSE's
+    // plain READDIR rather than READDIRPLUS), the same entries come back.
+    assert_eq!(entries_from_each_mark(&d), entries);
     // The same for the root, whose ".." is itself as far as the mount goes.
     let root_ino = lstat(m.path()).ino();
     let dot = raw_entries(m.path())
@@ -1766,10 +1801,8 @@ fn readdir_inode_numbers_match_stat() {
     assert_eq!(dot.1, root_ino);
 }
 
-#[test]
-fn telldir_seekdir_resume_where_they_were() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn telldir_seekdir_resume_where_they_were(t: &Target) {
+    let m = t.mount();
     let d = m.join("d");
     fs::create_dir(&d).unwrap();
     for i in 0..300 {
@@ -1813,10 +1846,8 @@ fn telldir_seekdir_resume_where_they_were() {
     }
 }
 
-#[test]
-fn concurrent_appends_are_atomic_records() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn concurrent_appends_are_atomic_records(t: &Target) {
+    let m = t.mount();
     let p = m.join("journal");
     File::create(&p).unwrap();
     const RECORD: usize = 100;
@@ -1852,10 +1883,8 @@ fn concurrent_appends_are_atomic_records() {
     }
 }
 
-#[test]
-fn tree_deeper_than_path_max() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn tree_deeper_than_path_max(t: &Target) {
+    let m = t.mount();
     let name = cstr(&"deep-component-".repeat(2));
     let depth = 200; // 200 * 31 bytes: well past PATH_MAX (4096)
     let open_dir = |at: i32, n: &CString| {
@@ -1902,10 +1931,8 @@ fn tree_deeper_than_path_max() {
     assert_eq!(names(m.path()), Vec::<String>::new());
 }
 
-#[test]
-fn fallocate_compare_with_tmpfs() {
-    puffs_tests::require_fuse!();
-    let both = Both::new("size=64M", "size=64M");
+fn fallocate_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t, "", "size=64M");
     let got = both.check("fallocate", |root| {
         let f = OpenOptions::new()
             .read(true)
@@ -1946,10 +1973,8 @@ fn fallocate_compare_with_tmpfs() {
     assert_eq!(&got.2, b"yyy");
 }
 
-#[test]
-fn copy_file_range_copies() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn copy_file_range_copies(t: &Target) {
+    let m = t.mount();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 199) as u8).collect();
     fs::write(m.join("from"), &data).unwrap();
     let src = File::open(m.join("from")).unwrap();
@@ -1982,7 +2007,11 @@ fn copy_file_range_copies() {
 #[test]
 fn xattrs_count_against_inode_space_compare_with_tmpfs() {
     puffs_tests::require_fuse!();
-    let both = Both::new("inodes=100", "nr_inodes=100");
+    let both = Both::new(
+        &Target::new("memfs", Fs::Memfs, "inodes=100"),
+        "",
+        "nr_inodes=100",
+    );
     let got = both.check("xattrs filling the inode space", |root| {
         let p = root.join("x");
         fs::write(&p, b"").unwrap();
@@ -2003,10 +2032,8 @@ fn xattrs_count_against_inode_space_compare_with_tmpfs() {
     assert_eq!((got.2, got.3), (0, 0));
 }
 
-#[test]
-fn owner_rules_compare_with_tmpfs() {
-    puffs_tests::require_fuse!();
-    let both = Both::new("size=64M,allow_other", "size=64M");
+fn owner_rules_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t, "allow_other", "size=64M");
     let got = both.check("what owners and group members may do", |root| {
         let d = public_dir(root, "pub", 0o777);
         let mode = |n: &str| lstat(&d.join(n)).mode() & 0o7777;
@@ -2059,10 +2086,8 @@ fn owner_rules_compare_with_tmpfs() {
     assert_eq!(got.4, 1);
 }
 
-#[test]
-fn thousands_of_files_in_one_directory() {
-    puffs_tests::require_fuse!();
-    let m = memfs();
+fn thousands_of_files_in_one_directory(t: &Target) {
+    let m = t.mount();
     let d = m.join("many");
     fs::create_dir(&d).unwrap();
     let n = 5000;
@@ -2091,10 +2116,8 @@ type TimeEffects = [bool; 6];
 /// the kernel sends FUSE a truncate (ftruncate, truncate, open O_TRUNC) as a SETATTR of
 /// the size alone, and tmpfs (through the VFS) always sets mtime and ctime then; for
 /// O_TRUNC of an existing empty file POSIX requires it.
-#[test]
-fn timestamp_effects_compare_with_tmpfs() {
-    puffs_tests::require_fuse!();
-    let both = Both::new("size=64M", "size=64M");
+fn timestamp_effects_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t, "", "size=64M");
     type Step = (&'static str, fn(&Path));
     let steps: &[Step] = &[
         ("write", |d| {
@@ -2226,10 +2249,8 @@ fn timestamp_effects_compare_with_tmpfs() {
     );
 }
 
-#[test]
-fn seek_data_and_hole_compare_with_tmpfs() {
-    puffs_tests::require_fuse!();
-    let both = Both::new("size=64M", "size=64M");
+fn seek_data_and_hole_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t, "", "size=64M");
     let got = both.check("SEEK_DATA/SEEK_HOLE over several extents", |root| {
         let f = OpenOptions::new()
             .read(true)

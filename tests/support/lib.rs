@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod target;
+pub use target::{targets, Fs, Target, TargetMount};
+
 /// Why FUSE cannot be used here, or None when it can.
 pub fn fuse_unavailable() -> Option<String> {
     if !Path::new("/dev/fuse").exists() {
@@ -184,12 +187,21 @@ pub struct Mounted {
 impl Mounted {
     /// Mounts `fs` (a binary name such as "memfs") with `-o opts` (may be empty).
     pub fn new(fs: &str, opts: &str) -> Self {
+        Mounted::mount(fs, opts, None)
+    }
+
+    /// Mounts `fs` (a null layer such as "nullfs") over the directory `backing`.
+    pub fn over(fs: &str, opts: &str, backing: &Path) -> Self {
+        Mounted::mount(fs, opts, Some(backing))
+    }
+
+    fn mount(fs: &str, opts: &str, source: Option<&Path>) -> Self {
         let mnt = MountPoint::new();
         let mut cmd = Command::new(bin(fs));
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts);
         }
-        cmd.arg(mnt.path());
+        cmd.args(source).arg(mnt.path());
         let out = run_bounded(&mut cmd, Duration::from_secs(20));
         assert!(
             out.status.success(),

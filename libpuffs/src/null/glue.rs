@@ -152,14 +152,29 @@ impl<T: Transform> NullLayer<T> {
         offset: u64,
     ) -> OpResult<Rc<Vec<DirEnt>>> {
         let entries = &open.entries;
-        if offset == 0 {
+        if offset == 0 || entries.borrow().is_none() {
             let fd = Arc::clone(&open.fd);
-            let list = self.run(cx, move || ops::list(&fd)).await?;
-            *entries.borrow_mut() = Rc::new(list);
+            let list = Rc::new(self.run(cx, move || ops::list(&fd)).await?);
+            *entries.borrow_mut() = Some(Rc::clone(&list));
+            return Ok(list);
         }
-        let list = Rc::clone(&entries.borrow());
+        let list = entries.borrow().clone().unwrap_or_default();
         Ok(list)
     }
+
+    /// Whether `dir` is the mount's root (whose ".." is itself as far as the mount goes).
+    fn is_root(&self, cx: &Cx<Self>, dir: &Node<Self>) -> bool {
+        *dir.key() == cx.with_nodes(|t| *t.root().key())
+    }
+}
+
+/// The stat of what ".." of the directory `dirfd` names: its backing parent, or None
+/// at the mount's root.
+fn dotdot(dirfd: &OwnedFd, at_root: bool) -> io::Result<Option<nix::sys::stat::FileStat>> {
+    if at_root {
+        return Ok(None);
+    }
+    ops::stat(&ops::parent(dirfd)?).map(Some)
 }
 
 impl<T: Transform> Ops for NullLayer<T> {
@@ -585,8 +600,18 @@ impl<T: Transform> Ops for NullLayer<T> {
     ) -> OpResult<()> {
         let list = self.listing(cx, open, offset).await?;
         let dev = dir.key().dev;
+        let ino_of =
+            |key: &super::BackingKey| cx.node_by_key(key).map_or(key.ino.max(1), |n| n.ino());
+        // ".." is the parent's inode number, as stat of "d/.." says.
+        let parent = if offset < 2 {
+            let (fd, at_root) = (Arc::clone(&open.fd), self.is_root(cx, dir));
+            let up = self.run(cx, move || dotdot(&fd, at_root)).await?;
+            up.map_or(dir.ino(), |st| ino_of(&ops::key_of(&st)))
+        } else {
+            dir.ino()
+        };
         // Cookies: 1 after ".", 2 after "..", then 3 + the index of the next entry.
-        let dots = [(".", dir.ino()), ("..", dir.ino())];
+        let dots = [(".", dir.ino()), ("..", parent)];
         for (i, (name, ino)) in dots.iter().enumerate().skip(offset as usize) {
             if !out.add(*ino, i as u64 + 1, FileType::Directory, OsStr::new(name)) {
                 return Ok(());
@@ -597,8 +622,7 @@ impl<T: Transform> Ops for NullLayer<T> {
             .enumerate()
             .skip((offset as usize).saturating_sub(2))
         {
-            let key = super::BackingKey { dev, ino: e.ino };
-            let ino = cx.node_by_key(&key).map_or(e.ino.max(1), |n| n.ino());
+            let ino = ino_of(&super::BackingKey { dev, ino: e.ino });
             let name = self.transform.name_from_backing(&e.name);
             if !out.add(ino, i as u64 + 3, e.kind, &name) {
                 break;
@@ -625,9 +649,15 @@ impl<T: Transform> Ops for NullLayer<T> {
             .map(|i| list[i - 2].name.clone())
             .collect();
         let handles = self.config.handles;
-        let (dot, found_all) = self
+        let at_root = self.is_root(cx, dir);
+        let (dot, dotdot, found_all) = self
             .run(cx, move || {
                 let dot = ops::stat(&dirfd)?;
+                let up = if start < 2 {
+                    dotdot(&dirfd, at_root)?
+                } else {
+                    None
+                };
                 let all: Vec<_> = names
                     .iter()
                     .map(|n| {
@@ -635,13 +665,19 @@ impl<T: Transform> Ops for NullLayer<T> {
                         found(ops::lookup(&dirfd, &n)?, handles)
                     })
                     .collect();
-                Ok((dot, all))
+                Ok((dot, up, all))
             })
             .await?;
         for i in start..start.max(2).min(end) {
             let name = OsStr::new(if i == 0 { "." } else { ".." });
+            // ".." is the parent (the framework answers with its inode number when it
+            // knows the node), or the root itself.
+            let (key, st) = match (i, &dotdot) {
+                (1, Some(up)) => (ops::key_of(up), up),
+                _ => (*dir.key(), &dot),
+            };
             let data = NullNode::new(FileType::Directory, None, None);
-            let e = crate::attr::Entry::new(*dir.key(), data, ops::attr_of(&dot));
+            let e = crate::attr::Entry::new(key, data, ops::attr_of(st));
             if !out.add(name, i as u64 + 1, e) {
                 return Ok(());
             }

@@ -34,10 +34,11 @@ impl NullFile {
 }
 
 /// An open directory of a null layer: its O_PATH fd and the listing readdir serves
-/// (taken afresh at offset 0).
+/// (taken afresh at offset 0, or at the first readdir when that starts elsewhere, as
+/// after seekdir on a new stream).
 pub struct NullDir {
     pub(crate) fd: Arc<OwnedFd>,
-    pub(crate) entries: RefCell<Rc<Vec<DirEnt>>>,
+    pub(crate) entries: RefCell<Option<Rc<Vec<DirEnt>>>>,
 }
 
 impl NullDir {
