@@ -1,4 +1,4 @@
-//! memfs against a native tmpfs where the kernel's semantics are subtle and the FUSE
+//! memfs (and nullfs, rot13fs: see `suite!` below) against a native tmpfs where the kernel's semantics are subtle and the FUSE
 //! protocol has to carry them exactly: open(O_TRUNC) (atomic, in every access mode),
 //! set-uid/set-gid and file capabilities taken away by writes, truncates and chowns
 //! (the fs does it: FUSE_HANDLE_KILLPRIV_V2), and a log that stays quiet about what
@@ -14,28 +14,54 @@ use std::time::Duration;
 
 use puffs_tests::*;
 
-/// memfs and a native tmpfs side by side: `check` runs a scenario on both and insists
-/// they agree, returning tmpfs's (the reference) outcome.
+/// A target (with allow_other) and a native tmpfs side by side: `check` runs a scenario
+/// on both and insists they agree, returning tmpfs's (the reference) outcome.
 struct Both {
-    memfs: Mounted,
+    fs: TargetMount,
     tmpfs: Tmpfs,
+    name: &'static str,
 }
 
 impl Both {
-    fn new() -> Self {
+    fn new(t: &Target) -> Self {
         Both {
-            memfs: Mounted::new("memfs", "size=64M,allow_other"),
+            fs: t.mount_with("allow_other"),
             tmpfs: Tmpfs::new("size=64M"),
+            name: t.name,
         }
     }
 
     fn check<T: PartialEq + std::fmt::Debug>(&self, what: &str, f: impl Fn(&Path) -> T) -> T {
         let want = f(self.tmpfs.path());
-        let got = f(self.memfs.path());
-        assert_eq!(got, want, "{what}: memfs (left) differs from tmpfs (right)");
+        let got = f(self.fs.path());
+        let name = self.name;
+        assert_eq!(
+            got, want,
+            "{what}: {name} (left) differs from tmpfs (right)"
+        );
         want
     }
 }
+
+puffs_tests::suite! {
+    // What a write does (through the aio backend when passthrough is off, or by the
+    // kernel to the backing file when on): memfs, nullfs with and without passthrough
+    // on each backend, rot13fs.
+    data on [memfs, nullfs, nullfs_uring, nullfs_posix, nullfs_linux, nullfs_threads, rot13fs] {
+        modifying_a_file_clears_set_ids_compare_with_tmpfs,
+        modifying_a_file_drops_its_capabilities_compare_with_tmpfs,
+        group_member_write_keeps_set_gid_without_group_exec,
+    }
+    // Opens, truncates and chowns: no data through the backend, once per file system.
+    meta on [memfs, nullfs, rot13fs] {
+        o_trunc_with_every_access_mode_compare_with_tmpfs,
+        truncate_of_an_empty_file_open_for_writing_compare_with_tmpfs,
+        chown_clears_set_ids_compare_with_tmpfs,
+    }
+}
+// memfs only, as plain tests below: unimplemented_requests_and_shutdown_are_quiet,
+// debug_log_shows_each_request_once and writes_do_not_each_ask_for_capabilities read
+// the log of a memfs run in the foreground (its own messages and fuser's -d lines).
 
 fn ts(sec: i64) -> libc::timespec {
     libc::timespec {
@@ -90,10 +116,8 @@ fn open_close(p: &Path, flags: i32) -> i32 {
 /// it was already empty and whatever the access mode (O_RDONLY|O_TRUNC truncates too
 /// on Linux). memfs used to guess O_TRUNC from "an OPEN, then a size-0 SETATTR from the
 /// same pid", which missed O_RDONLY.
-#[test]
-fn o_trunc_with_every_access_mode_compare_with_tmpfs() {
-    require_fuse!();
-    let both = Both::new();
+fn o_trunc_with_every_access_mode_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t);
     let modes = [
         ("O_RDONLY", libc::O_RDONLY),
         ("O_WRONLY", libc::O_WRONLY),
@@ -121,10 +145,8 @@ fn o_trunc_with_every_access_mode_compare_with_tmpfs() {
 /// truncate(2) to the size it has of an empty file that some process holds open for
 /// writing changes nothing (tmpfs has no pages to drop); ftruncate does move the
 /// times. memfs used to take the truncate(2) for the open's O_TRUNC.
-#[test]
-fn truncate_of_an_empty_file_open_for_writing_compare_with_tmpfs() {
-    require_fuse!();
-    let both = Both::new();
+fn truncate_of_an_empty_file_open_for_writing_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t);
     let got = both.check("truncate(2) and ftruncate of an empty open file", |root| {
         let p = root.join("empty");
         fs::write(&p, b"").unwrap();
@@ -251,10 +273,8 @@ const SCENARIOS: &[(&str, u32, u32, u32, Act)] = &[
 /// With FUSE_HANDLE_KILLPRIV_V2 the kernel leaves clearing set-uid/set-gid to the fs
 /// (and fuser drops the FATTR_KILL_SUIDGID and FUSE_OPEN_KILL_SUIDGID hints), so memfs
 /// must apply the kernel's rules itself on every path that modifies a file.
-#[test]
-fn modifying_a_file_clears_set_ids_compare_with_tmpfs() {
-    require_fuse!();
-    let both = Both::new();
+fn modifying_a_file_clears_set_ids_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t);
     let got = both.check("set-uid/set-gid after each act", |root| {
         let d = root.join("pub");
         fs::create_dir(&d).unwrap();
@@ -284,10 +304,8 @@ fn modifying_a_file_clears_set_ids_compare_with_tmpfs() {
 
 /// chown of a non-directory clears set-uid (and set-gid with group-execute) whoever
 /// does it, root included; a directory keeps both.
-#[test]
-fn chown_clears_set_ids_compare_with_tmpfs() {
-    require_fuse!();
-    let both = Both::new();
+fn chown_clears_set_ids_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t);
     let got = both.check("mode after chown", |root| {
         let mode = |p: &Path| format!("{:o}", fs::metadata(p).unwrap().mode() & 0o7777);
         let f = root.join("f");
@@ -334,10 +352,8 @@ fn has_caps(p: &Path) -> bool {
 
 /// A write, a truncate or a chown takes file capabilities away, even when root does it
 /// (security_inode_killpriv); a read does not.
-#[test]
-fn modifying_a_file_drops_its_capabilities_compare_with_tmpfs() {
-    require_fuse!();
-    let both = Both::new();
+fn modifying_a_file_drops_its_capabilities_compare_with_tmpfs(t: &Target) {
+    let both = Both::new(t);
     let got = both.check("security.capability after each act", |root| {
         let mut rows = Vec::new();
         type Act = (&'static str, fn(&Path));
@@ -524,10 +540,8 @@ fn debug_log_shows_each_request_once() {
 /// A set-gid file written by a member of its group who lacks group-execute keeps the
 /// bit (only an outsider's write clears it then): the rule is the kernel's, not "clear
 /// everything".
-#[test]
-fn group_member_write_keeps_set_gid_without_group_exec() {
-    require_fuse!();
-    let both = Both::new();
+fn group_member_write_keeps_set_gid_without_group_exec(t: &Target) {
+    let both = Both::new(t);
     let got = both.check("mode after a member's write", |root| {
         let p = root.join("f");
         fs::write(&p, b"x").unwrap();

@@ -329,9 +329,11 @@ impl<T: Transform> Ops for NullLayer<T> {
                     ops::kill_suidgid(&fd, |g| cred.is_root() || cred.in_group(g))?;
                 }
                 if let Some(size) = set.size {
+                    // ftruncate moves mtime and ctime always, truncate(2) only when the
+                    // size changes (tmpfs): each is passed on as the caller made it.
                     match &file {
                         Some(f) => ops::truncate(f, size)?,
-                        None => ops::truncate(&ops::open(&fd, libc::O_WRONLY)?, size)?,
+                        None => ops::truncate_path(&fd, size)?,
                     }
                     if !cred.is_root() {
                         ops::kill_suidgid(&fd, |g| cred.in_group(g))?;
@@ -749,15 +751,26 @@ impl<T: Transform> Ops for NullLayer<T> {
     async fn fallocate(
         &self,
         cx: &Cx<Self>,
-        _node: &Node<Self>,
+        node: &Node<Self>,
         file: &NullFile,
         offset: u64,
         length: u64,
         mode: FallocateFlags,
     ) -> OpResult<()> {
         let (fd, mode) = (Arc::clone(&file.fd), mode.bits());
-        self.run(cx, move || ops::fallocate(&fd, mode, offset, length))
-            .await
+        // Like a write, it takes set-ids away from a caller without CAP_FSETID.
+        let (cred, kill) = (*cx.cred(), node.setid.get() && !cx.cred().is_root());
+        let st = self
+            .run(cx, move || {
+                ops::fallocate(&fd, mode, offset, length)?;
+                kill.then(|| ops::kill_suidgid(&fd, |g| cred.in_group(g)))
+                    .transpose()
+            })
+            .await?;
+        if let Some(st) = st {
+            note(node, &ops::attr_of(&st));
+        }
+        Ok(())
     }
 
     async fn lseek(

@@ -297,6 +297,13 @@ pub fn truncate(file: &OwnedFd, size: u64) -> io::Result<()> {
     nix::unistd::ftruncate(file.as_fd(), size as i64).map_err(io_err)
 }
 
+/// Truncates (or extends) to `size` the file `fd` (O_PATH) is open on, as truncate(2)
+/// by path does it (which, unlike ftruncate, leaves the times alone when the size
+/// stays the same).
+pub fn truncate_path(fd: &OwnedFd, size: u64) -> io::Result<()> {
+    nix::unistd::truncate(proc_path(fd).as_c_str(), size as i64).map_err(io_err)
+}
+
 fn timespec(t: Option<SetTime>) -> TimeSpec {
     match t {
         None => TimeSpec::UTIME_OMIT,
