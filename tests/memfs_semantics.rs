@@ -1,5 +1,6 @@
-//! memfs (and nullfs, rot13fs: see `suite!` below) against a native tmpfs where the kernel's semantics are subtle and the FUSE
-//! protocol has to carry them exactly: open(O_TRUNC) (atomic, in every access mode),
+//! memfs (and nullfs, rot13fs: see `suite!` below) against a native tmpfs where the
+//! kernel's semantics are subtle and the FUSE protocol has to carry them exactly:
+//! open(O_TRUNC) (atomic, in every access mode),
 //! set-uid/set-gid and file capabilities taken away by writes, truncates and chowns
 //! (the fs does it: FUSE_HANDLE_KILLPRIV_V2), and a log that stays quiet about what
 //! the fs does not implement.
@@ -13,35 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use puffs_tests::*;
-
-/// A target (with allow_other) and a native tmpfs side by side: `check` runs a scenario
-/// on both and insists they agree, returning tmpfs's (the reference) outcome.
-struct Both {
-    fs: TargetMount,
-    tmpfs: Tmpfs,
-    name: &'static str,
-}
-
-impl Both {
-    fn new(t: &Target) -> Self {
-        Both {
-            fs: t.mount_with("allow_other"),
-            tmpfs: Tmpfs::new("size=64M"),
-            name: t.name,
-        }
-    }
-
-    fn check<T: PartialEq + std::fmt::Debug>(&self, what: &str, f: impl Fn(&Path) -> T) -> T {
-        let want = f(self.tmpfs.path());
-        let got = f(self.fs.path());
-        let name = self.name;
-        assert_eq!(
-            got, want,
-            "{what}: {name} (left) differs from tmpfs (right)"
-        );
-        want
-    }
-}
 
 puffs_tests::suite! {
     // What a write does (through the aio backend when passthrough is off, or by the
@@ -117,7 +89,7 @@ fn open_close(p: &Path, flags: i32) -> i32 {
 /// on Linux). memfs used to guess O_TRUNC from "an OPEN, then a size-0 SETATTR from the
 /// same pid", which missed O_RDONLY.
 fn o_trunc_with_every_access_mode_compare_with_tmpfs(t: &Target) {
-    let both = Both::new(t);
+    let both = Both::new(t, "allow_other", "size=64M");
     let modes = [
         ("O_RDONLY", libc::O_RDONLY),
         ("O_WRONLY", libc::O_WRONLY),
@@ -146,7 +118,7 @@ fn o_trunc_with_every_access_mode_compare_with_tmpfs(t: &Target) {
 /// writing changes nothing (tmpfs has no pages to drop); ftruncate does move the
 /// times. memfs used to take the truncate(2) for the open's O_TRUNC.
 fn truncate_of_an_empty_file_open_for_writing_compare_with_tmpfs(t: &Target) {
-    let both = Both::new(t);
+    let both = Both::new(t, "allow_other", "size=64M");
     let got = both.check("truncate(2) and ftruncate of an empty open file", |root| {
         let p = root.join("empty");
         fs::write(&p, b"").unwrap();
@@ -274,7 +246,7 @@ const SCENARIOS: &[(&str, u32, u32, u32, Act)] = &[
 /// (and fuser drops the FATTR_KILL_SUIDGID and FUSE_OPEN_KILL_SUIDGID hints), so memfs
 /// must apply the kernel's rules itself on every path that modifies a file.
 fn modifying_a_file_clears_set_ids_compare_with_tmpfs(t: &Target) {
-    let both = Both::new(t);
+    let both = Both::new(t, "allow_other", "size=64M");
     let got = both.check("set-uid/set-gid after each act", |root| {
         let d = root.join("pub");
         fs::create_dir(&d).unwrap();
@@ -305,7 +277,7 @@ fn modifying_a_file_clears_set_ids_compare_with_tmpfs(t: &Target) {
 /// chown of a non-directory clears set-uid (and set-gid with group-execute) whoever
 /// does it, root included; a directory keeps both.
 fn chown_clears_set_ids_compare_with_tmpfs(t: &Target) {
-    let both = Both::new(t);
+    let both = Both::new(t, "allow_other", "size=64M");
     let got = both.check("mode after chown", |root| {
         let mode = |p: &Path| format!("{:o}", fs::metadata(p).unwrap().mode() & 0o7777);
         let f = root.join("f");
@@ -353,7 +325,7 @@ fn has_caps(p: &Path) -> bool {
 /// A write, a truncate or a chown takes file capabilities away, even when root does it
 /// (security_inode_killpriv); a read does not.
 fn modifying_a_file_drops_its_capabilities_compare_with_tmpfs(t: &Target) {
-    let both = Both::new(t);
+    let both = Both::new(t, "allow_other", "size=64M");
     let got = both.check("security.capability after each act", |root| {
         let mut rows = Vec::new();
         type Act = (&'static str, fn(&Path));
@@ -541,7 +513,7 @@ fn debug_log_shows_each_request_once() {
 /// bit (only an outsider's write clears it then): the rule is the kernel's, not "clear
 /// everything".
 fn group_member_write_keeps_set_gid_without_group_exec(t: &Target) {
-    let both = Both::new(t);
+    let both = Both::new(t, "allow_other", "size=64M");
     let got = both.check("mode after a member's write", |root| {
         let p = root.join("f");
         fs::write(&p, b"x").unwrap();

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod target;
-pub use target::{targets, Fs, Target, TargetMount};
+pub use target::{targets, Both, Fs, Target, TargetMount};
 
 /// Why FUSE cannot be used here, or None when it can.
 pub fn fuse_unavailable() -> Option<String> {

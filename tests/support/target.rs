@@ -132,6 +132,36 @@ impl TargetMount {
     }
 }
 
+/// A target and a native tmpfs side by side: `check` runs a scenario on both and
+/// insists they agree, returning tmpfs's (the reference) outcome.
+pub struct Both {
+    pub fs: TargetMount,
+    pub tmpfs: Tmpfs,
+    name: &'static str,
+}
+
+impl Both {
+    /// `t` mounted with its options and `extra`, beside a tmpfs with `tmpfs_opts`.
+    pub fn new(t: &Target, extra: &str, tmpfs_opts: &str) -> Self {
+        Both {
+            fs: t.mount_with(extra),
+            tmpfs: Tmpfs::new(tmpfs_opts),
+            name: t.name,
+        }
+    }
+
+    pub fn check<T: PartialEq + std::fmt::Debug>(&self, what: &str, f: impl Fn(&Path) -> T) -> T {
+        let want = f(self.tmpfs.path());
+        let got = f(self.fs.path());
+        let name = self.name;
+        assert_eq!(
+            got, want,
+            "{what}: {name} (left) differs from tmpfs (right)"
+        );
+        want
+    }
+}
+
 /// One `#[test]` per (case, target): groups of cases, each run on its list of targets
 /// (functions of [`targets`]). A case is a function `fn(&Target)` in the module that
 /// invokes the macro; the test is `group::target::case`, and skips (or fails under CI)
