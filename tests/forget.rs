@@ -5,8 +5,7 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use puffs::{
@@ -102,40 +101,26 @@ impl Ops for Probe {
     }
 }
 
+/// The probe mounted in this process, and its count of reclaimed nodes.
 struct ProbeMount {
-    mnt: MountPoint,
+    m: InProcessMount,
     reclaimed: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl ProbeMount {
     fn new() -> Self {
-        let mnt = MountPoint::new();
         let reclaimed = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = mpsc::channel();
-        let (dir, r) = (mnt.path().to_path_buf(), Arc::clone(&reclaimed));
-        let thread = std::thread::spawn(move || {
-            let pu = PuffsUserMount::new(Probe { reclaimed: r }, "forgetfs", "probe")
-                .handle_signals(false);
-            let pu = match pu.mount(&dir) {
-                Ok(pu) => pu,
-                Err(e) => return drop(tx.send(Err(e.to_string()))),
-            };
-            let _ = tx.send(Ok(()));
-            let _ = pu.mainloop();
+        let r = Arc::clone(&reclaimed);
+        let m = InProcessMount::start(move |dir| {
+            PuffsUserMount::new(Probe { reclaimed: r }, "forgetfs", "probe")
+                .handle_signals(false)
+                .mount(dir)
         });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("mount thread answers")
-            .expect("probe mounts");
-        ProbeMount {
-            mnt,
-            reclaimed,
-            thread: Some(thread),
-        }
+        ProbeMount { m, reclaimed }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.mnt.join(name)
+        self.m.join(name)
     }
 
     /// (frames, inodes) of forgets so far, as the loop counted them.
@@ -143,15 +128,6 @@ impl ProbeMount {
         let s = std::fs::read_to_string(self.path("stats")).expect("read stats");
         let mut it = s.split(' ').map(|n| n.parse::<u64>().expect("number"));
         (it.next().unwrap(), it.next().unwrap())
-    }
-}
-
-impl Drop for ProbeMount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(self.mnt.path(), nix::mount::MntFlags::MNT_DETACH);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -6,8 +6,7 @@ use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use puffs::{
@@ -132,43 +131,29 @@ impl Ops for Probe {
     }
 }
 
-/// A probe mounted on a temp dir, its mainloop on a thread; unmounted on drop.
+/// A probe mounted in this process, and what it counted.
 struct ProbeMount {
-    mnt: MountPoint,
+    m: InProcessMount,
     stats: Arc<Stats>,
-    thread: Option<JoinHandle<Result<(), String>>>,
 }
 
 type Configure = Box<dyn FnOnce(PuffsUserMount<Probe>) -> PuffsUserMount<Probe> + Send>;
 
 impl ProbeMount {
     fn new(slow: Duration, configure: Configure) -> Self {
-        let mnt = MountPoint::new();
         let stats = Arc::new(Stats::default());
-        let (tx, rx) = mpsc::channel();
-        let (dir, st) = (mnt.path().to_path_buf(), Arc::clone(&stats));
-        let thread = std::thread::spawn(move || serve(dir, st, slow, configure, tx));
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("mount thread answers")
-            .expect("probe mounts");
-        ProbeMount {
-            mnt,
-            stats,
-            thread: Some(thread),
-        }
+        let st = Arc::clone(&stats);
+        let m = InProcessMount::start(move |dir| configure(probe(st, slow)).mount(dir));
+        ProbeMount { m, stats }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.mnt.join(name)
+        self.m.join(name)
     }
 
     /// Waits for the mainloop to return; its result.
     fn join(&mut self) -> Result<(), String> {
-        self.thread
-            .take()
-            .expect("joined once")
-            .join()
-            .expect("mainloop thread panicked")
+        self.m.wait()
     }
 
     fn ops_seen(&self) -> Vec<Op> {
@@ -176,44 +161,22 @@ impl ProbeMount {
     }
 }
 
-impl Drop for ProbeMount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(self.mnt.path(), nix::mount::MntFlags::MNT_DETACH);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(
-    dir: PathBuf,
-    stats: Arc<Stats>,
-    slow: Duration,
-    configure: Configure,
-    mounted: mpsc::Sender<Result<(), String>>,
-) -> Result<(), String> {
+/// The probe's mount, before `configure`: names and attributes uncached, every op
+/// and error notification counted in `stats`.
+fn probe(stats: Arc<Stats>, slow: Duration) -> PuffsUserMount<Probe> {
     let fs = Probe {
         stats: Arc::clone(&stats),
         slow,
     };
-    let (log, notified) = (Arc::clone(&stats), Arc::clone(&stats));
-    let pu = PuffsUserMount::new(fs, "probefs", "probe")
+    let (log, notified) = (Arc::clone(&stats), stats);
+    PuffsUserMount::new(fs, "probefs", "probe")
         .handle_signals(false)
         .attr_timeout(Duration::ZERO)
         .entry_timeout(Duration::ZERO)
         .pre_op(move |op, _| log.ops.lock().unwrap().push(op))
         .errnotify(move |_, _, _| {
             notified.errnotified.fetch_add(1, Ordering::SeqCst);
-        });
-    let pu = match configure(pu).mount(&dir) {
-        Ok(pu) => pu,
-        Err(e) => {
-            let _ = mounted.send(Err(e.to_string()));
-            return Err(e.to_string());
-        }
-    };
-    let _ = mounted.send(Ok(()));
-    pu.mainloop().map_err(|e| e.to_string())
+        })
 }
 
 fn plain() -> Configure {
@@ -323,7 +286,7 @@ fn exit_from_an_op_unmounts_and_returns() {
     let _ = read_all(&p.path("exit"));
     assert_eq!(p.join(), Ok(()));
     assert!(wait_until(Duration::from_secs(5), || !is_mounted(
-        p.mnt.path()
+        p.m.mnt.path()
     )));
 }
 
@@ -331,8 +294,8 @@ fn exit_from_an_op_unmounts_and_returns() {
 fn umount_from_outside_ends_the_mainloop() {
     require_fuse!();
     let mut p = ProbeMount::new(Duration::ZERO, plain());
-    assert!(is_mounted(p.mnt.path()));
-    p.mnt.unmount().expect("umount");
+    assert!(is_mounted(p.m.mnt.path()));
+    p.m.mnt.unmount().expect("umount");
     assert_eq!(p.join(), Ok(()));
 }
 

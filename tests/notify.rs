@@ -8,7 +8,6 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use puffs::{
@@ -129,39 +128,42 @@ impl Ops for Probe {
     }
 }
 
-/// The probe mounted on a temp dir, its loop on a thread; unmounted on drop.
+/// The probe mounted in this process, its files and its notifier.
 struct ProbeMount {
-    mnt: MountPoint,
+    m: InProcessMount,
     files: Shared,
     notifier: Notifier,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl ProbeMount {
     fn new(files: &[(&str, u64, &[u8])]) -> Self {
-        let mnt = MountPoint::new();
         let shared = Shared::default();
         for (name, ino, c) in files {
             let mut f = shared.lock().unwrap();
             f.by_name.insert(name.to_string(), (*ino, c.to_vec()));
         }
         let (tx, rx) = mpsc::channel();
-        let (dir, fs_files) = (mnt.path().to_path_buf(), Arc::clone(&shared));
-        let thread = std::thread::spawn(move || serve(dir, fs_files, tx));
-        let notifier = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("mount thread answers")
-            .expect("probe mounts");
+        let (fs_files, log) = (Arc::clone(&shared), Arc::clone(&shared));
+        let m = InProcessMount::start(move |dir| {
+            let mounted = PuffsUserMount::new(Probe { files: fs_files }, "notifyfs", "probe")
+                .handle_signals(false)
+                .attr_timeout(CACHED)
+                .entry_timeout(CACHED)
+                .pre_op(move |op, _| log.lock().unwrap().ops.push(op))
+                .mount(dir)?;
+            let _ = tx.send(mounted.notifier());
+            Ok(mounted)
+        });
+        let notifier = rx.recv().expect("the mount's notifier");
         ProbeMount {
-            mnt,
+            m,
             files: shared,
             notifier,
-            thread: Some(thread),
         }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.mnt.join(name)
+        self.m.join(name)
     }
 
     /// Changes a file on the fs side only (the kernel is not told).
@@ -187,32 +189,6 @@ impl ProbeMount {
             "notifications still queued: {:?}",
             n.stats()
         );
-    }
-}
-
-impl Drop for ProbeMount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(self.mnt.path(), nix::mount::MntFlags::MNT_DETACH);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(dir: PathBuf, files: Shared, mounted: mpsc::Sender<Result<Notifier, String>>) {
-    let log = Arc::clone(&files);
-    let pu = PuffsUserMount::new(Probe { files }, "notifyfs", "probe")
-        .handle_signals(false)
-        .attr_timeout(CACHED)
-        .entry_timeout(CACHED)
-        .pre_op(move |op, _| log.lock().unwrap().ops.push(op));
-    let pu = match pu.mount(&dir) {
-        Ok(pu) => pu,
-        Err(e) => return drop(mounted.send(Err(e.to_string()))),
-    };
-    let _ = mounted.send(Ok(pu.notifier()));
-    if let Err(e) = pu.mainloop() {
-        eprintln!("probe mainloop: {e}");
     }
 }
 
@@ -316,7 +292,7 @@ fn fuse_connection(dir: &Path) -> u64 {
 fn notifying_from_inside_an_op_does_not_hang() {
     require_fuse!();
     let m = ProbeMount::new(&[("selfinval", 40, b"z")]);
-    let conn = fuse_connection(m.mnt.path());
+    let conn = fuse_connection(m.m.mnt.path());
     let (tx, rx) = mpsc::channel();
     let p = m.path("selfinval");
     std::thread::spawn(move || {

@@ -8,8 +8,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use puffs::{
@@ -128,10 +127,12 @@ impl Ops for Backed {
     }
 }
 
+/// `Backed` mounted in this process over a file in a temp dir, and its count of live
+/// open objects.
 struct BackedMount {
-    mnt: MountPoint,
+    // Fields drop in order: the mount before the directory of its backing file.
+    m: InProcessMount,
     live: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -140,46 +141,22 @@ impl BackedMount {
         let dir = tempfile::tempdir().expect("temp dir");
         let backing = dir.path().join("backing");
         std::fs::write(&backing, b"").expect("backing file");
-        let mnt = MountPoint::new();
         let live = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = mpsc::channel();
-        let (at, l) = (mnt.path().to_path_buf(), Arc::clone(&live));
-        let thread = std::thread::spawn(move || {
-            let pu = PuffsUserMount::new(Backed { backing, live: l }, "backedfs", "probe")
-                .handle_signals(false);
-            let pu = match pu.mount(&at) {
-                Ok(pu) => pu,
-                Err(e) => return drop(tx.send(Err(e.to_string()))),
-            };
-            let _ = tx.send(Ok(()));
-            let _ = pu.mainloop();
+        let l = Arc::clone(&live);
+        let m = InProcessMount::start(move |at| {
+            PuffsUserMount::new(Backed { backing, live: l }, "backedfs", "probe")
+                .handle_signals(false)
+                .mount(at)
         });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("mount thread answers")
-            .expect("probe mounts");
-        BackedMount {
-            mnt,
-            live,
-            thread: Some(thread),
-            _dir: dir,
-        }
+        BackedMount { m, live, _dir: dir }
     }
 
     fn data(&self) -> PathBuf {
-        self.mnt.join("data")
+        self.m.join("data")
     }
 
     fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for BackedMount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(self.mnt.path(), nix::mount::MntFlags::MNT_DETACH);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

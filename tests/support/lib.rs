@@ -358,7 +358,8 @@ pub struct InProcessMount {
     /// Where it is mounted.
     pub mnt: MountPoint,
     stop: puffs::ExitHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The loop's thread, which returns the mainloop's result.
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
 
 impl InProcessMount {
@@ -372,10 +373,11 @@ impl InProcessMount {
         let thread = std::thread::spawn(move || match mount(&dir) {
             Ok(mounted) => {
                 let _ = tx.send(Ok(mounted.exit_handle()));
-                let _ = mounted.mainloop();
+                mounted.mainloop().map_err(|e| e.to_string())
             }
             Err(e) => {
                 let _ = tx.send(Err(e.to_string()));
+                Err(e.to_string())
             }
         });
         let stop = rx
@@ -392,6 +394,15 @@ impl InProcessMount {
     /// A path inside the mount.
     pub fn join(&self, name: &str) -> PathBuf {
         self.mnt.join(name)
+    }
+
+    /// Waits for the mainloop to return (after an exit or an unmount): its result.
+    pub fn wait(&mut self) -> Result<(), String> {
+        self.thread
+            .take()
+            .expect("waited for once")
+            .join()
+            .unwrap_or_else(|_| Err("the mainloop thread panicked".into()))
     }
 
     /// Reads file `name` of the mount as text (a probe's scenario report).
