@@ -1206,3 +1206,152 @@ fn sticky_directories_and_supplementary_groups() {
     assert_eq!(run_as(1000, 1000, &[], unlink), 0, "sticky: the owner may");
     assert!(!m.back("tmp/theirs").exists());
 }
+
+// ---------------------------------------------------------------------------------
+// Metadata costs: FUSE requests per op, counted from the kernel's own tracepoints, and
+// thread hops per lookup (docs/performance.md, nullfs "metadata").
+
+/// Counts the FUSE requests the kernel sends one mount, by opcode, from the
+/// fuse:fuse_request_send tracepoint in a private trace instance filtered on the
+/// mount's connection (other mounts on the machine do not count). None (with the
+/// reason printed) where tracefs or the fuse tracepoints are missing.
+struct FuseRequests {
+    instance: PathBuf,
+}
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+impl FuseRequests {
+    fn start(mount: &Path) -> Option<FuseRequests> {
+        let events = Path::new(TRACEFS).join("events/fuse/fuse_request_send");
+        if !events.exists() {
+            eprintln!("skipping: no fuse tracepoints under {TRACEFS}");
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("puffs-test-{}-{n}", std::process::id());
+        let instance = Path::new(TRACEFS).join("instances").join(name);
+        fs::create_dir(&instance).expect("a trace instance");
+        let t = FuseRequests { instance };
+        let dev = fs::metadata(mount).unwrap().dev();
+        // The tracepoint prints the kernel's dev_t (major << 20 | minor).
+        let conn = (libc::major(dev) << 20) | libc::minor(dev);
+        let ev = t.instance.join("events/fuse/fuse_request_send");
+        fs::write(ev.join("filter"), format!("connection == {conn}")).unwrap();
+        fs::write(ev.join("enable"), "1").unwrap();
+        Some(t)
+    }
+
+    /// Requests sent since the last call, by opcode name ("FLUSH", "LOOKUP", ...).
+    fn take(&self) -> std::collections::HashMap<String, usize> {
+        let text = fs::read_to_string(self.instance.join("trace")).unwrap();
+        assert!(!text.contains("LOST"), "the trace buffer overflowed");
+        fs::write(self.instance.join("trace"), "").unwrap();
+        let mut count = std::collections::HashMap::new();
+        for op in text.split(" (FUSE_").skip(1) {
+            let op = op.split(')').next().unwrap_or("").to_string();
+            *count.entry(op).or_insert(0) += 1;
+        }
+        count
+    }
+}
+
+impl Drop for FuseRequests {
+    fn drop(&mut self) {
+        let ev = self.instance.join("events/fuse/fuse_request_send/enable");
+        let _ = fs::write(ev, "0");
+        let _ = fs::remove_dir(&self.instance);
+    }
+}
+
+fn requests(count: &std::collections::HashMap<String, usize>, op: &str) -> usize {
+    count.get(op).copied().unwrap_or(0)
+}
+
+#[test]
+fn closes_send_no_flush_and_writes_ask_for_no_capability_each() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    let m = Null::new("nopassthrough");
+    let Some(trace) = FuseRequests::start(m.path()) else {
+        return;
+    };
+    let (files, writes) = (20, 4);
+    for i in 0..files {
+        let mut f = File::create(m.join(&format!("f{i}"))).unwrap();
+        for _ in 0..writes {
+            f.write_all(&[7u8; 4096]).unwrap();
+        }
+    }
+    let n = trace.take();
+    assert_eq!(requests(&n, "WRITE"), files * writes, "{n:?}");
+    assert_eq!(requests(&n, "CREATE"), files, "{n:?}");
+    // The first close learns that the fs has no flush (ENOSYS); no later one asks.
+    assert!(requests(&n, "FLUSH") <= 1, "a FLUSH per close: {n:?}");
+    // KILLPRIV_V2: the kernel asks for security.capability once per new inode at
+    // most, never once per write.
+    assert!(requests(&n, "GETXATTR") <= files, "{n:?}");
+    for i in 0..files {
+        assert_eq!(
+            fs::read(m.back(&format!("f{i}"))).unwrap().len(),
+            4096 * writes
+        );
+    }
+}
+
+/// The voluntary context switches of the daemon's aio worker threads: one (at least)
+/// per call handed to them.
+fn pool_switches(pid: i32) -> u64 {
+    let mut sum = 0;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let comm = fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("puffs-aio") {
+            continue;
+        }
+        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
+                sum += v.trim().parse::<u64>().unwrap();
+            }
+        }
+    }
+    sum
+}
+
+#[test]
+fn lookups_of_names_the_backing_has_cached_stay_on_the_loop() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    // No kernel caching: every stat is a LOOKUP.
+    let m = Null::new("entry_timeout=0,attr_timeout=0");
+    let names: Vec<String> = (0..50).map(|i| format!("n{i}")).collect();
+    for n in &names {
+        fs::write(m.back(n), b"x").unwrap();
+        fs::symlink_metadata(m.back(n)).unwrap(); // now in the backing's dcache
+    }
+    // Starts the worker pool (a create goes through it), so there are workers to watch.
+    fs::write(m.join("started"), b"").unwrap();
+    let trace = FuseRequests::start(m.path());
+    let pid = m.pid();
+    let before = pool_switches(pid);
+    for _ in 0..4 {
+        for n in &names {
+            assert_eq!(lstat(&m.join(n)).len(), 1);
+        }
+    }
+    let hops = pool_switches(pid) - before;
+    if let Some(t) = trace {
+        let n = t.take();
+        assert!(
+            requests(&n, "LOOKUP") >= 200,
+            "the stats were not lookups: {n:?}"
+        );
+    }
+    assert!(
+        hops < 20,
+        "{hops} worker wakeups for 200 lookups of cached names"
+    );
+}

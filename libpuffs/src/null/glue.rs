@@ -52,12 +52,16 @@ type Layer<T> = NullLayer<T>;
 const READDIRPLUS_BATCH: usize = 192;
 
 impl<T: Transform> NullLayer<T> {
-    /// Runs a blocking call on the worker pool.
+    /// Runs a blocking call on the worker pool (on the loop thread with
+    /// `NullConfig::inline_meta`).
     async fn run<R: Send + 'static>(
         &self,
         cx: &Cx<Self>,
         f: impl FnOnce() -> io::Result<R> + Send + 'static,
     ) -> OpResult<R> {
+        if self.config.inline_meta {
+            return f().map_err(errno);
+        }
         match cx.aio().blocking(f).await {
             Ok(r) => r.map_err(errno),
             Err(e) => Err(errno(e)),
@@ -79,6 +83,26 @@ impl<T: Transform> NullLayer<T> {
         let fd = Arc::new(self.run(cx, move || handle.open(&mount, flags)).await?);
         self.fds.borrow_mut().put(key, Arc::clone(&fd));
         Ok(fd)
+    }
+
+    /// Looks `name` up on the loop thread if the kernel's name cache answers it
+    /// (no disk read, see `ops::lookup_cached`); None: ask the worker pool.
+    fn lookup_cached(&self, dirfd: &OwnedFd, name: &CString) -> Option<OpResult<Found>> {
+        if !self.cached_lookups.get() || self.config.inline_meta {
+            return None;
+        }
+        match ops::lookup_cached(dirfd, name) {
+            Ok(fd) => Some(found(fd, self.config.handles).map_err(errno)),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EAGAIN) => None,
+                // A kernel without openat2 or RESOLVE_CACHED: stop trying.
+                Some(libc::ENOSYS | libc::EINVAL | libc::E2BIG) => {
+                    self.cached_lookups.set(false);
+                    None
+                }
+                _ => Some(Err(errno(e))),
+            },
+        }
     }
 
     /// The entry of a backing file just found: a new node (its fd cached), or the
@@ -187,7 +211,8 @@ impl<T: Transform> Ops for NullLayer<T> {
         Op::Create,
         Op::Read,
         Op::Write,
-        Op::Flush,
+        // No Flush: the backing fd closes at release, so a flush would have nothing
+        // to do, and its ENOSYS makes the kernel stop sending one per close.
         Op::Release,
         Op::Fsync,
         Op::Opendir,
@@ -239,8 +264,13 @@ impl<T: Transform> Ops for NullLayer<T> {
             }
         } else {
             let name = self.backing_name(name).map_err(errno)?;
-            self.run(cx, move || found(ops::lookup(&dirfd, &name)?, handles))
-                .await?
+            match self.lookup_cached(&dirfd, &name) {
+                Some(f) => f?,
+                None => {
+                    self.run(cx, move || found(ops::lookup(&dirfd, &name)?, handles))
+                        .await?
+                }
+            }
         };
         Ok(self.entry(cx, f))
     }
@@ -534,16 +564,6 @@ impl<T: Transform> Ops for NullLayer<T> {
             note(node, &ops::attr_of(&st));
         }
         Ok(n as u32)
-    }
-
-    async fn flush(
-        &self,
-        _cx: &Cx<Self>,
-        _node: &Node<Self>,
-        _file: &NullFile,
-        _owner: u64,
-    ) -> OpResult<()> {
-        Ok(())
     }
 
     /// Counts the open out of the node's passthrough or cached opens; the backing fd
