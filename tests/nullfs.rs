@@ -1355,3 +1355,39 @@ fn lookups_of_names_the_backing_has_cached_stay_on_the_loop() {
         "{hops} worker wakeups for 200 lookups of cached names"
     );
 }
+
+#[test]
+fn unlink_rename_and_uncached_lookups_go_through_io_uring_not_the_workers() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    if fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() == "2") {
+        return eprintln!("skipping: io_uring is disabled here");
+    }
+    let m = Null::new("aio=uring,entry_timeout=0,attr_timeout=0");
+    let files: Vec<String> = (0..50).map(|i| format!("u{i}")).collect();
+    for n in &files {
+        fs::write(m.back(n), b"x").unwrap();
+    }
+    // Starts the worker pool (a create goes through it), so there are workers to watch.
+    fs::write(m.join("started"), b"").unwrap();
+    let pid = m.pid();
+    let before = pool_switches(pid);
+    for n in &files {
+        // Names the backing has never looked up: not in its name cache.
+        assert_eq!(
+            errno(fs::symlink_metadata(m.join(&format!("missing-{n}")))),
+            libc::ENOENT
+        );
+        fs::rename(m.join(n), m.join(&format!("{n}.r"))).unwrap();
+        fs::remove_file(m.join(&format!("{n}.r"))).unwrap();
+    }
+    fs::create_dir(m.back("d")).unwrap();
+    fs::remove_dir(m.join("d")).unwrap();
+    let hops = pool_switches(pid) - before;
+    assert_eq!(names(&m.backing()), ["started"]);
+    assert!(
+        hops < 20,
+        "{hops} worker wakeups for 150 lookups, renames and unlinks"
+    );
+}

@@ -13,6 +13,7 @@ use super::node::{Handle, NullNode};
 use super::open::{self, NullDir, NullFile};
 use super::ops::{self, DirEnt};
 use super::{NullLayer, Transform};
+use crate::aio::MetaCall;
 use crate::args::{FallocateFlags, NewNode, OpenFlags, Whence, XattrFlags};
 use crate::attr::{Attr, AttrReply, FileType, Open, SetAttr, Statvfs};
 use crate::cx::Cx;
@@ -48,6 +49,12 @@ fn found(fd: OwnedFd, handles: bool) -> io::Result<Found> {
 
 type Layer<T> = NullLayer<T>;
 
+/// The fd a `MetaCall::Open` just made, owned.
+fn owned(fd: i32) -> OwnedFd {
+    // SAFETY: the kernel just gave us this fd, and nothing else holds it.
+    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+}
+
 /// Entries looked up per readdirplus reply, at most.
 const READDIRPLUS_BATCH: usize = 192;
 
@@ -66,6 +73,40 @@ impl<T: Transform> NullLayer<T> {
             Ok(r) => r.map_err(errno),
             Err(e) => Err(errno(e)),
         }
+    }
+
+    /// Makes a metadata call through io_uring where the ring carries it (else the
+    /// worker pool; on the loop thread with `NullConfig::inline_meta`).
+    async fn meta(&self, cx: &Cx<Self>, call: MetaCall) -> OpResult<i32> {
+        if self.config.inline_meta {
+            return call.run_blocking().map_err(errno);
+        }
+        cx.aio().meta(call).await.map_err(errno)
+    }
+
+    /// Looks `name` up in `dir` (not in the name cache: that was tried first): the
+    /// open through io_uring and the fstat of the new fd here when both may be
+    /// (`inline_stat`), else the whole of it on the worker pool.
+    async fn lookup_uncached(
+        &self,
+        cx: &Cx<Self>,
+        dir: Arc<OwnedFd>,
+        name: CString,
+    ) -> OpResult<Found> {
+        let handles = self.config.handles;
+        let call = MetaCall::Open {
+            dir,
+            name,
+            flags: libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+        };
+        if self.config.inline_meta || !self.config.inline_stat || !cx.aio().meta_in_ring(&call) {
+            return self
+                .run(cx, move || found(owned(call.run_blocking()?), handles))
+                .await;
+        }
+        let fd = owned(self.meta(cx, call).await?);
+        found(fd, handles).map_err(errno)
     }
 
     /// The O_PATH fd of `node`: pinned, cached, or opened again by its handle.
@@ -266,10 +307,7 @@ impl<T: Transform> Ops for NullLayer<T> {
             let name = self.backing_name(name).map_err(errno)?;
             match self.lookup_cached(&dirfd, &name) {
                 Some(f) => f?,
-                None => {
-                    self.run(cx, move || found(ops::lookup(&dirfd, &name)?, handles))
-                        .await?
-                }
+                None => self.lookup_uncached(cx, dirfd, name).await?,
             }
         };
         Ok(self.entry(cx, f))
@@ -398,14 +436,33 @@ impl<T: Transform> Ops for NullLayer<T> {
     async fn unlink(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
         let dirfd = self.fd(cx, dir).await?;
         let name = self.backing_name(name).map_err(errno)?;
-        self.run(cx, move || ops::unlink(&dirfd, &name, false))
-            .await
+        let flags = 0;
+        self.meta(
+            cx,
+            MetaCall::Unlink {
+                dir: dirfd,
+                name,
+                flags,
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn rmdir(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
         let dirfd = self.fd(cx, dir).await?;
         let name = self.backing_name(name).map_err(errno)?;
-        self.run(cx, move || ops::unlink(&dirfd, &name, true)).await
+        let flags = libc::AT_REMOVEDIR;
+        self.meta(
+            cx,
+            MetaCall::Unlink {
+                dir: dirfd,
+                name,
+                flags,
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn symlink(
@@ -438,10 +495,14 @@ impl<T: Transform> Ops for NullLayer<T> {
         let bits = bit(flags.noreplace, libc::RENAME_NOREPLACE)
             | bit(flags.exchange, libc::RENAME_EXCHANGE)
             | bit(flags.whiteout, libc::RENAME_WHITEOUT);
-        self.run(cx, move || {
-            ops::rename(&dirfd, &name, &newdirfd, &newname, bits)
-        })
-        .await
+        let call = MetaCall::Rename {
+            dir: dirfd,
+            name,
+            newdir: newdirfd,
+            newname,
+            flags: bits,
+        };
+        self.meta(cx, call).await.map(drop)
     }
 
     async fn link(

@@ -2,7 +2,8 @@
 //! single names: every path is one component relative to a directory fd, never
 //! followed if it is a symlink, so nothing here can leave the backing directory or
 //! needs a full path (trees deeper than PATH_MAX work). The `Ops` glue runs them on
-//! the aio worker pool (`Aio::blocking`), off the loop thread.
+//! the aio worker pool (`Aio::blocking`), off the loop thread; unlink and rename are
+//! `aio::MetaCall`s (io_uring where the ring has them).
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -235,35 +236,6 @@ pub fn open_flags(flags: i32) -> i32 {
 pub fn open(fd: &OwnedFd, flags: i32) -> io::Result<OwnedFd> {
     let flags = OFlag::from_bits_truncate(open_flags(flags));
     nix::fcntl::open(proc_path(fd).as_c_str(), flags, Mode::empty()).map_err(io_err)
-}
-
-/// unlink (`dir_too`: rmdir) `name` in `dir`.
-pub fn unlink(dir: &OwnedFd, name: &CString, is_dir: bool) -> io::Result<()> {
-    let how = if is_dir {
-        nix::unistd::UnlinkatFlags::RemoveDir
-    } else {
-        nix::unistd::UnlinkatFlags::NoRemoveDir
-    };
-    nix::unistd::unlinkat(dir.as_fd(), name.as_c_str(), how).map_err(io_err)
-}
-
-/// renameat2 with the FUSE flag bits (Linux's).
-pub fn rename(
-    dir: &OwnedFd,
-    name: &CString,
-    newdir: &OwnedFd,
-    newname: &CString,
-    flags: u32,
-) -> io::Result<()> {
-    let flags = nix::fcntl::RenameFlags::from_bits_truncate(flags);
-    nix::fcntl::renameat2(
-        dir.as_fd(),
-        name.as_c_str(),
-        newdir.as_fd(),
-        newname.as_c_str(),
-        flags,
-    )
-    .map_err(io_err)
 }
 
 /// A new name `newname` in `newdir` for the file `fd` (O_PATH) is open on.
