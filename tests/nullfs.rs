@@ -1391,3 +1391,26 @@ fn unlink_rename_and_uncached_lookups_go_through_io_uring_not_the_workers() {
         "{hops} worker wakeups for 150 lookups, renames and unlinks"
     );
 }
+
+#[test]
+fn opens_go_through_io_uring_not_the_workers() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    if fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() == "2") {
+        return eprintln!("skipping: io_uring is disabled here");
+    }
+    for opts in ["aio=uring,nopassthrough", "aio=uring"] {
+        let m = Null::new(opts);
+        fs::write(m.join("f"), b"data").unwrap();
+        let pid = m.pid();
+        let before = pool_switches(pid);
+        for _ in 0..50 {
+            assert_eq!(fs::read(m.join("f")).unwrap(), b"data");
+            let mut f = OpenOptions::new().append(true).open(m.join("f")).unwrap();
+            f.write_all(b"").unwrap();
+        }
+        let hops = pool_switches(pid) - before;
+        assert!(hops < 20, "{opts}: {hops} worker wakeups for 100 opens");
+    }
+}

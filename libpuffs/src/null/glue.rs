@@ -535,15 +535,25 @@ impl<T: Transform> Ops for NullLayer<T> {
         // An unprivileged O_TRUNC clears set-id bits, as a truncate does.
         let kill = flags.contains(OpenFlags::TRUNC) && !cred.is_root() && node.setid.get();
         let flags = self.io_flags(flags);
-        let file = self
-            .run(cx, move || {
-                let file = ops::open(&fd, flags)?;
+        let call = MetaCall::Open {
+            name: ops::proc_path(&fd),
+            // The path is absolute: `dir` only keeps the fd it names open.
+            dir: fd,
+            flags: ops::open_flags(flags),
+            resolve: 0,
+        };
+        let file = if !kill && !self.config.inline_meta && cx.aio().meta_in_ring(&call) {
+            owned(self.meta(cx, call).await?)
+        } else {
+            self.run(cx, move || {
+                let file = owned(call.run_blocking()?);
                 if kill {
                     ops::kill_suidgid(&file, |g| cred.in_group(g))?;
                 }
                 Ok(file)
             })
-            .await?;
+            .await?
+        };
         if kill {
             node.setid.set(false);
         }

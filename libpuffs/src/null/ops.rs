@@ -37,7 +37,7 @@ pub fn component(name: &OsStr) -> io::Result<CString> {
 
 /// The /proc path that reopens the file `fd` is open on (an O_PATH fd made into a
 /// real open file, as the kernel allows for the file itself, not a path walk).
-fn proc_path(fd: &OwnedFd) -> CString {
+pub(super) fn proc_path(fd: &OwnedFd) -> CString {
     CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
 }
 
@@ -229,6 +229,7 @@ pub fn create(dir: &OwnedFd, name: &CString, mode: u32, flags: i32) -> io::Resul
 /// open(2) flags for the backing file: the caller's, less what the kernel has dealt
 /// with (creation, symlink refusal, the controlling tty), close-on-exec.
 pub fn open_flags(flags: i32) -> i32 {
+    let flags = OFlag::from_bits_truncate(flags).bits();
     (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_NOFOLLOW)) | libc::O_CLOEXEC
 }
 
