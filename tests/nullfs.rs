@@ -1414,3 +1414,60 @@ fn opens_go_through_io_uring_not_the_workers() {
         assert!(hops < 20, "{opts}: {hops} worker wakeups for 100 opens");
     }
 }
+
+fn getxattr(p: &Path, name: &str) -> Result<Vec<u8>, i32> {
+    let (path, name) = (cpath(p), cstr(name));
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: NUL-terminated path and name, a buffer of buf.len() bytes.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+#[test]
+fn getxattr_goes_through_io_uring_and_long_values_still_arrive_whole() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    if fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() == "2") {
+        return eprintln!("skipping: io_uring is disabled here");
+    }
+    let m = Null::new("aio=uring");
+    fs::write(m.back("f"), b"").unwrap();
+    let long: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    for (name, value) in [("user.short", &b"v"[..]), ("user.long", &long[..])] {
+        let (p, n) = (cpath(&m.back("f")), cstr(name));
+        // SAFETY: NUL-terminated path and name, a value of value.len() bytes.
+        let r = unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        assert_eq!(r, 0, "setxattr {name} on the backing (tmpfs user xattrs)");
+    }
+    // Starts the worker pool (a create goes through it), so there are workers to watch.
+    fs::write(m.join("started"), b"").unwrap();
+    let pid = m.pid();
+    let before = pool_switches(pid);
+    for _ in 0..50 {
+        assert_eq!(getxattr(&m.join("f"), "user.short"), Ok(b"v".to_vec()));
+        assert_eq!(getxattr(&m.join("f"), "user.none"), Err(libc::ENODATA));
+    }
+    let hops = pool_switches(pid) - before;
+    assert!(hops < 20, "{hops} worker wakeups for 100 getxattrs");
+    assert_eq!(getxattr(&m.join("f"), "user.long"), Ok(long));
+}

@@ -1,5 +1,5 @@
 //! Metadata system calls io_uring can carry ([`MetaCall`], `Aio::meta`): lookups
-//! (openat2), unlinkat and renameat2. Through io_uring they cost no hop to a worker
+//! and opens (openat2), unlinkat, renameat2 and getxattr. Through io_uring they cost no hop to a worker
 //! thread of ours: an openat2 the kernel's name cache answers completes inside the
 //! submit call, and one that must wait goes to the kernel's own io-wq worker, which
 //! wakes much faster than a user thread (docs/performance.md, nullfs "metadata").
@@ -36,13 +36,21 @@ pub enum MetaCall {
         newname: CString,
         flags: u32,
     },
+    /// getxattr(`path`, `name`) into the buffer given with the call
+    /// (`Aio::meta_into`); `fd` keeps open the fd `path` names (/proc/self/fd/N).
+    GetXattr {
+        fd: Arc<OwnedFd>,
+        path: CString,
+        name: CString,
+    },
 }
 
 impl MetaCall {
-    /// Makes the call on this thread (the pool's way); the fd or 0.
-    pub(crate) fn run_blocking(&self) -> io::Result<i32> {
+    /// Makes the call on this thread (the pool's way); the fd, 0, or for getxattr
+    /// the value's length (its bytes in `buf`).
+    pub fn run_blocking_into(&self, buf: &mut [u8]) -> io::Result<i32> {
         // SAFETY: each call gets valid fds and NUL-terminated names it only reads,
-        // and an open_how of the size passed.
+        // an open_how of the size passed, and a buffer of buf.len() writable bytes.
         let r = unsafe {
             match self {
                 MetaCall::Open {
@@ -78,12 +86,33 @@ impl MetaCall {
                     newname.as_ptr(),
                     *flags,
                 ),
+                MetaCall::GetXattr { path, name, .. } => libc::getxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                ) as i32,
             }
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(r)
+    }
+
+    /// Makes the call on this thread (the pool's way); the fd or 0.
+    pub fn run_blocking(&self) -> io::Result<i32> {
+        self.run_blocking_into(&mut [])
+    }
+
+    /// The fd the call works relative to (kept open while it is in flight).
+    pub(crate) fn fd(&self) -> &Arc<OwnedFd> {
+        match self {
+            MetaCall::Open { dir, .. }
+            | MetaCall::Unlink { dir, .. }
+            | MetaCall::Rename { dir, .. } => dir,
+            MetaCall::GetXattr { fd, .. } => fd,
+        }
     }
 
     /// Whether a successful result is a new fd that must be closed if nobody takes it.

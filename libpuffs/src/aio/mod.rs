@@ -232,6 +232,18 @@ impl Aio {
     /// worker pool. Resolves to the new fd (`MetaCall::Open`) or 0.
     #[cfg(target_os = "linux")]
     pub fn meta(&self, call: MetaCall) -> impl Future<Output = io::Result<i32>> {
+        let op = self.meta_into(call, Vec::new());
+        async move { op.await.map(|(n, _)| n) }
+    }
+
+    /// `meta` for a call that fills a buffer (`MetaCall::GetXattr`): resolves to its
+    /// result and `buf` with what the call wrote at its start.
+    #[cfg(target_os = "linux")]
+    pub fn meta_into(
+        &self,
+        call: MetaCall,
+        mut buf: Vec<u8>,
+    ) -> impl Future<Output = io::Result<(i32, Vec<u8>)>> {
         let slot = self.slots.acquire();
         let ring = match &self.backend {
             Backend::Uring(u) if u.supports(&call) => Some(u.clone()),
@@ -241,8 +253,14 @@ impl Aio {
         async move {
             let permit = slot.await;
             match (ring, pool) {
-                (Some(u), _) => u.submit_meta(call, permit).await.map(|(n, _)| n as i32),
-                (None, Some(p)) => p.call(move || call.run_blocking(), permit).await?,
+                (Some(u), _) => {
+                    let (n, buf) = u.submit_meta(call, buf, permit).await?;
+                    Ok((n as i32, buf))
+                }
+                (None, Some(p)) => {
+                    let run = move || call.run_blocking_into(&mut buf).map(|n| (n, buf));
+                    p.call(run, permit).await?
+                }
                 (None, None) => unreachable!("one of the two is set"),
             }
         }
@@ -860,6 +878,13 @@ mod every_backend {
                 Some(libc::EXDEV),
                 "{backend:?}: RESOLVE_BENEATH"
             );
+            let getxattr = MetaCall::GetXattr {
+                fd: Arc::clone(&d),
+                path: name(&format!("{dir}/a")),
+                name: name("user.none"),
+            };
+            let got = run(&aio, &mut poller, aio.meta_into(getxattr, vec![0; 64]));
+            assert_eq!(err(got.map(|(n, _)| n)), Some(libc::ENODATA), "{backend:?}");
             let rename = MetaCall::Rename {
                 dir: Arc::clone(&d),
                 name: name("a"),

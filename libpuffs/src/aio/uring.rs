@@ -59,8 +59,9 @@ struct Ring {
     ring: IoUring,
     slots: Slab<InFlight>,
     eventfd: EventFd,
-    /// The metadata opcodes this kernel's ring has: openat2, unlinkat, renameat.
-    meta_ops: [bool; 3],
+    /// The metadata opcodes this kernel's ring has: openat2, unlinkat, renameat,
+    /// getxattr.
+    meta_ops: [bool; 4],
 }
 
 /// A handle on the ring; clones share it.
@@ -85,9 +86,10 @@ impl Uring {
                 opcode::OpenAt2::CODE,
                 opcode::UnlinkAt::CODE,
                 opcode::RenameAt::CODE,
+                opcode::GetXattr::CODE,
             ]
             .map(|op| probe.is_supported(op)),
-            Err(_) => [false; 3],
+            Err(_) => [false; 4],
         };
         Ok(Uring {
             inner: Rc::new(RefCell::new(Ring {
@@ -105,12 +107,14 @@ impl Uring {
             MetaCall::Open { .. } => 0,
             MetaCall::Unlink { .. } => 1,
             MetaCall::Rename { .. } => 2,
+            MetaCall::GetXattr { .. } => 3,
         };
         self.inner.borrow().meta_ops[i]
     }
 
-    /// Queues one metadata call; it reaches the kernel at the next `flush`.
-    pub(crate) fn submit_meta(&self, call: MetaCall, permit: Permit) -> Op {
+    /// Queues one metadata call (getxattr's value goes into `buf`); it reaches the
+    /// kernel at the next `flush`.
+    pub(crate) fn submit_meta(&self, call: MetaCall, mut buf: Vec<u8>, permit: Permit) -> Op {
         let mut meta = Box::new(Meta {
             how: types::OpenHow::new(),
             call,
@@ -144,13 +148,14 @@ impl Uring {
             )
             .flags(*flags)
             .build(),
+            MetaCall::GetXattr { path, name, .. } => {
+                let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+                opcode::GetXattr::new(name.as_ptr(), buf.as_mut_ptr().cast(), path.as_ptr(), len)
+                    .build()
+            }
         };
-        let fd = match &meta.call {
-            MetaCall::Open { dir, .. }
-            | MetaCall::Unlink { dir, .. }
-            | MetaCall::Rename { dir, .. } => Arc::clone(dir),
-        };
-        self.queue(sqe, fd, Vec::new(), Some(meta), permit)
+        let fd = Arc::clone(meta.call.fd());
+        self.queue(sqe, fd, buf, Some(meta), permit)
     }
 
     /// Queues one op; it reaches the kernel at the next `flush`.

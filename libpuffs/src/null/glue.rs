@@ -55,6 +55,9 @@ fn owned(fd: i32) -> OwnedFd {
     unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }
 
+/// The buffer an xattr value is first read into through io_uring.
+const XATTR_GUESS: usize = 256;
+
 /// Entries looked up per readdirplus reply, at most.
 const READDIRPLUS_BATCH: usize = 192;
 
@@ -785,6 +788,24 @@ impl<T: Transform> Ops for NullLayer<T> {
 
     async fn getxattr(&self, cx: &Cx<Self>, node: &Node<Self>, name: &OsStr) -> OpResult<Vec<u8>> {
         let (fd, name) = (self.xattr_fd(cx, node).await?, xattr_name(name)?);
+        let call = MetaCall::GetXattr {
+            path: ops::proc_path(&fd),
+            fd: Arc::clone(&fd),
+            name: name.clone(),
+        };
+        if !self.config.inline_meta && cx.aio().meta_in_ring(&call) {
+            // Most values fit (the kernel's question before writes, security.capability,
+            // is 20 bytes, and mostly absent): one ring entry; a longer one, ERANGE here,
+            // is read with a size probe on the pool.
+            match cx.aio().meta_into(call, vec![0; XATTR_GUESS]).await {
+                Ok((n, mut value)) => {
+                    value.truncate(n as usize);
+                    return Ok(value);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {}
+                Err(e) => return Err(errno(e)),
+            }
+        }
         self.run(cx, move || ops::xattr::get(&fd, &name)).await
     }
 
