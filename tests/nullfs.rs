@@ -1471,3 +1471,33 @@ fn getxattr_goes_through_io_uring_and_long_values_still_arrive_whole() {
     assert!(hops < 20, "{hops} worker wakeups for 100 getxattrs");
     assert_eq!(getxattr(&m.join("f"), "user.long"), Ok(long));
 }
+
+#[test]
+fn inline_meta_keeps_the_semantics_and_starts_no_worker() {
+    puffs_tests::require_fuse!();
+    let m = Null::new("inline_meta,nopassthrough");
+    let reference = Tmpfs::new("size=16M");
+    let (mut rng, mut twin) = (Rng(0x1badcafe), Rng(0x1badcafe));
+    for step in 0..300 {
+        let (what, got) = random_op(&mut rng, m.path());
+        let (_, want) = random_op(&mut twin, reference.path());
+        assert_eq!(
+            got, want,
+            "step {step}: {what}: errno through nullfs vs tmpfs"
+        );
+    }
+    assert_eq!(tree(m.path()), tree(reference.path()));
+    fs::write(m.join("x"), b"data").unwrap();
+    assert_eq!(fs::read(m.join("x")).unwrap(), b"data");
+    // Every metadata call ran on the loop: the worker pool never had to start.
+    let pid = m.pid();
+    let workers = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            let comm = fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            comm.starts_with("puffs-aio")
+        })
+        .count();
+    assert_eq!(workers, 0, "inline_meta started worker threads");
+}
