@@ -130,7 +130,8 @@ impl<T: Transform> NullLayer<T> {
     }
 
     /// Looks `name` up on the loop thread if the kernel's name cache answers it
-    /// (no disk read, see `ops::lookup_cached`); None: ask the worker pool.
+    /// (no disk read, see `ops::lookup_cached`); None: look it up off the loop
+    /// (`lookup_uncached`).
     fn lookup_cached(&self, dirfd: &OwnedFd, name: &CString) -> Option<OpResult<Found>> {
         if !self.cached_lookups.get() || self.config.inline_meta {
             return None;
