@@ -1206,3 +1206,302 @@ fn sticky_directories_and_supplementary_groups() {
     assert_eq!(run_as(1000, 1000, &[], unlink), 0, "sticky: the owner may");
     assert!(!m.back("tmp/theirs").exists());
 }
+
+// ---------------------------------------------------------------------------------
+// Metadata costs: FUSE requests per op, counted from the kernel's own tracepoints, and
+// thread hops per lookup (docs/performance.md, nullfs "metadata").
+
+/// Counts the FUSE requests the kernel sends one mount, by opcode, from the
+/// fuse:fuse_request_send tracepoint in a private trace instance filtered on the
+/// mount's connection (other mounts on the machine do not count). None (with the
+/// reason printed) where tracefs or the fuse tracepoints are missing.
+struct FuseRequests {
+    instance: PathBuf,
+}
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+impl FuseRequests {
+    fn start(mount: &Path) -> Option<FuseRequests> {
+        let events = Path::new(TRACEFS).join("events/fuse/fuse_request_send");
+        if !events.exists() {
+            eprintln!("skipping: no fuse tracepoints under {TRACEFS}");
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("puffs-test-{}-{n}", std::process::id());
+        let instance = Path::new(TRACEFS).join("instances").join(name);
+        fs::create_dir(&instance).expect("a trace instance");
+        let t = FuseRequests { instance };
+        let dev = fs::metadata(mount).unwrap().dev();
+        // The tracepoint prints the kernel's dev_t (major << 20 | minor).
+        let conn = (libc::major(dev) << 20) | libc::minor(dev);
+        let ev = t.instance.join("events/fuse/fuse_request_send");
+        fs::write(ev.join("filter"), format!("connection == {conn}")).unwrap();
+        fs::write(ev.join("enable"), "1").unwrap();
+        Some(t)
+    }
+
+    /// Requests sent since the last call, by opcode name ("FLUSH", "LOOKUP", ...).
+    fn take(&self) -> std::collections::HashMap<String, usize> {
+        let text = fs::read_to_string(self.instance.join("trace")).unwrap();
+        assert!(!text.contains("LOST"), "the trace buffer overflowed");
+        fs::write(self.instance.join("trace"), "").unwrap();
+        let mut count = std::collections::HashMap::new();
+        for op in text.split(" (FUSE_").skip(1) {
+            let op = op.split(')').next().unwrap_or("").to_string();
+            *count.entry(op).or_insert(0) += 1;
+        }
+        count
+    }
+}
+
+impl Drop for FuseRequests {
+    fn drop(&mut self) {
+        let ev = self.instance.join("events/fuse/fuse_request_send/enable");
+        let _ = fs::write(ev, "0");
+        let _ = fs::remove_dir(&self.instance);
+    }
+}
+
+fn requests(count: &std::collections::HashMap<String, usize>, op: &str) -> usize {
+    count.get(op).copied().unwrap_or(0)
+}
+
+#[test]
+fn closes_send_no_flush_and_writes_ask_for_no_capability_each() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    let m = Null::new("nopassthrough");
+    let Some(trace) = FuseRequests::start(m.path()) else {
+        return;
+    };
+    let (files, writes) = (20, 4);
+    for i in 0..files {
+        let mut f = File::create(m.join(&format!("f{i}"))).unwrap();
+        for _ in 0..writes {
+            f.write_all(&[7u8; 4096]).unwrap();
+        }
+    }
+    let n = trace.take();
+    assert_eq!(requests(&n, "WRITE"), files * writes, "{n:?}");
+    assert_eq!(requests(&n, "CREATE"), files, "{n:?}");
+    // The first close learns that the fs has no flush (ENOSYS); no later one asks.
+    assert!(requests(&n, "FLUSH") <= 1, "a FLUSH per close: {n:?}");
+    // KILLPRIV_V2: the kernel asks for security.capability once per new inode at
+    // most, never once per write.
+    assert!(requests(&n, "GETXATTR") <= files, "{n:?}");
+    for i in 0..files {
+        assert_eq!(
+            fs::read(m.back(&format!("f{i}"))).unwrap().len(),
+            4096 * writes
+        );
+    }
+}
+
+/// The voluntary context switches of the daemon's aio worker threads: one (at least)
+/// per call handed to them.
+fn pool_switches(pid: i32) -> u64 {
+    let mut sum = 0;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let comm = fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("puffs-aio") {
+            continue;
+        }
+        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
+                sum += v.trim().parse::<u64>().unwrap();
+            }
+        }
+    }
+    sum
+}
+
+#[test]
+fn lookups_of_names_the_backing_has_cached_stay_on_the_loop() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    if fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() == "2") {
+        // A name the backing's cache let go of would go to the workers then.
+        return eprintln!("skipping: io_uring is disabled here");
+    }
+    // No kernel caching: every stat is a LOOKUP.
+    let m = Null::new("entry_timeout=0,attr_timeout=0");
+    let names: Vec<String> = (0..50).map(|i| format!("n{i}")).collect();
+    for n in &names {
+        fs::write(m.back(n), b"x").unwrap();
+        fs::symlink_metadata(m.back(n)).unwrap(); // now in the backing's dcache
+    }
+    // Starts the worker pool (a create goes through it), so there are workers to watch.
+    fs::write(m.join("started"), b"").unwrap();
+    let trace = FuseRequests::start(m.path());
+    let pid = m.pid();
+    let before = pool_switches(pid);
+    for _ in 0..4 {
+        for n in &names {
+            assert_eq!(lstat(&m.join(n)).len(), 1);
+        }
+    }
+    let hops = pool_switches(pid) - before;
+    if let Some(t) = trace {
+        let n = t.take();
+        assert!(
+            requests(&n, "LOOKUP") >= 200,
+            "the stats were not lookups: {n:?}"
+        );
+    }
+    assert!(
+        hops < 20,
+        "{hops} worker wakeups for 200 lookups of cached names"
+    );
+}
+
+#[test]
+fn unlink_rename_and_uncached_lookups_go_through_io_uring_not_the_workers() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    if fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() == "2") {
+        return eprintln!("skipping: io_uring is disabled here");
+    }
+    let m = Null::new("aio=uring,entry_timeout=0,attr_timeout=0");
+    let files: Vec<String> = (0..50).map(|i| format!("u{i}")).collect();
+    for n in &files {
+        fs::write(m.back(n), b"x").unwrap();
+    }
+    // Starts the worker pool (a create goes through it), so there are workers to watch.
+    fs::write(m.join("started"), b"").unwrap();
+    let pid = m.pid();
+    let before = pool_switches(pid);
+    for n in &files {
+        // Names the backing has never looked up: not in its name cache.
+        assert_eq!(
+            errno(fs::symlink_metadata(m.join(&format!("missing-{n}")))),
+            libc::ENOENT
+        );
+        fs::rename(m.join(n), m.join(&format!("{n}.r"))).unwrap();
+        fs::remove_file(m.join(&format!("{n}.r"))).unwrap();
+    }
+    fs::create_dir(m.back("d")).unwrap();
+    fs::remove_dir(m.join("d")).unwrap();
+    let hops = pool_switches(pid) - before;
+    assert_eq!(names(&m.backing()), ["started"]);
+    assert!(
+        hops < 20,
+        "{hops} worker wakeups for 150 lookups, renames and unlinks"
+    );
+}
+
+#[test]
+fn opens_go_through_io_uring_not_the_workers() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    if fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() == "2") {
+        return eprintln!("skipping: io_uring is disabled here");
+    }
+    for opts in ["aio=uring,nopassthrough", "aio=uring"] {
+        let m = Null::new(opts);
+        fs::write(m.join("f"), b"data").unwrap();
+        let pid = m.pid();
+        let before = pool_switches(pid);
+        for _ in 0..50 {
+            assert_eq!(fs::read(m.join("f")).unwrap(), b"data");
+            let mut f = OpenOptions::new().append(true).open(m.join("f")).unwrap();
+            f.write_all(b"").unwrap();
+        }
+        let hops = pool_switches(pid) - before;
+        assert!(hops < 20, "{opts}: {hops} worker wakeups for 100 opens");
+    }
+}
+
+fn getxattr(p: &Path, name: &str) -> Result<Vec<u8>, i32> {
+    let (path, name) = (cpath(p), cstr(name));
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: NUL-terminated path and name, a buffer of buf.len() bytes.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+#[test]
+fn getxattr_goes_through_io_uring_and_long_values_still_arrive_whole() {
+    if let Some(why) = fuse_unavailable() {
+        return eprintln!("skipping: {why}");
+    }
+    if fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() == "2") {
+        return eprintln!("skipping: io_uring is disabled here");
+    }
+    let m = Null::new("aio=uring");
+    fs::write(m.back("f"), b"").unwrap();
+    let long: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    for (name, value) in [("user.short", &b"v"[..]), ("user.long", &long[..])] {
+        let (p, n) = (cpath(&m.back("f")), cstr(name));
+        // SAFETY: NUL-terminated path and name, a value of value.len() bytes.
+        let r = unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        assert_eq!(r, 0, "setxattr {name} on the backing (tmpfs user xattrs)");
+    }
+    // Starts the worker pool (a create goes through it), so there are workers to watch.
+    fs::write(m.join("started"), b"").unwrap();
+    let pid = m.pid();
+    let before = pool_switches(pid);
+    for _ in 0..50 {
+        assert_eq!(getxattr(&m.join("f"), "user.short"), Ok(b"v".to_vec()));
+        assert_eq!(getxattr(&m.join("f"), "user.none"), Err(libc::ENODATA));
+    }
+    let hops = pool_switches(pid) - before;
+    assert!(hops < 20, "{hops} worker wakeups for 100 getxattrs");
+    assert_eq!(getxattr(&m.join("f"), "user.long"), Ok(long));
+}
+
+#[test]
+fn inline_meta_keeps_the_semantics_and_starts_no_worker() {
+    puffs_tests::require_fuse!();
+    let m = Null::new("inline_meta,nopassthrough");
+    let reference = Tmpfs::new("size=16M");
+    let (mut rng, mut twin) = (Rng(0x1badcafe), Rng(0x1badcafe));
+    for step in 0..300 {
+        let (what, got) = random_op(&mut rng, m.path());
+        let (_, want) = random_op(&mut twin, reference.path());
+        assert_eq!(
+            got, want,
+            "step {step}: {what}: errno through nullfs vs tmpfs"
+        );
+    }
+    assert_eq!(tree(m.path()), tree(reference.path()));
+    fs::write(m.join("x"), b"data").unwrap();
+    assert_eq!(fs::read(m.join("x")).unwrap(), b"data");
+    // Every metadata call ran on the loop: the worker pool never had to start.
+    let pid = m.pid();
+    let workers = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            let comm = fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            comm.starts_with("puffs-aio")
+        })
+        .count();
+    assert_eq!(workers, 0, "inline_meta started worker threads");
+}

@@ -22,6 +22,17 @@ pub const OPTIONS: &[FsOption] = &[
         "writeback",
         "let the kernel cache writes (faster small writes; no passthrough then)",
     ),
+    FsOption::flag(
+        "inline_meta",
+        "make metadata calls (create, unlink, rename, uncached lookups...) on the \
+         fs's main thread, not a worker: faster on a fast local disk, but a call that \
+         waits for the disk holds up every other request",
+    ),
+    FsOption::flag(
+        "noinline_stat",
+        "do even stat and name-cache lookups on a worker (for a backing directory on \
+         a network file system, whose stat may wait for a server)",
+    ),
     FsOption::value(
         "fd_cache",
         "how many fds of recently used nodes to keep open (default 4096)",
@@ -36,6 +47,8 @@ pub struct Config {
     pub writeback: bool,
     pub fd_cache: usize,
     pub export: bool,
+    pub inline_meta: bool,
+    pub inline_stat: bool,
 }
 
 impl Config {
@@ -47,6 +60,8 @@ impl Config {
             writeback: false,
             fd_cache: 4096,
             export: o.export,
+            inline_meta: false,
+            inline_stat: true,
         };
         for (name, value) in &o.fs {
             match name.as_str() {
@@ -54,6 +69,8 @@ impl Config {
                 "nopassthrough" => c.passthrough = false,
                 "keep_cache" => c.keep_cache = true,
                 "writeback" => c.writeback = true,
+                "inline_meta" => c.inline_meta = true,
+                "noinline_stat" => c.inline_stat = false,
                 "fd_cache" => {
                     let v = value.as_deref().unwrap_or("");
                     c.fd_cache =
@@ -80,6 +97,8 @@ impl Config {
             keep_cache: self.keep_cache,
             writeback: self.writeback,
             export: self.export,
+            inline_meta: self.inline_meta,
+            inline_stat: self.inline_stat,
             ..Default::default()
         }
     }
@@ -122,6 +141,9 @@ mod tests {
     fn defaults_and_options() {
         let c = parse("").unwrap();
         assert!(c.passthrough && !c.keep_cache && !c.writeback);
+        assert!(!c.inline_meta && c.inline_stat);
+        let c = parse("inline_meta,noinline_stat").unwrap();
+        assert!(c.inline_meta && !c.inline_stat);
         assert_eq!(c.fd_cache, 4096);
         let c = parse("nopassthrough,keep_cache,fd_cache=10").unwrap();
         assert!(!c.passthrough && c.keep_cache);

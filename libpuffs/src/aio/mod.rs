@@ -19,8 +19,10 @@
 //! backend down cancels and reaps every op still in flight before anything is freed.
 //! An I/O error reaches the caller as the same errno from every backend.
 //!
-//! Blocking calls that have no asynchronous form here (metadata: openat2, statx,
-//! unlinkat, ...) run on the worker threads through `Aio::blocking`.
+//! Metadata calls io_uring carries (openat2, unlinkat, renameat2: `meta.rs`) go
+//! through the ring when the backend is io_uring and the kernel has the opcode
+//! (`Aio::meta`); other blocking calls run on the worker threads through
+//! `Aio::blocking`.
 //!
 //! Bounds: at most `cap` ops are in flight (`semaphore.rs`); past it an op waits for a
 //! slot, it never fails. Ops are queued as they start and submitted once per mainloop
@@ -34,6 +36,8 @@ use std::sync::Arc;
 mod kind;
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "linux")]
+mod meta;
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
 mod posix;
 #[cfg(target_os = "linux")]
@@ -44,6 +48,8 @@ mod threads;
 mod uring;
 
 use kind::Kind;
+#[cfg(target_os = "linux")]
+pub use meta::MetaCall;
 use semaphore::Semaphore;
 
 use crate::event::Poller;
@@ -219,6 +225,51 @@ impl Aio {
             let permit = slot.await;
             pool.call(f, permit).await
         }
+    }
+
+    /// Makes the metadata call `call` without blocking the loop: through io_uring
+    /// when the ring has its opcode (no hop to a worker thread of ours), else on the
+    /// worker pool. Resolves to the new fd (`MetaCall::Open`) or 0.
+    #[cfg(target_os = "linux")]
+    pub fn meta(&self, call: MetaCall) -> impl Future<Output = io::Result<i32>> {
+        let op = self.meta_into(call, Vec::new());
+        async move { op.await.map(|(n, _)| n) }
+    }
+
+    /// `meta` for a call that fills a buffer (`MetaCall::GetXattr`): resolves to its
+    /// result and `buf` with what the call wrote at its start.
+    #[cfg(target_os = "linux")]
+    pub fn meta_into(
+        &self,
+        call: MetaCall,
+        mut buf: Vec<u8>,
+    ) -> impl Future<Output = io::Result<(i32, Vec<u8>)>> {
+        let slot = self.slots.acquire();
+        let ring = match &self.backend {
+            Backend::Uring(u) if u.supports(&call) => Some(u.clone()),
+            _ => None,
+        };
+        let pool = ring.is_none().then(|| self.pool().clone());
+        async move {
+            let permit = slot.await;
+            match (ring, pool) {
+                (Some(u), _) => {
+                    let (n, buf) = u.submit_meta(call, buf, permit).await?;
+                    Ok((n as i32, buf))
+                }
+                (None, Some(p)) => {
+                    let run = move || call.run_blocking_into(&mut buf).map(|n| (n, buf));
+                    p.call(run, permit).await?
+                }
+                (None, None) => unreachable!("one of the two is set"),
+            }
+        }
+    }
+
+    /// Whether `Aio::meta` carries `call` through io_uring (no worker thread).
+    #[cfg(target_os = "linux")]
+    pub fn meta_in_ring(&self, call: &MetaCall) -> bool {
+        matches!(&self.backend, Backend::Uring(u) if u.supports(call))
     }
 
     /// The worker pool: the backend's own, or one started now.
@@ -787,6 +838,72 @@ mod every_backend {
             tx.send(()).unwrap();
             let mode = run(&aio, &mut poller, slow).unwrap().unwrap();
             assert_eq!(mode, libc::S_IFDIR, "{backend:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_calls_give_the_same_results_and_errnos_from_every_backend() {
+        use std::ffi::CString;
+        for backend in ALL {
+            let (aio, mut poller) = start(backend);
+            let dir = format!("/var/tmp/puffs-meta-{}-{backend:?}", std::process::id());
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(format!("{dir}/a"), b"x").unwrap();
+            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            let d: Arc<OwnedFd> = Arc::new(
+                nix::fcntl::open(
+                    dir.as_str(),
+                    nix::fcntl::OFlag::from_bits_truncate(flags),
+                    nix::sys::stat::Mode::empty(),
+                )
+                .unwrap(),
+            );
+            let name = |n: &str| CString::new(n).unwrap();
+            let open = |n: &str| MetaCall::Open {
+                dir: Arc::clone(&d),
+                name: name(n),
+                flags: libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                resolve: libc::RESOLVE_BENEATH,
+            };
+            let fd = run(&aio, &mut poller, aio.meta(open("a"))).unwrap();
+            // SAFETY: a new fd from openat2, ours alone.
+            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+            let err = |r: io::Result<i32>| r.unwrap_err().raw_os_error();
+            assert_eq!(
+                err(run(&aio, &mut poller, aio.meta(open("none")))),
+                Some(libc::ENOENT)
+            );
+            assert_eq!(
+                err(run(&aio, &mut poller, aio.meta(open("../x")))),
+                Some(libc::EXDEV),
+                "{backend:?}: RESOLVE_BENEATH"
+            );
+            let getxattr = MetaCall::GetXattr {
+                fd: Arc::clone(&d),
+                path: name(&format!("{dir}/a")),
+                name: name("user.none"),
+            };
+            let got = run(&aio, &mut poller, aio.meta_into(getxattr, vec![0; 64]));
+            assert_eq!(err(got.map(|(n, _)| n)), Some(libc::ENODATA), "{backend:?}");
+            let rename = MetaCall::Rename {
+                dir: Arc::clone(&d),
+                name: name("a"),
+                newdir: Arc::clone(&d),
+                newname: name("b"),
+                flags: 0,
+            };
+            assert_eq!(run(&aio, &mut poller, aio.meta(rename)).unwrap(), 0);
+            let unlink = |n: &str| MetaCall::Unlink {
+                dir: Arc::clone(&d),
+                name: name(n),
+                flags: 0,
+            };
+            assert_eq!(
+                err(run(&aio, &mut poller, aio.meta(unlink("a")))),
+                Some(libc::ENOENT)
+            );
+            assert_eq!(run(&aio, &mut poller, aio.meta(unlink("b"))).unwrap(), 0);
+            std::fs::remove_dir(&dir).unwrap();
         }
     }
 }

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{opcode, squeue, types, IoUring, Probe};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use slab::Slab;
 
 use super::kind::Kind;
+use super::meta::MetaCall;
 use super::semaphore::Permit;
 use crate::event::{Interest, Poller, Token};
 
@@ -31,16 +32,36 @@ struct InFlight {
     _fd: Arc<OwnedFd>,
     _permit: Permit,
     buf: Vec<u8>,
+    /// A metadata call's names and open_how, which the kernel reads at submission.
+    meta: Option<Box<Meta>>,
     result: Option<i32>,
     waker: Option<Waker>,
     /// The future was dropped: free the entry when the completion comes.
     abandoned: bool,
 }
 
+struct Meta {
+    call: MetaCall,
+    how: types::OpenHow,
+}
+
+impl InFlight {
+    /// Closes the fd a finished openat2 made, when nobody will take it.
+    fn discard(&self, result: i32) {
+        if result >= 0 && self.meta.as_ref().is_some_and(|m| m.call.makes_fd()) {
+            // SAFETY: the kernel gave us this fd and nobody else has seen it.
+            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(result) });
+        }
+    }
+}
+
 struct Ring {
     ring: IoUring,
     slots: Slab<InFlight>,
     eventfd: EventFd,
+    /// The metadata opcodes this kernel's ring has: openat2, unlinkat, renameat,
+    /// getxattr.
+    meta_ops: [bool; 4],
 }
 
 /// A handle on the ring; clones share it.
@@ -59,13 +80,82 @@ impl Uring {
         ring.submitter()
             .register_eventfd(eventfd.as_fd().as_raw_fd())?;
         poller.register(eventfd.as_fd(), token, Interest::READABLE)?;
+        let mut probe = Probe::new();
+        let meta_ops = match ring.submitter().register_probe(&mut probe) {
+            Ok(()) => [
+                opcode::OpenAt2::CODE,
+                opcode::UnlinkAt::CODE,
+                opcode::RenameAt::CODE,
+                opcode::GetXattr::CODE,
+            ]
+            .map(|op| probe.is_supported(op)),
+            Err(_) => [false; 4],
+        };
         Ok(Uring {
             inner: Rc::new(RefCell::new(Ring {
                 ring,
                 slots: Slab::new(),
                 eventfd,
+                meta_ops,
             })),
         })
+    }
+
+    /// Whether the ring can carry `call` (else it goes to the worker pool).
+    pub(crate) fn supports(&self, call: &MetaCall) -> bool {
+        let i = match call {
+            MetaCall::Open { .. } => 0,
+            MetaCall::Unlink { .. } => 1,
+            MetaCall::Rename { .. } => 2,
+            MetaCall::GetXattr { .. } => 3,
+        };
+        self.inner.borrow().meta_ops[i]
+    }
+
+    /// Queues one metadata call (getxattr's value goes into `buf`); it reaches the
+    /// kernel at the next `flush`.
+    pub(crate) fn submit_meta(&self, call: MetaCall, mut buf: Vec<u8>, permit: Permit) -> Op {
+        let mut meta = Box::new(Meta {
+            how: types::OpenHow::new(),
+            call,
+        });
+        let sqe = match &meta.call {
+            MetaCall::Open {
+                dir,
+                name,
+                flags,
+                resolve,
+            } => {
+                meta.how = types::OpenHow::new().flags(*flags as u64).resolve(*resolve);
+                opcode::OpenAt2::new(types::Fd(dir.as_raw_fd()), name.as_ptr(), &meta.how).build()
+            }
+            MetaCall::Unlink { dir, name, flags } => {
+                opcode::UnlinkAt::new(types::Fd(dir.as_raw_fd()), name.as_ptr())
+                    .flags(*flags)
+                    .build()
+            }
+            MetaCall::Rename {
+                dir,
+                name,
+                newdir,
+                newname,
+                flags,
+            } => opcode::RenameAt::new(
+                types::Fd(dir.as_raw_fd()),
+                name.as_ptr(),
+                types::Fd(newdir.as_raw_fd()),
+                newname.as_ptr(),
+            )
+            .flags(*flags)
+            .build(),
+            MetaCall::GetXattr { path, name, .. } => {
+                let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+                opcode::GetXattr::new(name.as_ptr(), buf.as_mut_ptr().cast(), path.as_ptr(), len)
+                    .build()
+            }
+        };
+        let fd = Arc::clone(meta.call.fd());
+        self.queue(sqe, fd, buf, Some(meta), permit)
     }
 
     /// Queues one op; it reaches the kernel at the next `flush`.
@@ -77,11 +167,8 @@ impl Uring {
         mut buf: Vec<u8>,
         permit: Permit,
     ) -> Op {
-        let mut r = self.inner.borrow_mut();
         let raw = types::Fd(fd.as_raw_fd());
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let entry = r.slots.vacant_entry();
-        let id = entry.key();
         let sqe = match kind {
             Kind::Read => opcode::Read::new(raw, buf.as_mut_ptr(), len)
                 .offset(offset)
@@ -97,13 +184,30 @@ impl Uring {
                 };
                 opcode::Fsync::new(raw).flags(flags).build()
             }
-        }
-        .user_data(id as u64);
-        // The Vec's heap buffer does not move when the Vec is moved into the slab.
+        };
+        self.queue(sqe, fd, buf, None, permit)
+    }
+
+    /// Puts `sqe` (whose pointers lead into `buf` or `meta`) in the submission ring
+    /// under a new slot that owns what it points at.
+    fn queue(
+        &self,
+        sqe: squeue::Entry,
+        fd: Arc<OwnedFd>,
+        buf: Vec<u8>,
+        meta: Option<Box<Meta>>,
+        permit: Permit,
+    ) -> Op {
+        let mut r = self.inner.borrow_mut();
+        let entry = r.slots.vacant_entry();
+        let id = entry.key();
+        let sqe = sqe.user_data(id as u64);
+        // The Vec's heap buffer and the Box do not move when moved into the slab.
         entry.insert(InFlight {
             _fd: fd,
             _permit: permit,
             buf,
+            meta,
             result: None,
             waker: None,
             abandoned: false,
@@ -156,7 +260,7 @@ impl Uring {
                 continue;
             };
             if slot.abandoned {
-                slots.remove(id);
+                slots.remove(id).discard(cqe.result());
                 continue;
             }
             slot.result = Some(cqe.result());
@@ -203,7 +307,9 @@ impl Ring {
             }
             for cqe in self.ring.completion() {
                 if cqe.user_data() != CANCEL {
-                    self.slots.try_remove(cqe.user_data() as usize);
+                    if let Some(slot) = self.slots.try_remove(cqe.user_data() as usize) {
+                        slot.discard(cqe.result());
+                    }
                 }
             }
         }
@@ -283,7 +389,8 @@ impl Drop for Op {
             let mut r = self.ring.borrow_mut();
             match r.slots.get_mut(id) {
                 Some(slot) if slot.result.is_some() => {
-                    r.slots.remove(id);
+                    let result = slot.result.unwrap_or(-1);
+                    r.slots.remove(id).discard(result);
                 }
                 Some(slot) => slot.abandoned = true,
                 None => {}

@@ -13,6 +13,7 @@ use super::node::{Handle, NullNode};
 use super::open::{self, NullDir, NullFile};
 use super::ops::{self, DirEnt};
 use super::{NullLayer, Transform};
+use crate::aio::MetaCall;
 use crate::args::{FallocateFlags, NewNode, OpenFlags, Whence, XattrFlags};
 use crate::attr::{Attr, AttrReply, FileType, Open, SetAttr, Statvfs};
 use crate::cx::Cx;
@@ -48,20 +49,67 @@ fn found(fd: OwnedFd, handles: bool) -> io::Result<Found> {
 
 type Layer<T> = NullLayer<T>;
 
+/// The fd a `MetaCall::Open` just made, owned.
+fn owned(fd: i32) -> OwnedFd {
+    // SAFETY: the kernel just gave us this fd, and nothing else holds it.
+    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+}
+
+/// The buffer an xattr value is first read into through io_uring.
+const XATTR_GUESS: usize = 256;
+
 /// Entries looked up per readdirplus reply, at most.
 const READDIRPLUS_BATCH: usize = 192;
 
 impl<T: Transform> NullLayer<T> {
-    /// Runs a blocking call on the worker pool.
+    /// Runs a blocking call on the worker pool (on the loop thread with
+    /// `NullConfig::inline_meta`).
     async fn run<R: Send + 'static>(
         &self,
         cx: &Cx<Self>,
         f: impl FnOnce() -> io::Result<R> + Send + 'static,
     ) -> OpResult<R> {
+        if self.config.inline_meta {
+            return f().map_err(errno);
+        }
         match cx.aio().blocking(f).await {
             Ok(r) => r.map_err(errno),
             Err(e) => Err(errno(e)),
         }
+    }
+
+    /// Makes a metadata call through io_uring where the ring carries it (else the
+    /// worker pool; on the loop thread with `NullConfig::inline_meta`).
+    async fn meta(&self, cx: &Cx<Self>, call: MetaCall) -> OpResult<i32> {
+        if self.config.inline_meta {
+            return call.run_blocking().map_err(errno);
+        }
+        cx.aio().meta(call).await.map_err(errno)
+    }
+
+    /// Looks `name` up in `dir` (not in the name cache: that was tried first): the
+    /// open through io_uring and the fstat of the new fd here when both may be
+    /// (`inline_stat`), else the whole of it on the worker pool.
+    async fn lookup_uncached(
+        &self,
+        cx: &Cx<Self>,
+        dir: Arc<OwnedFd>,
+        name: CString,
+    ) -> OpResult<Found> {
+        let handles = self.config.handles;
+        let call = MetaCall::Open {
+            dir,
+            name,
+            flags: libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+        };
+        if self.config.inline_meta || !self.config.inline_stat || !cx.aio().meta_in_ring(&call) {
+            return self
+                .run(cx, move || found(owned(call.run_blocking()?), handles))
+                .await;
+        }
+        let fd = owned(self.meta(cx, call).await?);
+        found(fd, handles).map_err(errno)
     }
 
     /// The O_PATH fd of `node`: pinned, cached, or opened again by its handle.
@@ -79,6 +127,27 @@ impl<T: Transform> NullLayer<T> {
         let fd = Arc::new(self.run(cx, move || handle.open(&mount, flags)).await?);
         self.fds.borrow_mut().put(key, Arc::clone(&fd));
         Ok(fd)
+    }
+
+    /// Looks `name` up on the loop thread if the kernel's name cache answers it
+    /// (no disk read, see `ops::lookup_cached`); None: look it up off the loop
+    /// (`lookup_uncached`).
+    fn lookup_cached(&self, dirfd: &OwnedFd, name: &CString) -> Option<OpResult<Found>> {
+        if !self.cached_lookups.get() || self.config.inline_meta {
+            return None;
+        }
+        match ops::lookup_cached(dirfd, name) {
+            Ok(fd) => Some(found(fd, self.config.handles).map_err(errno)),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EAGAIN) => None,
+                // A kernel without openat2 or RESOLVE_CACHED: stop trying.
+                Some(libc::ENOSYS | libc::EINVAL | libc::E2BIG) => {
+                    self.cached_lookups.set(false);
+                    None
+                }
+                _ => Some(Err(errno(e))),
+            },
+        }
     }
 
     /// The entry of a backing file just found: a new node (its fd cached), or the
@@ -202,7 +271,8 @@ impl<T: Transform> Ops for NullLayer<T> {
         Op::Create,
         Op::Read,
         Op::Write,
-        Op::Flush,
+        // No Flush: the backing fd closes at release, so a flush would have nothing
+        // to do, and its ENOSYS makes the kernel stop sending one per close.
         Op::Release,
         Op::Fsync,
         Op::Opendir,
@@ -254,8 +324,10 @@ impl<T: Transform> Ops for NullLayer<T> {
             }
         } else {
             let name = self.backing_name(name).map_err(errno)?;
-            self.run(cx, move || found(ops::lookup(&dirfd, &name)?, handles))
-                .await?
+            match self.lookup_cached(&dirfd, &name) {
+                Some(f) => f?,
+                None => self.lookup_uncached(cx, dirfd, name).await?,
+            }
         };
         Ok(self.entry(cx, f))
     }
@@ -385,14 +457,33 @@ impl<T: Transform> Ops for NullLayer<T> {
     async fn unlink(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
         let dirfd = self.fd(cx, dir).await?;
         let name = self.backing_name(name).map_err(errno)?;
-        self.run(cx, move || ops::unlink(&dirfd, &name, false))
-            .await
+        let flags = 0;
+        self.meta(
+            cx,
+            MetaCall::Unlink {
+                dir: dirfd,
+                name,
+                flags,
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn rmdir(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
         let dirfd = self.fd(cx, dir).await?;
         let name = self.backing_name(name).map_err(errno)?;
-        self.run(cx, move || ops::unlink(&dirfd, &name, true)).await
+        let flags = libc::AT_REMOVEDIR;
+        self.meta(
+            cx,
+            MetaCall::Unlink {
+                dir: dirfd,
+                name,
+                flags,
+            },
+        )
+        .await
+        .map(drop)
     }
 
     async fn symlink(
@@ -425,10 +516,14 @@ impl<T: Transform> Ops for NullLayer<T> {
         let bits = bit(flags.noreplace, libc::RENAME_NOREPLACE)
             | bit(flags.exchange, libc::RENAME_EXCHANGE)
             | bit(flags.whiteout, libc::RENAME_WHITEOUT);
-        self.run(cx, move || {
-            ops::rename(&dirfd, &name, &newdirfd, &newname, bits)
-        })
-        .await
+        let call = MetaCall::Rename {
+            dir: dirfd,
+            name,
+            newdir: newdirfd,
+            newname,
+            flags: bits,
+        };
+        self.meta(cx, call).await.map(drop)
     }
 
     async fn link(
@@ -461,15 +556,25 @@ impl<T: Transform> Ops for NullLayer<T> {
         // An unprivileged O_TRUNC clears set-id bits, as a truncate does.
         let kill = flags.contains(OpenFlags::TRUNC) && !cred.is_root() && node.setid.get();
         let flags = self.io_flags(flags);
-        let file = self
-            .run(cx, move || {
-                let file = ops::open(&fd, flags)?;
+        let call = MetaCall::Open {
+            name: ops::proc_path(&fd),
+            // The path is absolute: `dir` only keeps the fd it names open.
+            dir: fd,
+            flags: ops::open_flags(flags),
+            resolve: 0,
+        };
+        let file = if !kill && !self.config.inline_meta && cx.aio().meta_in_ring(&call) {
+            owned(self.meta(cx, call).await?)
+        } else {
+            self.run(cx, move || {
+                let file = owned(call.run_blocking()?);
                 if kill {
                     ops::kill_suidgid(&file, |g| cred.in_group(g))?;
                 }
                 Ok(file)
             })
-            .await?;
+            .await?
+        };
         if kill {
             node.setid.set(false);
         }
@@ -551,16 +656,6 @@ impl<T: Transform> Ops for NullLayer<T> {
             note(node, &ops::attr_of(&st));
         }
         Ok(n as u32)
-    }
-
-    async fn flush(
-        &self,
-        _cx: &Cx<Self>,
-        _node: &Node<Self>,
-        _file: &NullFile,
-        _owner: u64,
-    ) -> OpResult<()> {
-        Ok(())
     }
 
     /// Counts the open out of the node's passthrough or cached opens; the backing fd
@@ -732,6 +827,24 @@ impl<T: Transform> Ops for NullLayer<T> {
 
     async fn getxattr(&self, cx: &Cx<Self>, node: &Node<Self>, name: &OsStr) -> OpResult<Vec<u8>> {
         let (fd, name) = (self.xattr_fd(cx, node).await?, xattr_name(name)?);
+        let call = MetaCall::GetXattr {
+            path: ops::proc_path(&fd),
+            fd: Arc::clone(&fd),
+            name: name.clone(),
+        };
+        if !self.config.inline_meta && cx.aio().meta_in_ring(&call) {
+            // Most values fit (the kernel's question before writes, security.capability,
+            // is 20 bytes, and mostly absent): one ring entry; a longer one, ERANGE here,
+            // is read with a size probe on the pool.
+            match cx.aio().meta_into(call, vec![0; XATTR_GUESS]).await {
+                Ok((n, mut value)) => {
+                    value.truncate(n as usize);
+                    return Ok(value);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {}
+                Err(e) => return Err(errno(e)),
+            }
+        }
         self.run(cx, move || ops::xattr::get(&fd, &name)).await
     }
 

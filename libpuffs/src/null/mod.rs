@@ -13,7 +13,9 @@
 //!   handle (`node.rs`), plus one fd per open file, kept in its [`NullFile`] (the
 //!   framework holds it per kernel file handle and drops it after release);
 //! - file data goes through `Cx::aio`, metadata through `Aio::blocking` (off the
-//!   loop thread), and, where the kernel offers it, kernel passthrough (`open.rs`).
+//!   loop thread) unless it cannot wait for a disk (fstat of a held fd, a lookup the
+//!   kernel's name cache answers) or `NullConfig::inline_meta` asks for the loop;
+//!   and, where the kernel offers it, kernel passthrough (`open.rs`).
 //!
 //! Layout: `node.rs` (keys, handles, the fd cache), `ops.rs` (the system calls as
 //! plain functions), `open.rs` (open files and passthrough), `glue.rs` (the `Ops` impl
@@ -90,11 +92,17 @@ pub struct NullConfig {
     /// every file the kernel has seen, by inode number, so the kernel's own file
     /// handles (NFS, open_by_handle_at) outlive its cache. Costs memory per file seen.
     pub export: bool,
-    /// Answer getattr with an fstat on the loop thread: an open fd pins the inode in
-    /// memory, so on a local file system this never waits for a disk, and it saves two
-    /// thread hops per getattr. Turn it off over a network file system, whose fstat
-    /// may ask a server.
+    /// Answer getattr with an fstat on the loop thread (an open fd pins the inode in
+    /// memory, so on a local file system this never waits for a disk), and lookups of
+    /// names the kernel has in its name cache (openat2 RESOLVE_CACHED, which fails
+    /// rather than wait): each saves two thread hops. Turn it off over a network file
+    /// system, whose fstat may ask a server.
     pub inline_stat: bool,
+    /// Run every metadata call (create, mkdir, unlink, rename, lookups that miss the
+    /// name cache, xattrs, ...) on the loop thread instead of the worker pool: saves
+    /// two thread hops per call, but a call that waits for a disk stalls every other
+    /// request meanwhile. For a backing directory on a fast local disk.
+    pub inline_meta: bool,
 }
 
 impl Default for NullConfig {
@@ -107,6 +115,7 @@ impl Default for NullConfig {
             handles: nix::unistd::geteuid().is_root(),
             export: false,
             inline_stat: true,
+            inline_meta: false,
         }
     }
 }
@@ -124,6 +133,9 @@ pub struct NullLayer<T: Transform = Identity> {
     mount: (u64, Arc<OwnedFd>),
     /// Whether opens still try kernel passthrough (off once the kernel refused).
     passthrough: Cell<bool>,
+    /// Whether lookups still try the name cache on the loop thread (off when the
+    /// kernel has no RESOLVE_CACHED).
+    cached_lookups: Cell<bool>,
     /// With export: every file seen, by backing inode number (its usual node number).
     exported: RefCell<HashMap<u64, (BackingKey, node::Handle)>>,
 }
@@ -146,6 +158,7 @@ impl<T: Transform> NullLayer<T> {
             transform,
             fds: RefCell::new(FdCache::new(config.fd_cache)),
             passthrough: Cell::new(passthrough),
+            cached_lookups: Cell::new(config.inline_stat),
             exported: RefCell::default(),
             config,
         })

@@ -2,7 +2,8 @@
 //! single names: every path is one component relative to a directory fd, never
 //! followed if it is a symlink, so nothing here can leave the backing directory or
 //! needs a full path (trees deeper than PATH_MAX work). The `Ops` glue runs them on
-//! the aio worker pool (`Aio::blocking`), off the loop thread.
+//! the aio worker pool (`Aio::blocking`), off the loop thread; unlink and rename are
+//! `aio::MetaCall`s (io_uring where the ring has them).
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -36,7 +37,7 @@ pub fn component(name: &OsStr) -> io::Result<CString> {
 
 /// The /proc path that reopens the file `fd` is open on (an O_PATH fd made into a
 /// real open file, as the kernel allows for the file itself, not a path walk).
-fn proc_path(fd: &OwnedFd) -> CString {
+pub(super) fn proc_path(fd: &OwnedFd) -> CString {
     CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
 }
 
@@ -44,6 +45,20 @@ fn proc_path(fd: &OwnedFd) -> CString {
 pub fn lookup(dir: &OwnedFd, name: &CString) -> io::Result<OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     nix::fcntl::openat(dir.as_fd(), name.as_c_str(), flags, Mode::empty()).map_err(io_err)
+}
+
+/// `lookup`, done only if the name (and the directory) are in the kernel's name
+/// cache (openat2 with RESOLVE_CACHED, Linux 5.12+): it then reads no disk, so it
+/// may run on the loop thread. EAGAIN when it would have to wait; EINVAL, E2BIG or
+/// ENOSYS from a kernel that cannot say. A cached negative entry answers ENOENT.
+pub fn lookup_cached(dir: &OwnedFd, name: &CString) -> io::Result<OwnedFd> {
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let resolve = ResolveFlag::RESOLVE_BENEATH
+        | ResolveFlag::RESOLVE_NO_MAGICLINKS
+        | ResolveFlag::from_bits_retain(libc::RESOLVE_CACHED);
+    let how = OpenHow::new().flags(flags).resolve(resolve);
+    nix::fcntl::openat2(dir.as_fd(), name.as_c_str(), how).map_err(io_err)
 }
 
 /// The parent of the directory `dir` as an O_PATH fd (export's lookup of "..").
@@ -214,6 +229,7 @@ pub fn create(dir: &OwnedFd, name: &CString, mode: u32, flags: i32) -> io::Resul
 /// open(2) flags for the backing file: the caller's, less what the kernel has dealt
 /// with (creation, symlink refusal, the controlling tty), close-on-exec.
 pub fn open_flags(flags: i32) -> i32 {
+    let flags = OFlag::from_bits_truncate(flags).bits();
     (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_NOFOLLOW)) | libc::O_CLOEXEC
 }
 
@@ -221,35 +237,6 @@ pub fn open_flags(flags: i32) -> i32 {
 pub fn open(fd: &OwnedFd, flags: i32) -> io::Result<OwnedFd> {
     let flags = OFlag::from_bits_truncate(open_flags(flags));
     nix::fcntl::open(proc_path(fd).as_c_str(), flags, Mode::empty()).map_err(io_err)
-}
-
-/// unlink (`dir_too`: rmdir) `name` in `dir`.
-pub fn unlink(dir: &OwnedFd, name: &CString, is_dir: bool) -> io::Result<()> {
-    let how = if is_dir {
-        nix::unistd::UnlinkatFlags::RemoveDir
-    } else {
-        nix::unistd::UnlinkatFlags::NoRemoveDir
-    };
-    nix::unistd::unlinkat(dir.as_fd(), name.as_c_str(), how).map_err(io_err)
-}
-
-/// renameat2 with the FUSE flag bits (Linux's).
-pub fn rename(
-    dir: &OwnedFd,
-    name: &CString,
-    newdir: &OwnedFd,
-    newname: &CString,
-    flags: u32,
-) -> io::Result<()> {
-    let flags = nix::fcntl::RenameFlags::from_bits_truncate(flags);
-    nix::fcntl::renameat2(
-        dir.as_fd(),
-        name.as_c_str(),
-        newdir.as_fd(),
-        newname.as_c_str(),
-        flags,
-    )
-    .map_err(io_err)
 }
 
 /// A new name `newname` in `newdir` for the file `fd` (O_PATH) is open on.
