@@ -606,10 +606,23 @@ fn nodes_whose_fd_left_the_cache_are_reopened_by_handle() {
 #[test]
 fn the_backing_directory_removed_or_replaced_gives_errors_not_a_crash() {
     puffs_tests::require_fuse!();
-    let m = Null::new("");
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("nullfs.log");
+    let m = Null::new(&format!("logfile={}", log.display()));
     fs::write(m.join("f"), b"x").unwrap();
     let keep = File::open(m.join("f")).unwrap();
     fs::remove_dir_all(m.backing()).unwrap();
+    // The daemon says why the errors come, once, naming the directory.
+    let said = format!("backing directory {} was removed", m.backing().display());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let logged = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(&said) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(logged.matches(&said).count(), 1, "log: {logged}");
     let e = errno(fs::write(m.join("g"), b"y"));
     assert!(
         e == libc::ENOENT || e == libc::ESTALE,

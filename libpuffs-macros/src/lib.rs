@@ -10,7 +10,13 @@ use quote::{format_ident, quote};
 use syn::{parse_macro_input, ImplItem, ItemImpl};
 
 /// Methods of the `Ops` trait that are not kernel ops (never masked).
-const NOT_OPS: &[&str] = &["root", "reclaim", "stateless_file", "stateless_dir"];
+const NOT_OPS: &[&str] = &[
+    "root",
+    "reclaim",
+    "started",
+    "stateless_file",
+    "stateless_dir",
+];
 
 #[proc_macro_attribute]
 pub fn ops(_attr: TokenStream, item: TokenStream) -> TokenStream {

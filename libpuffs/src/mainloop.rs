@@ -54,6 +54,7 @@ pub(crate) fn run<F: Ops>(rt: &Rc<Runtime<F>>, served: Served<'_, F>) -> Result<
     let fs_done = Rc::new(std::cell::Cell::new(false));
     let loop_cx = Cx::new(own_cred(), Rc::clone(rt));
     let mut spin = Spin::new(rt.settings.spin);
+    start_fs(rt);
     let result = loop {
         let mut destroyed = take_requests(rt, inbox, &mut batch);
         reap_aio(rt);
@@ -132,6 +133,14 @@ fn reap_aio<F: Ops>(rt: &Runtime<F>) {
             aio.reap();
         }
     }
+}
+
+/// Starts the fs's `started` hook as a continuation of its own (a panic in it ends
+/// only that continuation).
+fn start_fs<F: Ops>(rt: &Rc<Runtime<F>>) {
+    let cx = Cx::new(own_cred(), Rc::clone(rt));
+    let rt2 = Rc::clone(rt);
+    rt.exec.spawn(async move { rt2.fs.started(&cx).await });
 }
 
 /// Runs the fs's own sync and unmount ops (when it has them) before the kernel mount

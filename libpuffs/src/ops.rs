@@ -103,6 +103,14 @@ pub trait Ops: Sized + 'static {
     /// nothing.
     fn reclaim(&self, _node: &Node<Self>) {}
 
+    /// The mainloop has started serving: called once, as a continuation of its own,
+    /// before the loop waits for its first event. Start background work here (a
+    /// watcher on a backing directory, keepalives, a cache refresher): spawn it with
+    /// [`Cx::spawn`] or run it in this future, which may live as long as the mount.
+    /// Not an op: it is never masked, and the default does nothing. A panic in it is
+    /// logged and ends only this continuation.
+    async fn started(&self, _cx: &Cx<Self>) {}
+
     /// The object every open shares when the file system leaves [`Ops::open`] out (the
     /// kernel then opens without asking). `#[puffs::ops]` writes it as
     /// `Some(Default::default())` for such an impl, so `File` must then be `Default`.

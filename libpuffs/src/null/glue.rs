@@ -299,6 +299,11 @@ impl<T: Transform> Ops for NullLayer<T> {
         self.fds.borrow_mut().remove(node.key());
     }
 
+    /// Watches the backing directory for the life of the mount (`watch.rs`).
+    async fn started(&self, cx: &Cx<Self>) {
+        super::watch::watch_backing(cx, &self.mount.1, &self.backing).await;
+    }
+
     async fn statvfs(&self, cx: &Cx<Self>) -> OpResult<Statvfs> {
         let root = Arc::clone(&self.root);
         self.run(cx, move || ops::statvfs(&root)).await

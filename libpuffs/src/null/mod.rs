@@ -18,13 +18,15 @@
 //!   and, where the kernel offers it, kernel passthrough (`open.rs`).
 //!
 //! Layout: `node.rs` (keys, handles, the fd cache), `ops.rs` (the system calls as
-//! plain functions), `open.rs` (open files and passthrough), `glue.rs` (the `Ops` impl
-//! that unpacks each request and calls the rest).
+//! plain functions), `open.rs` (open files and passthrough), `watch.rs` (what happens
+//! to the backing directory itself), `glue.rs` (the `Ops` impl that unpacks each
+//! request and calls the rest).
 
 mod glue;
 pub mod node;
 mod open;
 pub mod ops;
+mod watch;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -41,6 +43,7 @@ use nix::sys::stat::Mode;
 use node::FdCache;
 pub use node::{BackingKey, NullNode};
 pub use open::{NullDir, NullFile};
+pub use watch::BackingEvent;
 
 /// How a layered file system changes names and data on their way to and from the
 /// backing directory. Every method defaults to passing things through unchanged, so a
@@ -123,6 +126,8 @@ impl Default for NullConfig {
 /// A null layer over a backing directory, with the transform `T` (see the module).
 pub struct NullLayer<T: Transform = Identity> {
     root: Arc<OwnedFd>,
+    /// The backing directory's path as given, for log lines.
+    backing: std::path::PathBuf,
     transform: T,
     config: NullConfig,
     /// O_PATH fds of recently used nodes.
@@ -155,6 +160,7 @@ impl<T: Transform> NullLayer<T> {
         Ok(NullLayer {
             mount: (dev, Arc::new(dir)),
             root,
+            backing: backing.to_path_buf(),
             transform,
             fds: RefCell::new(FdCache::new(config.fd_cache)),
             passthrough: Cell::new(passthrough),
