@@ -49,9 +49,7 @@ impl SftpFs {
                 Err(e) => return node.cached_attr().ok_or(e),
             },
         };
-        let attr = to_attr(&attrs);
-        self.refreshed(cx, node, attr);
-        Ok(attr)
+        Ok(self.refreshed_unless_writing(cx, node, to_attr(&attrs)))
     }
 
     /// chmod, chown, truncate and utimes in one SETSTAT (FSETSTAT through an open
@@ -81,6 +79,8 @@ impl SftpFs {
                 set_time(set.mtime, cur.mtime),
             ));
         }
+        // A truncate or utimes goes after the writes before it.
+        self.settled(cx, node).await?;
         let conn = self.conn(cx).await?;
         node.touched();
         self.changed();
