@@ -49,15 +49,15 @@ impl Sftp {
     }
 
     /// Mounted with the server behind [`COUNTING_RELAY`], which holds each reply
-    /// `delay_ms`; returns the file the relay keeps its counts in (see [`counts`]).
-    fn relayed(delay_ms: u32, opts: &str) -> (Self, PathBuf) {
+    /// `delay_ms` and each WRITE request `write_delay_ms`; returns the file the relay keeps its counts in (see [`counts`]).
+    fn relayed(delay_ms: u32, write_delay_ms: u32, opts: &str) -> (Self, PathBuf) {
         let mut stats = PathBuf::new();
         let s = Self::launched(opts, |tmp, server| {
             let relay = tmp.join("relay.py");
             fs::write(&relay, COUNTING_RELAY).unwrap();
             stats = tmp.join("counts");
             format!(
-                "ssh_command=python3 {} {} {delay_ms} {}",
+                "ssh_command=python3 {} {} {delay_ms} {write_delay_ms} {}",
                 relay.display(),
                 stats.display(),
                 server.display()
@@ -832,14 +832,28 @@ macro_rules! require_python {
     };
 }
 
-/// A relay (Python) between sftpfs and the server: `relay.py COUNTS DELAY_MS SERVER`.
-/// It holds each reply DELAY_MS (a link with latency) and counts what crossed it into
-/// COUNTS: the most WRITEs in flight at once (sent, reply not yet passed on), and the
-/// round trips a client waited for: requests sent while none was in flight.
+/// A relay (Python) between sftpfs and the server:
+/// `relay.py COUNTS DELAY_MS WRITE_DELAY_MS SERVER`. It holds each reply DELAY_MS (a
+/// link with latency), holds each WRITE request WRITE_DELAY_MS while later requests
+/// of other kinds pass (a server that does not run requests in the order they came,
+/// which the protocol allows), and counts what crossed it into COUNTS: the most
+/// WRITEs in flight at once (sent, reply not yet passed on), and the round trips a
+/// client waited for: requests sent while none was in flight.
 const COUNTING_RELAY: &str = r#"
 import os, queue, struct, subprocess, sys, threading, time
-counts_path, delay = sys.argv[1], float(sys.argv[2]) / 1000.0
-srv = subprocess.Popen(sys.argv[3:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+counts_path, delay, write_delay = sys.argv[1], float(sys.argv[2]) / 1000.0, float(sys.argv[3]) / 1000.0
+srv = subprocess.Popen(sys.argv[4:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+to_server = threading.Lock()
+def send(fr):
+    with to_server:
+        srv.stdin.write(fr); srv.stdin.flush()
+held = queue.Queue()
+def send_held():
+    while True:
+        due, fr = held.get()
+        time.sleep(max(0.0, due - time.monotonic()))
+        send(fr)
+if write_delay > 0: threading.Thread(target=send_held, daemon=True).start()
 lock = threading.Lock()
 waiting = {}
 c = {"most_writes": 0, "rounds": 0}
@@ -864,8 +878,10 @@ def up():
                 writes = sum(1 for t in waiting.values() if t == 6)
                 c["most_writes"] = max(c["most_writes"], writes)
             save()
-        srv.stdin.write(fr); srv.stdin.flush()
-    srv.stdin.close()
+        if fr[4] == 6 and write_delay > 0: held.put((time.monotonic() + write_delay, fr))
+        else: send(fr)
+    time.sleep(write_delay + 0.1)
+    with to_server: srv.stdin.close()
 replies = queue.Queue()
 def down():
     while True:
@@ -899,7 +915,7 @@ fn sequential_writes_are_pipelined_not_a_round_trip_each() {
     require_fuse!();
     require_program!(SFTP_SERVER);
     require_python!();
-    let (s, stats) = Sftp::relayed(30, "");
+    let (s, stats) = Sftp::relayed(30, 0, "");
     let data = random_bytes(32 << 20, 5);
     let (_, before) = counts(&stats);
     let mut f = File::create(s.join("big")).unwrap();
@@ -922,7 +938,7 @@ fn listing_a_tree_waits_two_round_trips_per_directory() {
     require_fuse!();
     require_program!(SFTP_SERVER);
     require_python!();
-    let (s, stats) = Sftp::relayed(20, "");
+    let (s, stats) = Sftp::relayed(20, 0, "");
     let dirs = 16;
     for d in 0..dirs {
         fs::create_dir(s.remote(&format!("d{d}"))).unwrap();
@@ -1040,7 +1056,9 @@ fn many_writes_in_flight_read_back_and_stat_as_written() {
     require_fuse!();
     require_program!(SFTP_SERVER);
     use std::os::unix::fs::FileExt;
-    let s = Sftp::new("");
+    // The server runs each WRITE 20 ms late, after requests that came later: what
+    // must see the data waits for the writes itself.
+    let (s, _) = Sftp::relayed(0, 20, "");
     let p = s.join("f");
     let f = OpenOptions::new()
         .read(true)
@@ -1070,6 +1088,11 @@ fn many_writes_in_flight_read_back_and_stat_as_written() {
         model[off as usize..end].copy_from_slice(&bytes);
         // The size never lags what was written; reads see it, through any fd.
         assert_eq!(f.metadata().unwrap().len(), model.len() as u64, "write {i}");
+        assert_eq!(
+            fs::metadata(&p).unwrap().len(),
+            model.len() as u64,
+            "write {i}"
+        );
         if i % 10 == 0 {
             let at = next(model.len() as u64) as usize;
             let n = (model.len() - at).min(300 << 10);
