@@ -1115,3 +1115,32 @@ fn many_writes_in_flight_read_back_and_stat_as_written() {
     assert_eq!(sha256(&s.remote("f")), want);
     assert_eq!(sha256(&p), want);
 }
+
+#[test]
+fn writes_lost_with_a_session_are_an_error_after_reconnect_never_replayed() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    use nix::sys::signal::Signal;
+    let s = Sftp::new("reconnect,timeout=5");
+    let mut f = File::create(s.join("f")).unwrap();
+    // Writes answered while the stopped server holds them, then it dies with them.
+    s.signal_server(Signal::SIGSTOP);
+    let lost = random_bytes(1 << 20, 13);
+    f.write_all(&lost).unwrap();
+    s.signal_server(Signal::SIGKILL);
+    let e = errno(f.sync_all());
+    assert!(
+        matches!(e, libc::ENOTCONN | libc::EIO),
+        "fsync after the session died with writes in flight: errno {e}"
+    );
+    // Reported once; the file goes on through a new session.
+    f.write_all(b"after").unwrap();
+    f.sync_all().unwrap();
+    let remote = fs::read(s.remote("f")).unwrap();
+    assert_eq!(remote.len(), (1 << 20) + 5);
+    assert!(
+        remote[..1 << 20].iter().all(|b| *b == 0),
+        "the lost writes were replayed"
+    );
+    assert_eq!(&remote[1 << 20..], b"after");
+}
