@@ -1144,3 +1144,35 @@ fn writes_lost_with_a_session_are_an_error_after_reconnect_never_replayed() {
     );
     assert_eq!(&remote[1 << 20..], b"after");
 }
+
+#[test]
+fn creating_a_file_waits_two_round_trips() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    require_python!();
+    use std::os::unix::fs::OpenOptionsExt;
+    let (s, stats) = Sftp::relayed(20, 0, "");
+    fs::write(s.remote("old"), b"data").unwrap();
+    let (_, before) = counts(&stats);
+    for i in 0..10 {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(s.join(&format!("n{i}")))
+            .unwrap();
+        let m = f.metadata().unwrap();
+        assert!(m.is_file() && m.len() == 0 && m.mode() & 0o777 == 0o640);
+    }
+    // LOOKUP (LSTAT), then CREATE: OPEN with its LSTAT (an FSTAT after it was a third).
+    let (_, after) = counts(&stats);
+    let rounds = after - before;
+    assert!(rounds <= 2 * 10 + 2, "10 creates took {rounds} round trips");
+    // O_CREAT over an existing file without O_TRUNC keeps (and reports) its data.
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .open(s.join("old"))
+        .unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 4);
+}

@@ -12,8 +12,19 @@ use sftp_codec::{Attrs, Request};
 
 use crate::conn::Conn;
 use crate::fs::{OpenFile, SftpFs, SftpNode};
-use crate::join::join_all;
+use crate::join::{join2, join_all};
 use crate::readahead::ReadAhead;
+
+/// Whether attributes from an LSTAT sent together with a create's OPEN describe the
+/// file it opened. OpenSSH runs them in order, so they do; a server that ran the LSTAT
+/// first would show no file (ENOENT), or the file as it was before: still right
+/// unless the OPEN changed it (O_TRUNC, or O_EXCL: then it was not there), which a
+/// size other than 0 betrays. Anything else is asked again through the handle.
+fn created_as_seen(a: &Attrs, flags: OpenFlags) -> bool {
+    let regular = a.file_type() == Some(sftp_codec::consts::S_IFREG);
+    let changed = flags.intersects(OpenFlags::TRUNC | OpenFlags::EXCL);
+    regular && (!changed || a.size == Some(0))
+}
 
 /// The most one copy_file_range asks of the server at once (the request has the same
 /// deadline as any other).
@@ -84,11 +95,24 @@ impl SftpFs {
                 ..Attrs::default()
             },
         };
-        let h: Rc<[u8]> = conn.call(req, |r| r.into_handle().map(Rc::from)).await?;
+        // The LSTAT goes out with the OPEN, not a round trip after it.
+        let lstat = Request::Lstat {
+            path: path.as_bytes(),
+        };
+        let (opened, seen) = join2(
+            conn.call(req, |r| r.into_handle().map(Rc::from)),
+            conn.call(lstat, |r| r.into_attrs()),
+        )
+        .await;
+        let h: Rc<[u8]> = opened?;
         self.changed();
-        let attrs = conn
-            .call(Request::Fstat { handle: &h }, |r| r.into_attrs())
-            .await;
+        let attrs = match seen {
+            Ok(a) if created_as_seen(&a, flags) => Ok(a),
+            _ => {
+                conn.call(Request::Fstat { handle: &h }, |r| r.into_attrs())
+                    .await
+            }
+        };
         let file = OpenFile::new(Rc::clone(&h), conn.generation, flags);
         match attrs {
             Ok(a) => Ok((self.entry(cx, path, &a), Open::new(file))),

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use puffs::{Cx, DirBuf, DirPlusBuf, Entry, Errno, FileType, Node, OpResult, Open, PuffsPath};
-use sftp_codec::Request;
+use sftp_codec::{Attrs, Request};
 
 use crate::attr::file_type;
 use crate::conn::Conn;
@@ -48,6 +48,20 @@ impl SftpFs {
             }
         };
         Ok(Open::new(listing))
+    }
+
+    /// The attributes of `name` in the listing of `dir`, if one younger than
+    /// `cache_timeout` is cached and holds it.
+    pub fn listed(&self, dir: &PuffsPath, name: &[u8]) -> Option<Attrs> {
+        let listings = self.listings.borrow();
+        let (items, at) = listings.get(dir)?;
+        if at.elapsed() >= self.cfg.cache_timeout {
+            return None;
+        }
+        items
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| i.attrs.clone())
     }
 
     pub fn readdir(

@@ -21,8 +21,15 @@ impl SftpFs {
         dir: &SftpNode,
         name: &[u8],
     ) -> OpResult<EntryOf<Self>> {
-        let path = SftpFs::path_of(dir)?.join(name)?;
-        let attrs = self.lstat(cx, &path).await?;
+        let dir_path = SftpFs::path_of(dir)?;
+        let path = dir_path.join(name)?;
+        // A name in a listing still fresh needs no LSTAT: READDIR brought its
+        // attributes (the kernel looks up names readdirplus did not give it, e.g. those
+        // of a later readdir call).
+        let attrs = match self.listed(&dir_path, name) {
+            Some(a) => a,
+            None => self.lstat(cx, &path).await?,
+        };
         Ok(self.entry(cx, path, &attrs))
     }
 
