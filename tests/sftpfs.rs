@@ -1172,6 +1172,7 @@ fn creating_a_file_waits_two_round_trips() {
     let f = OpenOptions::new()
         .write(true)
         .create(true)
+        .truncate(false)
         .open(s.join("old"))
         .unwrap();
     assert_eq!(f.metadata().unwrap().len(), 4);

@@ -58,10 +58,7 @@ impl SftpFs {
         if at.elapsed() >= self.cfg.cache_timeout {
             return None;
         }
-        items
-            .iter()
-            .find(|i| i.name == name)
-            .map(|i| i.attrs.clone())
+        items.iter().find(|i| i.name == name).map(|i| i.attrs)
     }
 
     pub fn readdir(
