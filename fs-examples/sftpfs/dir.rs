@@ -40,7 +40,7 @@ impl SftpFs {
             Some(l) => l,
             None => {
                 let conn = self.conn(cx).await?;
-                let l = Rc::new(list(&conn, &path).await?);
+                let l = Rc::new(list(cx, &conn, &path).await?);
                 self.listings
                     .borrow_mut()
                     .insert(path, (Rc::clone(&l), Instant::now()));
@@ -140,7 +140,7 @@ impl SftpFs {
 /// The whole listing of `path`: OPENDIR, READDIRs a few at a time until EOF, CLOSE.
 /// The CLOSE is not waited for (nothing depends on its answer, and the listing is
 /// complete without it): a round trip less per directory.
-async fn list(conn: &Conn, path: &PuffsPath) -> Result<Vec<DirItem>, Errno> {
+async fn list(cx: &Cx<SftpFs>, conn: &Conn, path: &PuffsPath) -> Result<Vec<DirItem>, Errno> {
     let h: Vec<u8> = conn
         .call(
             Request::Opendir {
@@ -155,10 +155,9 @@ async fn list(conn: &Conn, path: &PuffsPath) -> Result<Vec<DirItem>, Errno> {
             log::debug!("sftpfs: closedir: {e}");
         }
     };
-    if let Err(e) = conn
-        .call_queued(Request::Close { handle: &h }, |r| r.into_status(), closed)
-        .await
-    {
+    // Queueing waits for room in the channel: bounded like any request.
+    let close = conn.call_queued(Request::Close { handle: &h }, |r| r.into_status(), closed);
+    if let Err(e) = cx.timeout(cx.fs().cfg.timeout, close).await.and_then(|r| r) {
         log::debug!("sftpfs: closedir: {e}");
     }
     r
