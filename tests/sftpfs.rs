@@ -43,6 +43,32 @@ struct Sftp {
 
 impl Sftp {
     fn new(opts: &str) -> Self {
+        Self::launched(opts, |_, server| {
+            format!("sftp_server={}", server.display())
+        })
+    }
+
+    /// Mounted with the server behind [`COUNTING_RELAY`], which holds each reply
+    /// `delay_ms` and each WRITE request `write_delay_ms`; returns the file the relay keeps its counts in (see [`counts`]).
+    fn relayed(delay_ms: u32, write_delay_ms: u32, opts: &str) -> (Self, PathBuf) {
+        let mut stats = PathBuf::new();
+        let s = Self::launched(opts, |tmp, server| {
+            let relay = tmp.join("relay.py");
+            fs::write(&relay, COUNTING_RELAY).unwrap();
+            stats = tmp.join("counts");
+            format!(
+                "ssh_command=python3 {} {} {delay_ms} {write_delay_ms} {}",
+                relay.display(),
+                stats.display(),
+                server.display()
+            )
+        });
+        (s, stats)
+    }
+
+    /// Mounted with the server started as `launch` says, given the temp dir and the
+    /// server's unique path.
+    fn launched(opts: &str, launch: impl FnOnce(&Path, &Path) -> String) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("sftpfs-remote-")
             .tempdir()
@@ -52,8 +78,8 @@ impl Sftp {
         let server = tmp.path().join("sftp-server");
         std::os::unix::fs::symlink(SFTP_SERVER, &server).unwrap();
         let opts = format!(
-            "sftp_server={}{}{opts}",
-            server.display(),
+            "{}{}{opts}",
+            launch(tmp.path(), &server),
             if opts.is_empty() { "" } else { "," }
         );
         let mnt = mount_sftpfs(&format!("local:{}", remote.display()), &opts);
@@ -483,6 +509,8 @@ fn reconnect_reopens_open_files() {
     // Through the same open file: a write at an offset, then fstat and a new file.
     f.seek(SeekFrom::Start(2)).unwrap();
     f.write_all(b"AB").unwrap();
+    // Writes are answered once queued (write-behind): fsync waits for the server.
+    f.sync_all().unwrap();
     assert_eq!(fs::read(s.remote("f")).unwrap(), b"01AB456789");
     assert_eq!(f.metadata().unwrap().len(), 10);
     fs::write(s.join("g"), b"after").unwrap();
@@ -783,4 +811,369 @@ fn reads_sent_ahead_are_dropped_when_the_file_is_written() {
             assert!(buf == data[i * chunk..(i + 1) * chunk], "chunk {i}");
         }
     }
+}
+
+/// Skips (fails under CI) when python3, which runs the test's relays and fake
+/// servers, is missing.
+macro_rules! require_python {
+    () => {
+        if Command::new("python3")
+            .arg("-c")
+            .arg("0")
+            .status()
+            .map_or(true, |s| !s.success())
+        {
+            if std::env::var_os("CI").is_some() {
+                panic!("required under CI: python3");
+            }
+            eprintln!("skipped: python3 is missing (the relay is a Python script)");
+            return;
+        }
+    };
+}
+
+/// A relay (Python) between sftpfs and the server:
+/// `relay.py COUNTS DELAY_MS WRITE_DELAY_MS SERVER`. It holds each reply DELAY_MS (a
+/// link with latency), holds each WRITE request WRITE_DELAY_MS while later requests
+/// of other kinds pass (a server that does not run requests in the order they came,
+/// which the protocol allows), and counts what crossed it into COUNTS: the most
+/// WRITEs in flight at once (sent, reply not yet passed on), and the round trips a
+/// client waited for: requests sent while none was in flight.
+const COUNTING_RELAY: &str = r#"
+import os, queue, struct, subprocess, sys, threading, time
+counts_path, delay, write_delay = sys.argv[1], float(sys.argv[2]) / 1000.0, float(sys.argv[3]) / 1000.0
+srv = subprocess.Popen(sys.argv[4:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+to_server = threading.Lock()
+def send(fr):
+    with to_server:
+        srv.stdin.write(fr); srv.stdin.flush()
+held = queue.Queue()
+def send_held():
+    while True:
+        due, fr = held.get()
+        time.sleep(max(0.0, due - time.monotonic()))
+        send(fr)
+if write_delay > 0: threading.Thread(target=send_held, daemon=True).start()
+lock = threading.Lock()
+waiting = {}
+c = {"most_writes": 0, "rounds": 0}
+def read_frame(f):
+    h = f.read(4)
+    if len(h) < 4: return None
+    n = struct.unpack(">I", h)[0]
+    b = f.read(n)
+    return h + b if len(b) == n else None
+def save():
+    with open(counts_path + ".tmp", "w") as f:
+        f.write("".join("%s %d\n" % kv for kv in c.items()))
+    os.rename(counts_path + ".tmp", counts_path)
+def up():
+    while True:
+        fr = read_frame(sys.stdin.buffer)
+        if fr is None: break
+        with lock:
+            if fr[4] != 1:
+                if not waiting: c["rounds"] += 1
+                waiting[fr[5:9]] = fr[4]
+                writes = sum(1 for t in waiting.values() if t == 6)
+                c["most_writes"] = max(c["most_writes"], writes)
+            save()
+        if fr[4] == 6 and write_delay > 0: held.put((time.monotonic() + write_delay, fr))
+        else: send(fr)
+    time.sleep(write_delay + 0.1)
+    with to_server: srv.stdin.close()
+replies = queue.Queue()
+def down():
+    while True:
+        fr = read_frame(srv.stdout)
+        replies.put((time.monotonic() + delay, fr))
+        if fr is None: break
+threading.Thread(target=up, daemon=True).start()
+threading.Thread(target=down, daemon=True).start()
+while True:
+    due, fr = replies.get()
+    if fr is None: break
+    time.sleep(max(0.0, due - time.monotonic()))
+    with lock:
+        if fr[4] != 2: waiting.pop(fr[5:9], None)
+    sys.stdout.buffer.write(fr); sys.stdout.buffer.flush()
+"#;
+
+/// What the counting relay counted so far: (most WRITEs in flight, round trips).
+fn counts(path: &Path) -> (u64, u64) {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("most_writes "), get("rounds "))
+}
+
+#[test]
+fn sequential_writes_are_pipelined_not_a_round_trip_each() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    require_python!();
+    let (s, stats) = Sftp::relayed(30, 0, "");
+    let data = random_bytes(32 << 20, 5);
+    let (_, before) = counts(&stats);
+    let mut f = File::create(s.join("big")).unwrap();
+    for chunk in data.chunks(1 << 20) {
+        f.write_all(chunk).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    let (most, after) = counts(&stats);
+    // Waiting for each kernel WRITE's answers is one round trip per 1 MiB (32 here),
+    // with its 5 SFTP WRITEs in flight; write-behind keeps the window full.
+    assert!(most >= 16, "at most {most} WRITEs were in flight at once");
+    let rounds = after - before;
+    assert!(rounds <= 12, "32 MiB took {rounds} round trips");
+    assert!(fs::read(s.remote("big")).unwrap() == data);
+}
+
+#[test]
+fn listing_a_tree_waits_two_round_trips_per_directory() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    require_python!();
+    let (s, stats) = Sftp::relayed(20, 0, "");
+    let dirs = 16;
+    for d in 0..dirs {
+        fs::create_dir(s.remote(&format!("d{d}"))).unwrap();
+        for f in 0..8 {
+            fs::write(s.remote(&format!("d{d}/f{f}")), b"x").unwrap();
+        }
+    }
+    let (_, before) = counts(&stats);
+    let out = run_bounded(
+        Command::new("ls").arg("-lR").arg(s.mnt.path()),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "ls -lR failed");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listed.matches(" f7\n").count(), dirs, "{listed}");
+    let (_, after) = counts(&stats);
+    // OPENDIR, then the READDIRs together; the CLOSE is not waited for (it was: 3).
+    let rounds = after - before;
+    assert!(
+        rounds <= 2 * dirs as u64 + 6,
+        "ls -lR of {dirs} directories took {rounds} round trips"
+    );
+}
+
+/// A bind mount, undone (lazily) when dropped.
+struct BindMount(PathBuf);
+
+impl BindMount {
+    fn new(from: &Path, to: &Path) -> Self {
+        use nix::mount::{mount, MsFlags};
+        mount(Some(from), to, None::<&str>, MsFlags::MS_BIND, None::<&str>).expect("bind mount");
+        BindMount(to.to_path_buf())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// close(2) through the raw fd, whose error `File`'s drop would swallow.
+fn close_fd(f: File) -> i32 {
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: `fd` is ours (taken from the File), closed once.
+    if unsafe { libc::close(fd) } == 0 {
+        0
+    } else {
+        last_errno()
+    }
+}
+
+#[test]
+fn writes_to_a_full_disk_fail_at_the_latest_at_fsync_or_close() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let s = Sftp::new("");
+    // A remote directory on a 1 MiB tmpfs: the server's writes fail (ENOSPC).
+    let full = Tmpfs::new("size=1m");
+    fs::create_dir(s.remote("full")).unwrap();
+    let _bound = BindMount::new(full.path(), &s.remote("full"));
+    let data = random_bytes(4 << 20, 9);
+    for finish in ["fsync", "close"] {
+        let mut f = File::create(s.join(&format!("full/{finish}"))).unwrap();
+        let wrote = data.chunks(256 << 10).all(|c| f.write_all(c).is_ok());
+        let e = match finish {
+            "fsync" => errno(f.sync_all()),
+            _ => close_fd(f),
+        };
+        assert!(
+            !wrote || e != 0,
+            "4 MiB on a 1 MiB disk: every write and the {finish} succeeded"
+        );
+    }
+}
+
+#[test]
+fn writes_in_flight_when_the_server_dies_fail_close() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    use nix::sys::signal::Signal;
+    let s = Sftp::new("timeout=5");
+    let mut f = File::create(s.join("f")).unwrap();
+    // A stopped server answers nothing: the writes are answered once queued...
+    s.signal_server(Signal::SIGSTOP);
+    let killer = {
+        let pids = s.server_pids();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            for pid in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        })
+    };
+    let t = Instant::now();
+    let r = f.write_all(&random_bytes(1 << 20, 11));
+    let took = t.elapsed();
+    // ...and the server dies with them in flight: close reports it.
+    let closed = close_fd(f);
+    killer.join().unwrap();
+    assert!(r.is_ok(), "write: {r:?} after {took:?}");
+    assert!(
+        took < Duration::from_millis(400),
+        "the write waited {took:?} for a stopped server"
+    );
+    assert!(
+        matches!(closed, libc::ENOTCONN | libc::EIO),
+        "close after the server died with writes in flight: errno {closed}"
+    );
+}
+
+#[test]
+fn many_writes_in_flight_read_back_and_stat_as_written() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    use std::os::unix::fs::FileExt;
+    // The server runs each WRITE 20 ms late, after requests that came later: what
+    // must see the data waits for the writes itself.
+    let (s, _) = Sftp::relayed(0, 20, "");
+    let p = s.join("f");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    let other = File::open(&p).unwrap();
+    let mut model: Vec<u8> = Vec::new();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for i in 0..120u64 {
+        let off = next(12 << 20);
+        let len = 1 + next(400 << 10) as usize;
+        let bytes = random_bytes(len, i + 100);
+        f.write_all_at(&bytes, off).unwrap();
+        let end = off as usize + len;
+        if model.len() < end {
+            model.resize(end, 0);
+        }
+        model[off as usize..end].copy_from_slice(&bytes);
+        // The size never lags what was written; reads see it, through any fd.
+        assert_eq!(f.metadata().unwrap().len(), model.len() as u64, "write {i}");
+        assert_eq!(
+            fs::metadata(&p).unwrap().len(),
+            model.len() as u64,
+            "write {i}"
+        );
+        if i % 10 == 0 {
+            let at = next(model.len() as u64) as usize;
+            let n = (model.len() - at).min(300 << 10);
+            let mut buf = vec![0u8; n];
+            other.read_exact_at(&mut buf, at as u64).unwrap();
+            assert!(buf == model[at..at + n], "read after write {i}");
+        }
+        if i == 90 {
+            f.set_len(5 << 20).unwrap();
+            model.truncate(5 << 20);
+        }
+    }
+    f.sync_all().unwrap();
+    drop((f, other));
+    let want = {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        fs::write(tmp.path(), &model).unwrap();
+        sha256(tmp.path())
+    };
+    assert_eq!(sha256(&s.remote("f")), want);
+    assert_eq!(sha256(&p), want);
+}
+
+#[test]
+fn writes_lost_with_a_session_are_an_error_after_reconnect_never_replayed() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    use nix::sys::signal::Signal;
+    let s = Sftp::new("reconnect,timeout=5");
+    let mut f = File::create(s.join("f")).unwrap();
+    // Writes answered while the stopped server holds them, then it dies with them.
+    s.signal_server(Signal::SIGSTOP);
+    let lost = random_bytes(1 << 20, 13);
+    f.write_all(&lost).unwrap();
+    s.signal_server(Signal::SIGKILL);
+    let e = errno(f.sync_all());
+    assert!(
+        matches!(e, libc::ENOTCONN | libc::EIO),
+        "fsync after the session died with writes in flight: errno {e}"
+    );
+    // Reported once; the file goes on through a new session.
+    f.write_all(b"after").unwrap();
+    f.sync_all().unwrap();
+    let remote = fs::read(s.remote("f")).unwrap();
+    assert_eq!(remote.len(), (1 << 20) + 5);
+    assert!(
+        remote[..1 << 20].iter().all(|b| *b == 0),
+        "the lost writes were replayed"
+    );
+    assert_eq!(&remote[1 << 20..], b"after");
+}
+
+#[test]
+fn creating_a_file_waits_two_round_trips() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    require_python!();
+    use std::os::unix::fs::OpenOptionsExt;
+    let (s, stats) = Sftp::relayed(20, 0, "");
+    fs::write(s.remote("old"), b"data").unwrap();
+    let (_, before) = counts(&stats);
+    for i in 0..10 {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(s.join(&format!("n{i}")))
+            .unwrap();
+        let m = f.metadata().unwrap();
+        assert!(m.is_file() && m.len() == 0 && m.mode() & 0o777 == 0o640);
+    }
+    // LOOKUP (LSTAT), then CREATE: OPEN with its LSTAT (an FSTAT after it was a third).
+    let (_, after) = counts(&stats);
+    let rounds = after - before;
+    assert!(rounds <= 2 * 10 + 2, "10 creates took {rounds} round trips");
+    // O_CREAT over an existing file without O_TRUNC keeps (and reports) its data.
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(s.join("old"))
+        .unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 4);
 }

@@ -320,24 +320,54 @@ impl Conn {
         let mut out = Vec::new();
         req.encode(id, &mut out).map_err(|_| Errno::ENAMETOOLONG)?;
         let reply = self.chan.request(Framebuf::from_vec(out)).await?;
-        let body = reply.as_slice().get(4..).unwrap_or_default();
-        match split_frame(reply.as_slice())
-            .ok()
-            .flatten()
-            .map(|_| decode_reply(body))
-        {
-            Some(Ok((_, r))) => take(r),
-            Some(Err(e)) => {
-                log::warn!("sftpfs: undecodable reply to {:?}: {e}", kind(&req));
-                Err(Errno::EIO)
-            }
-            None => Err(Errno::EIO),
-        }
+        decode(&reply, kind(&req), take)
+    }
+
+    /// Queues `req` (after waiting for room in the channel's queue) and returns; `done`
+    /// gets what `take` makes of the reply later, or the channel's error if the session
+    /// ends first. No deadline applies: the caller bounds its waiting.
+    pub async fn call_queued<T>(
+        &self,
+        req: Request<'_>,
+        take: impl FnOnce(Reply<'_>) -> Result<T, Errno> + 'static,
+        done: impl FnOnce(Result<T, Errno>) + 'static,
+    ) -> Result<(), Errno> {
+        let id = self.next_id.get();
+        self.next_id.set(id.wrapping_add(1));
+        let mut out = Vec::new();
+        req.encode(id, &mut out).map_err(|_| Errno::ENAMETOOLONG)?;
+        let what = kind(&req);
+        self.chan
+            .request_with(Framebuf::from_vec(out), move |r| {
+                done(r.and_then(|reply| decode(&reply, what, take)))
+            })
+            .await
     }
 
     /// Ends the session now: every waiting request fails.
     pub fn close(&self) {
         self.chan.close();
+    }
+}
+
+/// A reply frame decoded by `take`; one that does not decode is EIO (logged).
+fn decode<T>(
+    reply: &Framebuf,
+    what: &str,
+    take: impl FnOnce(Reply<'_>) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let body = reply.as_slice().get(4..).unwrap_or_default();
+    match split_frame(reply.as_slice())
+        .ok()
+        .flatten()
+        .map(|_| decode_reply(body))
+    {
+        Some(Ok((_, r))) => take(r),
+        Some(Err(e)) => {
+            log::warn!("sftpfs: undecodable reply to {what}: {e}");
+            Err(Errno::EIO)
+        }
+        None => Err(Errno::EIO),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Open files and their data: reads and writes split into requests of the server's
 //! limits (limits@openssh.com: 255 KiB for OpenSSH) and sent together, so one large
-//! kernel request is many SFTP requests in flight; each write is acknowledged by the
-//! server before the kernel hears it succeeded (errors are never deferred).
+//! kernel request is many SFTP requests in flight. Writes are answered once queued
+//! (write-behind, writeback.rs): their errors come at the next write, flush or fsync.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +12,19 @@ use sftp_codec::{Attrs, Request};
 
 use crate::conn::Conn;
 use crate::fs::{OpenFile, SftpFs, SftpNode};
-use crate::join::join_all;
+use crate::join::{join2, join_all};
 use crate::readahead::ReadAhead;
+
+/// Whether attributes from an LSTAT sent together with a create's OPEN describe the
+/// file it opened. OpenSSH runs them in order, so they do; a server that ran the LSTAT
+/// first would show no file (ENOENT), or the file as it was before: still right
+/// unless the OPEN changed it (O_TRUNC, or O_EXCL: then it was not there), which a
+/// size other than 0 betrays. Anything else is asked again through the handle.
+fn created_as_seen(a: &Attrs, flags: OpenFlags) -> bool {
+    let regular = a.file_type() == Some(sftp_codec::consts::S_IFREG);
+    let changed = flags.intersects(OpenFlags::TRUNC | OpenFlags::EXCL);
+    regular && (!changed || a.size == Some(0))
+}
 
 /// The most one copy_file_range asks of the server at once (the request has the same
 /// deadline as any other).
@@ -54,6 +65,10 @@ impl SftpFs {
             flags: sftp_codec::OpenFlags::from_posix(flags.bits()),
             attrs: Attrs::default(),
         };
+        if flags.contains(OpenFlags::TRUNC) {
+            // The truncation goes after writes in flight through other open files.
+            self.settled(cx, node).await?;
+        }
         let h = conn.call(req, |r| r.into_handle().map(Rc::from)).await?;
         if flags.contains(OpenFlags::TRUNC) {
             node.touched();
@@ -80,16 +95,29 @@ impl SftpFs {
                 ..Attrs::default()
             },
         };
-        let h: Rc<[u8]> = conn.call(req, |r| r.into_handle().map(Rc::from)).await?;
+        // The LSTAT goes out with the OPEN, not a round trip after it.
+        let lstat = Request::Lstat {
+            path: path.as_bytes(),
+        };
+        let (opened, seen) = join2(
+            conn.call(req, |r| r.into_handle().map(Rc::from)),
+            conn.call(lstat, |r| r.into_attrs()),
+        )
+        .await;
+        let h: Rc<[u8]> = opened?;
         self.changed();
-        let attrs = conn
-            .call(Request::Fstat { handle: &h }, |r| r.into_attrs())
-            .await;
+        let attrs = match seen {
+            Ok(a) if created_as_seen(&a, flags) => Ok(a),
+            _ => {
+                conn.call(Request::Fstat { handle: &h }, |r| r.into_attrs())
+                    .await
+            }
+        };
         let file = OpenFile::new(Rc::clone(&h), conn.generation, flags);
         match attrs {
             Ok(a) => Ok((self.entry(cx, path, &a), Open::new(file))),
             Err(e) => {
-                self.release(file).await;
+                self.release(cx, file).await;
                 Err(e)
             }
         }
@@ -106,6 +134,7 @@ impl SftpFs {
     ) -> OpResult<Vec<u8>> {
         let conn = self.conn(cx).await?;
         let h = self.handle(cx, &conn, f, node).await?;
+        self.settled(cx, node).await?;
         let taken = ReadAhead::take(&f.ahead, offset, size, node.version()).await;
         let hit = taken.is_some();
         let out = match taken {
@@ -167,8 +196,9 @@ impl SftpFs {
         Ok(())
     }
 
-    /// `data` at `offset`, in pieces of the server's write size sent together; all
-    /// or an error.
+    /// `data` at `offset`, in pieces of the server's write size, answered once they
+    /// are queued (write-behind). Fails with the error of an earlier deferred write of
+    /// this open file, if one failed; then nothing of `data` is sent.
     pub async fn write(
         &self,
         cx: &Cx<Self>,
@@ -177,33 +207,36 @@ impl SftpFs {
         offset: u64,
         data: &[u8],
     ) -> OpResult<u32> {
+        f.behind.take_error()?;
         let conn = self.conn(cx).await?;
         let h = self.handle(cx, &conn, f, node).await?;
+        node.writes.add(&f.behind);
         node.touched();
         self.changed();
-        let parts: Vec<Part<'_, ()>> = data
-            .chunks(self.hello.write_len.max(1) as usize)
-            .enumerate()
-            .map(|(i, piece)| {
-                let at = offset + (i * self.hello.write_len as usize) as u64;
-                let req = Request::Write {
-                    handle: &h,
-                    offset: at,
-                    data: piece,
-                };
-                let conn = &conn;
-                Box::pin(async move { conn.call(req, |r| r.into_status()).await }) as Part<'_, ()>
-            })
-            .collect();
-        for r in join_all(parts).await {
-            r?;
+        let step = self.hello.write_len.max(1) as usize;
+        for (i, piece) in data.chunks(step).enumerate() {
+            let at = offset + (i * step) as u64;
+            // Waiting for room is bounded like any request.
+            cx.timeout(self.cfg.timeout, f.behind.send(&conn, &h, at, piece))
+                .await??;
         }
         Ok(data.len() as u32)
     }
 
+    /// close(2) of a descriptor: every write of the open file answered, and the first
+    /// error of a deferred one is close's.
+    pub async fn flush(&self, cx: &Cx<Self>, f: &OpenFile) -> OpResult<()> {
+        cx.timeout(self.cfg.timeout, f.behind.drain()).await?
+    }
+
+    /// The writes of the open file answered (their error is fsync's), then
+    /// fsync@openssh.com if the server has it.
     pub async fn fsync(&self, cx: &Cx<Self>, node: &SftpNode, f: &OpenFile) -> OpResult<()> {
+        self.flush(cx, f).await?;
         if !self.hello.extensions.fsync {
-            return Err(Errno::ENOSYS);
+            // All the server can say is that the writes are done; answering ENOSYS
+            // would make the kernel stop asking, and skip the wait above too.
+            return Ok(());
         }
         let conn = self.conn(cx).await?;
         let h = self.handle(cx, &conn, f, node).await?;
@@ -211,9 +244,24 @@ impl SftpFs {
             .await
     }
 
+    /// Waits (within the deadline) until the writes sent to `node` so far, through
+    /// any open file, have been answered: for what must see their data.
+    pub(crate) async fn settled(&self, cx: &Cx<Self>, node: &SftpNode) -> Result<(), Errno> {
+        cx.timeout(self.cfg.timeout, node.writes.settle()).await
+    }
+
     /// Closes the handle if its session is still the live one (a handle of an ended
     /// session is gone with it).
-    pub async fn release(&self, f: OpenFile) {
+    /// The writes still in flight are waited for first (within the deadline); their
+    /// error can only be logged: the kernel does not wait for release.
+    pub async fn release(&self, cx: &Cx<Self>, f: OpenFile) {
+        if let Err(e) = self.flush(cx, &f).await {
+            log::warn!("sftpfs: a write failed and was not reported before release: {e}");
+        }
+        log::debug!(
+            "sftpfs: release: at most {} writes were in flight",
+            f.behind.most_in_flight()
+        );
         if let Some(conn) = self.current_conn() {
             if conn.generation == f.generation.get() {
                 let h = Rc::clone(&f.handle.borrow());
@@ -242,6 +290,9 @@ impl SftpFs {
         let conn = self.conn(cx).await?;
         let hi = self.handle(cx, &conn, src.file, src.node).await?;
         let ho = self.handle(cx, &conn, dst.file, dst.node).await?;
+        // The server copies what it has: the writes to either side go first.
+        self.settled(cx, src.node).await?;
+        self.settled(cx, dst.node).await?;
         let size = conn
             .call(Request::Fstat { handle: &hi }, |r| r.into_attrs())
             .await?

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use puffs::{Cx, DirBuf, DirPlusBuf, Entry, Errno, FileType, Node, OpResult, Open, PuffsPath};
-use sftp_codec::Request;
+use sftp_codec::{Attrs, Request};
 
 use crate::attr::file_type;
 use crate::conn::Conn;
@@ -40,7 +40,7 @@ impl SftpFs {
             Some(l) => l,
             None => {
                 let conn = self.conn(cx).await?;
-                let l = Rc::new(list(&conn, &path).await?);
+                let l = Rc::new(list(cx, &conn, &path).await?);
                 self.listings
                     .borrow_mut()
                     .insert(path, (Rc::clone(&l), Instant::now()));
@@ -48,6 +48,17 @@ impl SftpFs {
             }
         };
         Ok(Open::new(listing))
+    }
+
+    /// The attributes of `name` in the listing of `dir`, if one younger than
+    /// `cache_timeout` is cached and holds it.
+    pub fn listed(&self, dir: &PuffsPath, name: &[u8]) -> Option<Attrs> {
+        let listings = self.listings.borrow();
+        let (items, at) = listings.get(dir)?;
+        if at.elapsed() >= self.cfg.cache_timeout {
+            return None;
+        }
+        items.iter().find(|i| i.name == name).map(|i| i.attrs)
     }
 
     pub fn readdir(
@@ -127,7 +138,9 @@ impl SftpFs {
 }
 
 /// The whole listing of `path`: OPENDIR, READDIRs a few at a time until EOF, CLOSE.
-async fn list(conn: &Conn, path: &PuffsPath) -> Result<Vec<DirItem>, Errno> {
+/// The CLOSE is not waited for (nothing depends on its answer, and the listing is
+/// complete without it): a round trip less per directory.
+async fn list(cx: &Cx<SftpFs>, conn: &Conn, path: &PuffsPath) -> Result<Vec<DirItem>, Errno> {
     let h: Vec<u8> = conn
         .call(
             Request::Opendir {
@@ -137,10 +150,14 @@ async fn list(conn: &Conn, path: &PuffsPath) -> Result<Vec<DirItem>, Errno> {
         )
         .await?;
     let r = read_all(conn, &h, path).await;
-    if let Err(e) = conn
-        .call(Request::Close { handle: &h }, |r| r.into_status())
-        .await
-    {
+    let closed = |r: Result<(), Errno>| {
+        if let Err(e) = r {
+            log::debug!("sftpfs: closedir: {e}");
+        }
+    };
+    // Queueing waits for room in the channel: bounded like any request.
+    let close = conn.call_queued(Request::Close { handle: &h }, |r| r.into_status(), closed);
+    if let Err(e) = cx.timeout(cx.fs().cfg.timeout, close).await.and_then(|r| r) {
         log::debug!("sftpfs: closedir: {e}");
     }
     r

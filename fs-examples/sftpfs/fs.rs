@@ -19,6 +19,7 @@ use sftp_codec::{Attrs, Reply, Request};
 use crate::attr::to_attr;
 use crate::config::Config;
 use crate::conn::{Conn, Hello, Server};
+use crate::writeback::{NodeWrites, WriteBehind};
 
 /// The key of the root node; other nodes get 1, 2, ...
 pub const ROOT_ID: u64 = 0;
@@ -36,6 +37,8 @@ pub struct SftpNode {
     /// Bumped by every change of the data we make or notice: reads sent ahead at an
     /// older version are dropped.
     version: Cell<u64>,
+    /// The open files with writes in flight to it (write-behind).
+    pub writes: NodeWrites,
 }
 
 impl SftpNode {
@@ -46,6 +49,7 @@ impl SftpNode {
             link: RefCell::new(None),
             orphan: Cell::new(false),
             version: Cell::new(0),
+            writes: NodeWrites::default(),
         }
     }
 
@@ -94,6 +98,8 @@ pub struct OpenFile {
     pub flags: OpenFlags,
     /// Reads sent ahead of a sequential reader.
     pub ahead: RefCell<crate::readahead::ReadAhead>,
+    /// Writes answered to the kernel before the server answered them.
+    pub behind: Rc<WriteBehind>,
 }
 
 impl OpenFile {
@@ -103,6 +109,7 @@ impl OpenFile {
             generation: generation.into(),
             flags,
             ahead: Default::default(),
+            behind: Default::default(),
         }
     }
 }
@@ -269,9 +276,9 @@ impl SftpFs {
     /// file changed on the server).
     pub fn entry(&self, cx: &Cx<Self>, path: PuffsPath, attrs: &Attrs) -> EntryOf<Self> {
         let id = self.known_id(&path).unwrap_or_else(|| self.id_of(&path));
-        let attr = to_attr(attrs);
+        let mut attr = to_attr(attrs);
         if let Some(n) = cx.node_by_key(&id) {
-            self.refreshed(cx, &n, attr);
+            attr = self.refreshed_unless_writing(cx, &n, attr);
         }
         let mut e = Entry::new(id, SftpNode::new(path, Some(attr)), attr);
         e.entry_ttl = Some(self.cfg.cache_timeout);
@@ -290,6 +297,23 @@ impl SftpFs {
                 if let Err(e) = cx.notifier().inval_data(node.ino(), 0, 0) {
                     log::debug!("sftpfs: inval_data: {e}");
                 }
+            }
+        }
+    }
+
+    /// Attributes fresh from the server for `node`, recorded (see [`Self::refreshed`])
+    /// unless writes to it are in flight: then the server has not seen them all, the
+    /// attributes are not kept, and the size is at least the end of those writes, so
+    /// the kernel never sees the file shrink under its own writes.
+    pub fn refreshed_unless_writing(&self, cx: &Cx<Self>, node: &Node<Self>, attr: Attr) -> Attr {
+        match node.writes.pending_end() {
+            Some(end) => Attr {
+                size: attr.size.max(end),
+                ..attr
+            },
+            None => {
+                self.refreshed(cx, node, attr);
+                attr
             }
         }
     }

@@ -13,6 +13,7 @@ mod join;
 mod names;
 mod ops;
 mod readahead;
+mod writeback;
 
 use puffs::PuffsUserMount;
 

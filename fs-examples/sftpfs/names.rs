@@ -21,8 +21,15 @@ impl SftpFs {
         dir: &SftpNode,
         name: &[u8],
     ) -> OpResult<EntryOf<Self>> {
-        let path = SftpFs::path_of(dir)?.join(name)?;
-        let attrs = self.lstat(cx, &path).await?;
+        let dir_path = SftpFs::path_of(dir)?;
+        let path = dir_path.join(name)?;
+        // A name in a listing still fresh needs no LSTAT: READDIR brought its
+        // attributes (the kernel looks up names readdirplus did not give it, e.g. those
+        // of a later readdir call).
+        let attrs = match self.listed(&dir_path, name) {
+            Some(a) => a,
+            None => self.lstat(cx, &path).await?,
+        };
         Ok(self.entry(cx, path, &attrs))
     }
 
@@ -49,9 +56,7 @@ impl SftpFs {
                 Err(e) => return node.cached_attr().ok_or(e),
             },
         };
-        let attr = to_attr(&attrs);
-        self.refreshed(cx, node, attr);
-        Ok(attr)
+        Ok(self.refreshed_unless_writing(cx, node, to_attr(&attrs)))
     }
 
     /// chmod, chown, truncate and utimes in one SETSTAT (FSETSTAT through an open
@@ -81,6 +86,8 @@ impl SftpFs {
                 set_time(set.mtime, cur.mtime),
             ));
         }
+        // A truncate or utimes goes after the writes before it.
+        self.settled(cx, node).await?;
         let conn = self.conn(cx).await?;
         node.touched();
         self.changed();

@@ -171,8 +171,18 @@ impl Ops for SftpFs {
         SftpFs::write(self, cx, node, file, offset, &data).await
     }
 
-    async fn release(&self, _cx: &Cx<Self>, _node: &Node<Self>, file: OpenFile) -> OpResult<()> {
-        SftpFs::release(self, file).await;
+    async fn flush(
+        &self,
+        cx: &Cx<Self>,
+        _node: &Node<Self>,
+        file: &OpenFile,
+        _lock_owner: u64,
+    ) -> OpResult<()> {
+        SftpFs::flush(self, cx, file).await
+    }
+
+    async fn release(&self, cx: &Cx<Self>, _node: &Node<Self>, file: OpenFile) -> OpResult<()> {
+        SftpFs::release(self, cx, file).await;
         Ok(())
     }
 
