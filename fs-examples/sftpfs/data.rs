@@ -72,6 +72,7 @@ impl SftpFs {
         let h = conn.call(req, |r| r.into_handle().map(Rc::from)).await?;
         if flags.contains(OpenFlags::TRUNC) {
             node.touched();
+            node.writes.sized();
             self.changed();
         }
         Ok(Open::new(OpenFile::new(h, conn.generation, flags)))

@@ -302,16 +302,17 @@ impl SftpFs {
     }
 
     /// Attributes fresh from the server for `node`, recorded (see [`Self::refreshed`])
-    /// unless writes to it are in flight: then the server has not seen them all, the
-    /// attributes are not kept, and the size is at least the end of those writes, so
-    /// the kernel never sees the file shrink under its own writes.
+    /// unless writes to it are in flight or the server's size is short of writes
+    /// answered within the deadline (the request may have been sent before them): then
+    /// the attributes are not kept, and the size is at least the end of those writes,
+    /// so the kernel never sees the file shrink under its own writes.
     pub fn refreshed_unless_writing(&self, cx: &Cx<Self>, node: &Node<Self>, attr: Attr) -> Attr {
-        match node.writes.pending_end() {
-            Some(end) => Attr {
+        match node.writes.size_floor(self.cfg.timeout) {
+            Some(end) if node.writes.busy() || attr.size < end => Attr {
                 size: attr.size.max(end),
                 ..attr
             },
-            None => {
+            _ => {
                 self.refreshed(cx, node, attr);
                 attr
             }

@@ -117,6 +117,9 @@ impl SftpFs {
                 conn.call(req, |r| r.into_status()).await?;
             }
         }
+        if set.size.is_some() {
+            node.writes.sized();
+        }
         self.getattr(cx, node, file).await
     }
 

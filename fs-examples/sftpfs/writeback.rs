@@ -17,14 +17,19 @@
 //! sessions). So what must see the data waits for the writes sent before it
 //! ([`NodeWrites::settle`]): reads, setattr (truncate, utimes), copy_file_range, an
 //! open with O_TRUNC. getattr does not wait: it reports at least the end of the writes
-//! in flight ([`NodeWrites::pending_end`]), so the size the kernel sees never goes
-//! backwards.
+//! in flight or answered within the last deadline ([`NodeWrites::size_floor`]), so the
+//! size the kernel sees never goes backwards. Answered ones count too because an
+//! attribute request sent before a write was answered may be answered after it (its
+//! reply frame is read first, but the write's callback runs at once while the
+//! request's continuation runs later); any request sent earlier than a deadline ago
+//! has been answered or failed by now, so after that the server's size is the truth.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use puffs::Errno;
 use sftp_codec::Request;
@@ -51,6 +56,8 @@ struct Window {
     waiters: Vec<Waker>,
     /// The most writes in flight at once (for the debug log).
     most: usize,
+    /// The end of the furthest answered write, and when the last answer came.
+    answered: Option<(u64, Instant)>,
 }
 
 /// The write-behind state of one open file.
@@ -109,8 +116,10 @@ impl WriteBehind {
     fn finished(&self, seq: u64, r: Result<(), Errno>) {
         let waiters = {
             let mut w = self.w.borrow_mut();
-            if let Some((len, _)) = w.in_flight.remove(&seq) {
+            if let Some((len, end)) = w.in_flight.remove(&seq) {
                 w.bytes -= len;
+                let furthest = w.answered.map_or(end, |(e, _)| e.max(end));
+                w.answered = Some((furthest, Instant::now()));
             }
             if let Err(e) = r {
                 log::debug!("sftpfs: deferred write failed: {e}");
@@ -159,14 +168,17 @@ impl WriteBehind {
         .await
     }
 
-    /// The end of the furthest write in flight.
-    fn pending_end(&self) -> Option<u64> {
-        self.w
-            .borrow()
-            .in_flight
-            .values()
-            .map(|(_, end)| *end)
-            .max()
+    /// The end of the furthest write in flight, or answered less than `recent` ago.
+    fn size_floor(&self, recent: Duration) -> Option<u64> {
+        let w = self.w.borrow();
+        let answered = w.answered.filter(|(_, at)| at.elapsed() < recent);
+        let in_flight = w.in_flight.values().map(|(_, end)| *end);
+        in_flight.chain(answered.map(|(end, _)| end)).max()
+    }
+
+    /// Whether a write is in flight.
+    fn busy(&self) -> bool {
+        !self.w.borrow().in_flight.is_empty()
     }
 
     /// The most writes that were in flight at once.
@@ -211,8 +223,25 @@ impl NodeWrites {
         }
     }
 
-    /// The end of the furthest write in flight to the node, if any is.
-    pub fn pending_end(&self) -> Option<u64> {
-        self.files().iter().filter_map(|f| f.pending_end()).max()
+    /// The size the node has at least, by our own writes: the end of the furthest one
+    /// in flight, or answered less than `recent` (the request deadline) ago.
+    pub fn size_floor(&self, recent: Duration) -> Option<u64> {
+        self.files()
+            .iter()
+            .filter_map(|f| f.size_floor(recent))
+            .max()
+    }
+
+    /// Whether a write to the node is in flight.
+    pub fn busy(&self) -> bool {
+        self.files().iter().any(|f| f.busy())
+    }
+
+    /// The node's size was set by us after its writes settled (truncate, O_TRUNC):
+    /// the ends of answered writes no longer bound it.
+    pub fn sized(&self) {
+        for f in self.files() {
+            f.w.borrow_mut().answered = None;
+        }
     }
 }
