@@ -352,8 +352,42 @@ pub fn verdicts(res: &Results) -> Vec<Verdict> {
             0.9,
         ),
     ];
+    v.push(posix_depth(res));
     v.push(million_verdict(res));
     v
+}
+
+/// Issue 9 expects POSIX AIO far behind at queue depth 32 on one file (glibc serves one fd's
+/// requests one at a time): fio's posixaio engine against libaio, QD32 over QD1, per target.
+fn posix_depth(res: &Results) -> Verdict {
+    let name = "POSIX AIO gains nothing from QD32 on one file (libaio does)";
+    let gain = |m1: &str, m32: &str, t: Target| Some(res.median(m32, t)? / res.median(m1, t)?);
+    let figures: Vec<(Target, f64, f64)> = Target::ALL
+        .into_iter()
+        .filter_map(|t| {
+            Some((
+                t,
+                gain("fio_posixaio_qd1", "fio_posixaio_qd32", t)?,
+                gain("fio_libaio_qd1", "fio_libaio_qd32", t)?,
+            ))
+        })
+        .collect();
+    let Some(&(_, posix, libaio)) = figures.iter().find(|(t, _, _)| *t == Target::Native) else {
+        return Verdict {
+            name,
+            pass: None,
+            detail: "not measured".into(),
+        };
+    };
+    let shown: Vec<String> = figures
+        .iter()
+        .map(|(t, p, l)| format!("{t} posixaio {p:.2}x, libaio {l:.2}x"))
+        .collect();
+    Verdict {
+        name,
+        pass: Some(posix < 1.5 && libaio >= 2.0),
+        detail: format!("QD32/QD1 IOPS: {}", shown.join("; ")),
+    }
 }
 
 fn million_verdict(res: &Results) -> Verdict {
