@@ -3,8 +3,13 @@
 //!
 //! Every workload runs on every target in interleaved order, the starting target rotating from
 //! round to round, each run on a fresh, empty backing directory under `--dir` (on the root file
-//! system by default) with a fresh mount over it. Prints medians, speed relative to native and
-//! one JSON line. A benchmark, not a test: needs root. See docs/performance.md.
+//! system by default) with a fresh mount over it. Prints medians, speed relative to native, a
+//! PASS/FAIL line per issue 9 target and one JSON line. A benchmark, not a test: needs root.
+//! See docs/performance.md.
+//!
+//! Files: `args.rs` (command line, sizes), `target.rs` (the file systems and their mounts),
+//! `workloads.rs` (stat_cold, random and O_DIRECT reads), `fio.rs`, `build.rs` (C project and
+//! git tree), `million.rs` (the million-file run), `report.rs` (tables, verdicts, JSON).
 
 mod args;
 mod build;
