@@ -24,16 +24,23 @@ pub enum Target {
     NullfsUring,
     /// nullfs with `-o nopassthrough,aio=posix`.
     NullfsPosix,
+    /// nullfs with `-o nopassthrough,aio=linux`: kernel AIO for O_DIRECT opens, worker
+    /// threads for the rest.
+    NullfsLinux,
+    /// nullfs with `-o nopassthrough,aio=threads`.
+    NullfsThreads,
     Bindfs,
     Mergerfs,
 }
 
 impl Target {
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 8] = [
         Target::Native,
         Target::NullfsPt,
         Target::NullfsUring,
         Target::NullfsPosix,
+        Target::NullfsLinux,
+        Target::NullfsThreads,
         Target::Bindfs,
         Target::Mergerfs,
     ];
@@ -44,6 +51,8 @@ impl Target {
             Target::NullfsPt => "nullfs-pt",
             Target::NullfsUring => "nullfs-uring",
             Target::NullfsPosix => "nullfs-posix",
+            Target::NullfsLinux => "nullfs-linux",
+            Target::NullfsThreads => "nullfs-threads",
             Target::Bindfs => "bindfs",
             Target::Mergerfs => "mergerfs",
         }
@@ -53,15 +62,17 @@ impl Target {
         Target::ALL.into_iter().find(|t| t.name() == s)
     }
 
+    pub fn is_nullfs(self) -> bool {
+        !matches!(self, Target::Native | Target::Bindfs | Target::Mergerfs)
+    }
+
     /// The program that mounts this target, if it is a FUSE file system.
     fn program(self, nullfs: &Path) -> Option<PathBuf> {
         match self {
             Target::Native => None,
-            Target::NullfsPt | Target::NullfsUring | Target::NullfsPosix => {
-                Some(nullfs.to_path_buf())
-            }
             Target::Bindfs => Some("bindfs".into()),
             Target::Mergerfs => Some("mergerfs".into()),
+            _ => Some(nullfs.to_path_buf()),
         }
     }
 
@@ -71,6 +82,8 @@ impl Target {
             Target::NullfsPt => vec!["aio=uring"],
             Target::NullfsUring => vec!["nopassthrough", "aio=uring"],
             Target::NullfsPosix => vec!["nopassthrough", "aio=posix"],
+            Target::NullfsLinux => vec!["nopassthrough", "aio=linux"],
+            Target::NullfsThreads => vec!["nopassthrough", "aio=threads"],
             _ => vec![],
         }
     }
@@ -119,11 +132,9 @@ impl Env {
     fn extra_opts(&self, t: Target) -> Option<&String> {
         match t {
             Target::Native => None,
-            Target::NullfsPt | Target::NullfsUring | Target::NullfsPosix => {
-                self.nullfs_opts.as_ref()
-            }
             Target::Bindfs => self.bindfs_opts.as_ref(),
             Target::Mergerfs => self.mergerfs_opts.as_ref(),
+            _ => self.nullfs_opts.as_ref(),
         }
     }
 
