@@ -111,22 +111,20 @@ impl Sessions {
     /// when the last has ended. Fails with ENOTCONN when there is none to be had.
     pub async fn get<F: Ops>(&self, cx: &Cx<F>, slot: usize) -> Result<Rc<Conn>, Errno> {
         let s = self.slots.get(slot).ok_or(Errno::EIO)?;
+        self.open_first(cx);
         let deadline = Instant::now() + self.restart.timeout;
         loop {
+            if !self.restart.reconnect && self.any_ended() {
+                self.take_down();
+            }
             if self.down.get() {
                 return Err(Errno::ENOTCONN);
             }
             if let Some(c) = s.conn.borrow().as_ref().filter(|c| !c.is_closed()) {
                 return Ok(Rc::clone(c));
             }
-            if let Some((stream, server)) = s.first.borrow_mut().take() {
-                let c = Conn::open(cx, stream, server, self.restart.timeout, 1, slot)?;
-                s.generation.set(1);
-                *s.conn.borrow_mut() = Some(Rc::clone(&c));
-                return Ok(c);
-            }
             if !self.restart.reconnect {
-                self.take_down(slot);
+                self.take_down();
                 return Err(Errno::ENOTCONN);
             }
             if Instant::now() >= deadline {
@@ -147,10 +145,36 @@ impl Sessions {
         }
     }
 
+    /// Gives every session set up before mounting its channel, all at the first
+    /// request: a session that is not used yet is still watched, so its end is
+    /// noticed.
+    fn open_first<F: Ops>(&self, cx: &Cx<F>) {
+        for (slot, s) in self.slots.iter().enumerate() {
+            let Some((stream, server)) = s.first.borrow_mut().take() else {
+                continue;
+            };
+            match Conn::open(cx, stream, server, self.restart.timeout, 1, slot) {
+                Ok(c) => {
+                    s.generation.set(1);
+                    *s.conn.borrow_mut() = Some(c);
+                }
+                // Left without a connection: it counts as ended.
+                Err(e) => log::warn!("sftpfs: session {slot}: {e}"),
+            }
+        }
+    }
+
+    /// Whether a session that was running has ended (its server or ssh went away).
+    fn any_ended(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.conn.borrow().as_ref().is_some_and(|c| c.is_closed()))
+    }
+
     /// A session ended and will not be restarted: all of them end.
-    fn take_down(&self, slot: usize) {
+    fn take_down(&self) {
         if !self.down.replace(true) && self.slots.len() > 1 {
-            log::warn!("sftpfs: session {slot} ended: closing all {}", self.len());
+            log::warn!("sftpfs: a session ended: closing all {}", self.len());
         }
         self.close_all();
     }
