@@ -42,13 +42,14 @@ fn device_of(dir: &Path) -> io::Result<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")?;
     let want = escape(&dir.to_string_lossy());
     info.lines()
+        .rev()
         .filter_map(|l| {
             let mut f = l.split(' ');
             let dev = f.nth(2)?;
             let at = f.nth(1)?;
             (at == want).then(|| dev.to_string())
         })
-        .last()
+        .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in /proc/self/mountinfo"))
 }
 
