@@ -58,6 +58,7 @@ fn run(c: &Config) -> Result<bool, String> {
     let t = Transport {
         relay: c.relay.clone(),
         server_argv,
+        sshd_port: sshd.as_ref().map(|d| d.port),
         sftpfs: c.sftpfs.clone(),
         sftpfs_opts,
         sshfs_opts: c.sshfs_opts.clone(),
@@ -70,7 +71,7 @@ fn run(c: &Config) -> Result<bool, String> {
     println!(
         "transport: {} through sftp-relay",
         if c.ssh {
-            "ssh to a private sshd on 127.0.0.1"
+            "ssh to a private sshd on 127.0.0.1, its TCP connection"
         } else {
             "the sftp-server run directly"
         }
