@@ -1177,3 +1177,223 @@ fn creating_a_file_waits_two_round_trips() {
         .unwrap();
     assert_eq!(f.metadata().unwrap().len(), 4);
 }
+
+// ---- -o connections=N (issue 10 §3) ----
+
+/// This mount's sftp-server processes in the order they started: with
+/// `connections=N` the first one carries the metadata, the others the data.
+fn servers_in_start_order(s: &Sftp) -> Vec<i32> {
+    let started = |pid: &i32| -> u64 {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The fields after the command name, which may hold spaces: starttime is 22nd.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        rest.split_whitespace()
+            .nth(19)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    let mut pids = s.server_pids();
+    pids.sort_by_key(|p| (started(p), *p));
+    pids
+}
+
+/// Bytes a process has read through read(2) and friends (/proc/PID/io rchar): a
+/// server's socket input (requests, write data) and file input (read data).
+fn rchar(pid: i32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Continues stopped processes when dropped, so a failing test leaves none stopped.
+struct Stopped(Vec<i32>);
+
+impl Stopped {
+    fn new(pids: &[i32]) -> Self {
+        for &p in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGSTOP,
+            );
+        }
+        Stopped(pids.to_vec())
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for &p in &self.0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+    }
+}
+
+#[test]
+fn connections_spread_one_files_data_and_keep_metadata_apart() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let s = Sftp::new("connections=3");
+    let servers = servers_in_start_order(&s);
+    assert_eq!(servers.len(), 3, "sftp-server processes: {servers:?}");
+    let moved = |what: &str, run: &dyn Fn()| {
+        let before: Vec<u64> = servers.iter().map(|p| rchar(*p)).collect();
+        run();
+        let moved: Vec<u64> = servers
+            .iter()
+            .zip(&before)
+            .map(|(p, b)| rchar(*p) - b)
+            .collect();
+        eprintln!("{what}: bytes read by each server (metadata first): {moved:?}");
+        // 24 MiB of one file crossed: each data session carried a good share of it,
+        // the metadata one none.
+        for (i, m) in moved.iter().enumerate().skip(1) {
+            assert!(*m > 8 << 20, "{what}: data session {i} carried {m} bytes");
+        }
+        assert!(
+            moved[0] < 1 << 20,
+            "{what}: the metadata session read {}",
+            moved[0]
+        );
+    };
+    let data = random_bytes(24 << 20, 3);
+    moved("write", &|| {
+        let mut f = File::create(s.join("up")).unwrap();
+        for chunk in data.chunks(1 << 20) {
+            f.write_all(chunk).unwrap();
+        }
+        f.sync_all().unwrap();
+    });
+    assert!(
+        fs::read(s.remote("up")).unwrap() == data,
+        "written data differs"
+    );
+    fs::write(s.remote("down"), random_bytes(24 << 20, 4)).unwrap();
+    moved("read", &|| {
+        assert_eq!(sha256(&s.join("down")), sha256(&s.remote("down")));
+    });
+    s.mnt.unmount().expect("clean unmount");
+    assert!(
+        wait_until(Duration::from_secs(3), || s.server_pids().is_empty()),
+        "servers left after unmount: {:?}",
+        s.server_pids()
+    );
+}
+
+#[test]
+fn metadata_stays_answerable_while_the_data_sessions_are_stalled() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let s = Sftp::new("connections=3,timeout=4");
+    let want = random_bytes(16 << 20, 5);
+    fs::write(s.remote("big"), &want).unwrap();
+    let servers = servers_in_start_order(&s);
+    assert_eq!(servers.len(), 3, "sftp-server processes: {servers:?}");
+
+    // A bulk read whose sessions stall (stopped servers: a transfer stuck on a slow
+    // link) must not hold up lookups and listings.
+    let stalled = Stopped::new(&servers[1..]);
+    let reader = {
+        let p = s.join("big");
+        std::thread::spawn(move || fs::read(p))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 0..20 {
+        fs::write(s.remote(&format!("new-{i}")), b"x").unwrap();
+    }
+    let t = Instant::now();
+    let mut answered = 0;
+    for i in 0..20 {
+        let m = fs::metadata(s.join(&format!("new-{i}"))).map(|m| m.len());
+        let missing = fs::metadata(s.join(&format!("missing-{i}")));
+        if m.ok() != Some(1) || errno(missing) != libc::ENOENT {
+            break;
+        }
+        answered += 1;
+    }
+    let listed = fs::read_dir(s.join("")).map_or(0, |d| d.count());
+    let took = t.elapsed();
+    assert!(!reader.is_finished(), "the read did not stall");
+    drop(stalled);
+    let got = reader
+        .join()
+        .unwrap()
+        .expect("the read completes once resumed");
+    assert!(got == want, "data read back differs");
+    assert_eq!(answered, 20, "lookups answered while the data stalled");
+    assert_eq!(listed, 21);
+    assert!(took < Duration::from_secs(5), "metadata took {took:?}");
+}
+
+#[test]
+fn one_session_ending_ends_all_without_reconnect() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let s = Sftp::new("connections=3,timeout=2");
+    fs::write(s.remote("f"), random_bytes(4 << 20, 6)).unwrap();
+    fs::write(s.remote("g"), b"g").unwrap();
+    // All sessions in use: the mount has seen them up.
+    assert_eq!(fs::read(s.join("f")).unwrap().len(), 4 << 20);
+    let servers = servers_in_start_order(&s);
+    assert_eq!(servers.len(), 3, "sftp-server processes: {servers:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(servers[2]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Metadata (whose session is alive) and data alike: ENOTCONN, at once.
+    let t = Instant::now();
+    assert_eq!(errno(fs::metadata(s.join("g"))), libc::ENOTCONN);
+    assert_eq!(errno(fs::read(s.join("f"))), libc::ENOTCONN);
+    assert_eq!(errno(fs::read_dir(s.join(""))), libc::ENOTCONN);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || s.server_pids().is_empty()),
+        "the other sessions were not ended: {:?}",
+        s.server_pids()
+    );
+    s.mnt.unmount().expect("clean unmount");
+}
+
+#[test]
+fn reconnect_restarts_each_session_on_its_own() {
+    require_fuse!();
+    require_program!(SFTP_SERVER);
+    let s = Sftp::new("connections=3,reconnect,timeout=3");
+    let want = random_bytes(6 << 20, 7);
+    fs::write(s.remote("f"), &want).unwrap();
+    let mut f = File::open(s.join("f")).unwrap();
+    let mut head = vec![0u8; 3 << 20];
+    f.read_exact(&mut head).unwrap();
+    let servers = servers_in_start_order(&s);
+    assert_eq!(servers.len(), 3, "sftp-server processes: {servers:?}");
+    // Both data sessions die; the metadata one lives on.
+    for &p in &servers[1..] {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(2), || s.server_pids().len() == 1));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut rest = Vec::new();
+    f.read_to_end(&mut rest).unwrap();
+    head.extend_from_slice(&rest);
+    assert!(head == want, "data read across the reconnect differs");
+    let now = servers_in_start_order(&s);
+    assert_eq!(now.len(), 3, "sessions after reconnect: {now:?}");
+    assert_eq!(now[0], servers[0], "the metadata session was restarted");
+    fs::write(s.join("g"), b"after").unwrap();
+    assert_eq!(fs::read(s.remote("g")).unwrap(), b"after");
+}

@@ -28,6 +28,11 @@ pub const OPTIONS: &[FsOption] = &[
         "cache_timeout",
         "seconds attributes, names and symlink targets are cached (default 20)",
     ),
+    FsOption::value(
+        "connections",
+        "SFTP sessions to open (default 1); with 2 or more, one carries metadata and the \
+         others a file's data, striped over them",
+    ),
     FsOption::flag(
         "reconnect",
         "start a new session when the server goes away, reopening open files",
@@ -82,6 +87,8 @@ pub struct Config {
     pub timeout: Duration,
     pub cache_timeout: Duration,
     pub reconnect: bool,
+    /// How many sessions (`-o connections=`).
+    pub connections: usize,
 }
 
 fn bad(name: &str, value: &str, why: &str) -> String {
@@ -149,6 +156,7 @@ impl Config {
             timeout: Duration::from_secs(30),
             cache_timeout: Duration::from_secs(20),
             reconnect: false,
+            connections: 1,
         };
         for (name, value) in &o.fs {
             let v = value.as_deref().unwrap_or("");
@@ -189,6 +197,14 @@ impl Config {
                 }
                 "cache_timeout" => c.cache_timeout = seconds(name, v)?,
                 "reconnect" => c.reconnect = true,
+                "connections" => {
+                    let max = crate::sessions::MAX_CONNECTIONS;
+                    c.connections = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=max).contains(n))
+                        .ok_or_else(|| bad(name, v, &format!("expected 1 to {max}")))?;
+                }
                 _ => {}
             }
         }
@@ -267,6 +283,11 @@ mod tests {
         assert!(cfg("h:/", "ssh_option=NoEquals").is_err());
         assert!(cfg("h:/", "port=0").is_err());
         assert!(cfg("h:/", "timeout=0").is_err());
+        for n in ["0", "17", "x", ""] {
+            assert!(cfg("h:/", &format!("connections={n}")).is_err(), "{n}");
+        }
+        assert_eq!(cfg("h:/", "connections=4").unwrap().connections, 4);
+        assert_eq!(cfg("h:/", "").unwrap().connections, 1);
     }
 
     #[test]

@@ -246,6 +246,8 @@ pub struct Conn {
     /// Which session this is (1, 2, ... after reconnects): file handles of an older
     /// one are reopened before use.
     pub generation: u64,
+    /// Its place in the mount's set of sessions (`crate::sessions`).
+    pub slot: usize,
 }
 
 impl Conn {
@@ -256,6 +258,7 @@ impl Conn {
         mut server: Server,
         timeout: Duration,
         generation: u64,
+        slot: usize,
     ) -> Result<Rc<Conn>, Errno> {
         if let Some(e) = server.stderr.take() {
             match cx.register(e) {
@@ -277,6 +280,7 @@ impl Conn {
             _server: server,
             next_id: Cell::new(1),
             generation,
+            slot,
         }))
     }
 
@@ -287,12 +291,13 @@ impl Conn {
         argv: &[String],
         timeout: Duration,
         generation: u64,
+        slot: usize,
     ) -> Result<Rc<Conn>, Errno> {
         let (server, stream) = Server::spawn(argv).map_err(|e| {
             log::warn!("sftpfs: reconnect: {e}");
             Errno::ENOTCONN
         })?;
-        let conn = Conn::open(cx, stream, server, timeout, generation)?;
+        let conn = Conn::open(cx, stream, server, timeout, generation, slot)?;
         let mut out = Vec::new();
         encode_init(&mut out);
         let reply = conn.chan.request(Framebuf::from_vec(out)).await?;

@@ -14,6 +14,7 @@ use crate::conn::Conn;
 use crate::fs::{OpenFile, SftpFs, SftpNode};
 use crate::join::{join2, join_all};
 use crate::readahead::ReadAhead;
+use crate::sessions::{Route, STRIPE};
 
 /// Whether attributes from an LSTAT sent together with a create's OPEN describe the
 /// file it opened. OpenSSH runs them in order, so they do; a server that ran the LSTAT
@@ -59,7 +60,7 @@ impl SftpFs {
         flags: OpenFlags,
     ) -> OpResult<Open<OpenFile>> {
         let path = node.live_path()?;
-        let conn = self.conn(cx).await?;
+        let (conn, base) = self.open_conn(cx).await?;
         let req = Request::Open {
             path: path.as_bytes(),
             flags: sftp_codec::OpenFlags::from_posix(flags.bits()),
@@ -75,7 +76,7 @@ impl SftpFs {
             node.writes.sized();
             self.changed();
         }
-        Ok(Open::new(OpenFile::new(h, conn.generation, flags)))
+        Ok(Open::new(OpenFile::new(h, &conn, base, flags)))
     }
 
     pub async fn create(
@@ -87,7 +88,7 @@ impl SftpFs {
         flags: OpenFlags,
     ) -> OpResult<(EntryOf<Self>, Open<OpenFile>)> {
         let path = SftpFs::path_of(dir)?.join(name)?;
-        let conn = self.conn(cx).await?;
+        let (conn, base) = self.open_conn(cx).await?;
         let req = Request::Open {
             path: path.as_bytes(),
             flags: sftp_codec::OpenFlags::from_posix((flags | OpenFlags::CREAT).bits()),
@@ -114,7 +115,7 @@ impl SftpFs {
                     .await
             }
         };
-        let file = OpenFile::new(Rc::clone(&h), conn.generation, flags);
+        let file = OpenFile::new(Rc::clone(&h), &conn, base, flags);
         match attrs {
             Ok(a) => Ok((self.entry(cx, path, &a), Open::new(file))),
             Err(e) => {
@@ -133,33 +134,29 @@ impl SftpFs {
         offset: u64,
         size: u32,
     ) -> OpResult<Vec<u8>> {
-        let conn = self.conn(cx).await?;
-        let h = self.handle(cx, &conn, f, node).await?;
+        let route = (self.route(cx, f, node, ReadAhead::reach(offset, size))).await?;
         self.settled(cx, node).await?;
         let taken = ReadAhead::take(&f.ahead, offset, size, node.version()).await;
         let hit = taken.is_some();
         let out = match taken {
             Some(data) => data,
-            None => self.read_now(&conn, &h, offset, size).await?,
+            None => self.read_now(&route, offset, size).await?,
         };
-        if size <= self.hello.read_len {
+        if size <= STRIPE as u32 {
             let at = (offset, size, out.len());
-            ReadAhead::advance(&f.ahead, cx, (&conn, &h), at, hit);
+            ReadAhead::advance(&f.ahead, cx, (&route, self.hello.read_len), at, hit);
         }
         Ok(out)
     }
 
     /// A read sent now: the server's read size at a time, all at once.
-    async fn read_now(&self, conn: &Conn, h: &[u8], offset: u64, size: u32) -> OpResult<Vec<u8>> {
-        let chunk = self.hello.read_len.max(1);
+    async fn read_now(&self, route: &Route, offset: u64, size: u32) -> OpResult<Vec<u8>> {
         let mut parts: Vec<Part<'_, Vec<u8>>> = Vec::new();
         let mut want = Vec::new();
-        let mut at = 0u32;
-        while at < size {
-            let len = chunk.min(size - at);
-            parts.push(Box::pin(read_at(conn, h, offset + at as u64, len)));
+        for (at, len) in route.pieces(offset, size, self.hello.read_len) {
+            let (conn, h) = route.at(at);
+            parts.push(Box::pin(read_at(conn, h, at, len)));
             want.push(len);
-            at += len;
         }
         let mut out = Vec::with_capacity(size as usize);
         for (part, want) in join_all(parts).await.into_iter().zip(want) {
@@ -170,7 +167,7 @@ impl SftpFs {
                 if !data.is_empty() {
                     // Short before the end: the rest one request at a time, so the
                     // kernel never takes a short read for the end of the file.
-                    self.read_rest(conn, h, offset, size, &mut out).await?;
+                    self.read_rest(route, offset, size, &mut out).await?;
                 }
                 break;
             }
@@ -180,15 +177,16 @@ impl SftpFs {
 
     async fn read_rest(
         &self,
-        conn: &Conn,
-        h: &[u8],
+        route: &Route,
         offset: u64,
         size: u32,
         out: &mut Vec<u8>,
     ) -> Result<(), Errno> {
         while out.len() < size as usize {
-            let len = self.hello.read_len.min(size - out.len() as u32);
-            let data = read_at(conn, h, offset + out.len() as u64, len).await?;
+            let at = offset + out.len() as u64;
+            let (at, len) = route.pieces(at, size - out.len() as u32, self.hello.read_len)[0];
+            let (conn, h) = route.at(at);
+            let data = read_at(conn, h, at, len).await?;
             if data.is_empty() {
                 break;
             }
@@ -209,16 +207,18 @@ impl SftpFs {
         data: &[u8],
     ) -> OpResult<u32> {
         f.behind.take_error()?;
-        let conn = self.conn(cx).await?;
-        let h = self.handle(cx, &conn, f, node).await?;
+        let route = self.route(cx, f, node, offset + data.len() as u64).await?;
         node.writes.add(&f.behind);
         node.touched();
         self.changed();
-        let step = self.hello.write_len.max(1) as usize;
-        for (i, piece) in data.chunks(step).enumerate() {
-            let at = offset + (i * step) as u64;
+        // Cut at stripe boundaries too (the same bytes always go to the same session,
+        // so overlapping writes stay in order there).
+        for (at, len) in route.pieces(offset, data.len() as u32, self.hello.write_len) {
+            let from = (at - offset) as usize;
+            let (conn, h) = route.at(at);
+            let piece = &data[from..from + len as usize];
             // Waiting for room is bounded like any request.
-            cx.timeout(self.cfg.timeout, f.behind.send(&conn, &h, at, piece))
+            cx.timeout(self.cfg.timeout, f.behind.send(conn, h, at, piece))
                 .await??;
         }
         Ok(data.len() as u32)
@@ -239,8 +239,9 @@ impl SftpFs {
             // would make the kernel stop asking, and skip the wait above too.
             return Ok(());
         }
-        let conn = self.conn(cx).await?;
-        let h = self.handle(cx, &conn, f, node).await?;
+        // One fsync flushes the file, whichever session wrote it: every write was
+        // acknowledged, so it reached the server's file before this.
+        let (conn, h) = self.file_conn(cx, f, node).await?;
         conn.call(Request::Fsync { handle: &h }, |r| r.into_status())
             .await
     }
@@ -251,10 +252,9 @@ impl SftpFs {
         cx.timeout(self.cfg.timeout, node.writes.settle()).await
     }
 
-    /// Closes the handle if its session is still the live one (a handle of an ended
-    /// session is gone with it).
-    /// The writes still in flight are waited for first (within the deadline); their
-    /// error can only be logged: the kernel does not wait for release.
+    /// Closes the file's handles on every session it used, once the writes still in
+    /// flight are answered (within the deadline); their error can only be logged: the
+    /// kernel does not wait for release.
     pub async fn release(&self, cx: &Cx<Self>, f: OpenFile) {
         if let Err(e) = self.flush(cx, &f).await {
             log::warn!("sftpfs: a write failed and was not reported before release: {e}");
@@ -263,17 +263,7 @@ impl SftpFs {
             "sftpfs: release: at most {} writes were in flight",
             f.behind.most_in_flight()
         );
-        if let Some(conn) = self.current_conn() {
-            if conn.generation == f.generation.get() {
-                let h = Rc::clone(&f.handle.borrow());
-                if let Err(e) = conn
-                    .call(Request::Close { handle: &h }, |r| r.into_status())
-                    .await
-                {
-                    log::debug!("sftpfs: close: {e}");
-                }
-            }
-        }
+        self.close_handles(&f).await;
     }
 
     /// copy_file_range through copy-data: the bytes stay on the server.
@@ -288,8 +278,8 @@ impl SftpFs {
             return Err(Errno::ENOSYS);
         }
         let (off_in, off_out) = (src.offset, dst.offset);
-        let conn = self.conn(cx).await?;
-        let hi = self.handle(cx, &conn, src.file, src.node).await?;
+        // Both handles on one session: the source's.
+        let (conn, hi) = self.file_conn(cx, src.file, src.node).await?;
         let ho = self.handle(cx, &conn, dst.file, dst.node).await?;
         // The server copies what it has: the writes to either side go first.
         self.settled(cx, src.node).await?;

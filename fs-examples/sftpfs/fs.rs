@@ -8,7 +8,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::Future;
 use std::os::unix::net::UnixStream;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,8 @@ use sftp_codec::{Attrs, Reply, Request};
 use crate::attr::to_attr;
 use crate::config::Config;
 use crate::conn::{Conn, Hello, Server};
+use crate::join::join_all;
+use crate::sessions::{Leg, Restart, Route, Sessions, STRIPE};
 use crate::writeback::{NodeWrites, WriteBehind};
 
 /// The key of the root node; other nodes get 1, 2, ...
@@ -89,12 +93,18 @@ pub type Listing = (Rc<Vec<DirItem>>, Instant);
 /// read at opendir, shared with the listing cache.
 pub type OpenDir = Rc<Vec<DirItem>>;
 
-/// An open file (the framework keeps it for the kernel's handle): its handle on the
-/// session that opened it, reopened on a new session after a reconnect (without
-/// O_CREAT, O_EXCL or O_TRUNC: those took effect once).
+/// A handle of an open file and the generation of the session it is on.
+type Held = (Rc<[u8]>, u64);
+
+/// An open file (the framework keeps it for the kernel's handle): its handle on each
+/// session it has used, by slot, with the session's generation; a handle of an older
+/// generation is reopened on the new session after a reconnect, and one on a session
+/// the file has not used yet is opened there on first use (both without O_CREAT,
+/// O_EXCL or O_TRUNC: those took effect once).
 pub struct OpenFile {
-    pub handle: RefCell<Rc<[u8]>>,
-    pub generation: Cell<u64>,
+    handles: RefCell<Vec<Option<Held>>>,
+    /// The data session (index among them) the file was opened on: its first stripe.
+    pub base: usize,
     pub flags: OpenFlags,
     /// Reads sent ahead of a sequential reader.
     pub ahead: RefCell<crate::readahead::ReadAhead>,
@@ -103,26 +113,40 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
-    pub fn new(handle: Rc<[u8]>, generation: u64, flags: OpenFlags) -> Self {
-        OpenFile {
-            handle: handle.into(),
-            generation: generation.into(),
+    /// A file opened as `handle` on `conn`, data session `base`.
+    pub fn new(handle: Rc<[u8]>, conn: &Conn, base: usize, flags: OpenFlags) -> Self {
+        let f = OpenFile {
+            handles: RefCell::new(Vec::new()),
+            base,
             flags,
             ahead: Default::default(),
             behind: Default::default(),
+        };
+        f.set_handle(conn, handle);
+        f
+    }
+
+    /// The handle on `conn`'s session, if the file has one there now.
+    fn handle_on(&self, conn: &Conn) -> Option<Rc<[u8]>> {
+        match self.handles.borrow().get(conn.slot) {
+            Some(Some((h, g))) if *g == conn.generation => Some(Rc::clone(h)),
+            _ => None,
         }
+    }
+
+    fn set_handle(&self, conn: &Conn, h: Rc<[u8]>) {
+        let mut hs = self.handles.borrow_mut();
+        if hs.len() <= conn.slot {
+            hs.resize(conn.slot + 1, None);
+        }
+        hs[conn.slot] = Some((h, conn.generation));
     }
 }
 
 pub struct SftpFs {
     pub(crate) cfg: Config,
     pub(crate) hello: Hello,
-    conn: RefCell<Option<Rc<Conn>>>,
-    /// The session set up before mounting, until the loop gives it a channel.
-    first: RefCell<Option<(UnixStream, Server)>>,
-    generation: Cell<u64>,
-    reconnecting: Cell<bool>,
-    last_failed: Cell<Option<Instant>>,
+    pub(crate) sessions: Sessions,
     ids: RefCell<HashMap<PuffsPath, u64>>,
     next_id: Cell<u64>,
     /// Directory listings by path, for `cache_timeout`; emptied by any change we make.
@@ -130,16 +154,18 @@ pub struct SftpFs {
 }
 
 impl SftpFs {
-    /// The file system over a session already past INIT (see `conn::handshake`).
-    pub fn new(cfg: Config, hello: Hello, stream: UnixStream, server: Server) -> Self {
+    /// The file system over sessions already past INIT (see `conn::handshake`), the
+    /// first one for metadata.
+    pub fn new(cfg: Config, hello: Hello, first: Vec<(UnixStream, Server)>) -> Self {
+        let restart = Restart {
+            argv: cfg.launch.argv(),
+            timeout: cfg.timeout,
+            reconnect: cfg.reconnect,
+        };
         SftpFs {
+            sessions: Sessions::new(first, restart),
             cfg,
             hello,
-            conn: RefCell::new(None),
-            first: RefCell::new(Some((stream, server))),
-            generation: Cell::new(0),
-            reconnecting: Cell::new(false),
-            last_failed: Cell::new(None),
             ids: RefCell::new(HashMap::new()),
             next_id: Cell::new(ROOT_ID + 1),
             listings: RefCell::new(HashMap::new()),
@@ -150,78 +176,98 @@ impl SftpFs {
         SftpNode::new(PuffsPath::new(&self.hello.root), None)
     }
 
-    /// The live session: the first one, or (with `-o reconnect`) a new one when the
-    /// last has ended. Fails with ENOTCONN when there is none to be had.
+    /// The session of metadata requests (the only one unless `-o connections=`):
+    /// see [`Sessions::get`].
     pub async fn conn(&self, cx: &Cx<Self>) -> Result<Rc<Conn>, Errno> {
-        let deadline = Instant::now() + self.cfg.timeout;
-        loop {
-            if let Some(c) = self.conn.borrow().as_ref().filter(|c| !c.is_closed()) {
-                return Ok(Rc::clone(c));
-            }
-            if let Some((stream, server)) = self.first.borrow_mut().take() {
-                let c = Conn::open(cx, stream, server, self.cfg.timeout, 1)?;
-                self.generation.set(1);
-                *self.conn.borrow_mut() = Some(Rc::clone(&c));
-                return Ok(c);
-            }
-            if !self.cfg.reconnect || Instant::now() >= deadline {
-                return Err(Errno::ENOTCONN);
-            }
-            if self.reconnecting.get() {
-                // Another request is reconnecting; its attempt is bounded by the timeout.
-                cx.sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-            // A server that keeps failing is not restarted for every request.
-            if let Some(t) = self.last_failed.get() {
-                if t.elapsed() < Duration::from_secs(1) {
-                    return Err(Errno::ENOTCONN);
-                }
-            }
-            return self.reconnect(cx).await;
+        self.sessions.get(cx, Sessions::META).await
+    }
+
+    /// The data session a new open goes on, and its index among the data sessions.
+    pub async fn open_conn(&self, cx: &Cx<Self>) -> Result<(Rc<Conn>, usize), Errno> {
+        let base = self.sessions.next_base();
+        let conn = self.sessions.get(cx, self.sessions.data_slot(base)).await?;
+        Ok((conn, base))
+    }
+
+    /// The session an open file was opened on and its handle there (for requests
+    /// about the whole file: fstat, fsetstat, fsync).
+    pub async fn file_conn(
+        &self,
+        cx: &Cx<Self>,
+        f: &OpenFile,
+        node: &SftpNode,
+    ) -> Result<(Rc<Conn>, Rc<[u8]>), Errno> {
+        let conn = self
+            .sessions
+            .get(cx, self.sessions.data_slot(f.base))
+            .await?;
+        let h = self.handle(cx, &conn, f, node).await?;
+        Ok((conn, h))
+    }
+
+    /// Where the stripes of `f` up to `end` go: its handle on each data session they
+    /// fall on, opened there now if the file has none yet.
+    pub async fn route(
+        &self,
+        cx: &Cx<Self>,
+        f: &OpenFile,
+        node: &SftpNode,
+        end: u64,
+    ) -> Result<Route, Errno> {
+        let n = self.sessions.data_len();
+        let used = end.div_ceil(STRIPE).clamp(1, n as u64) as usize;
+        let legs: Vec<Pin<Box<dyn Future<Output = Option<Leg>> + '_>>> = (0..n)
+            .map(|i| {
+                let fut = async move {
+                    if i != f.base && (i + n - f.base) % n >= used {
+                        return None;
+                    }
+                    let slot = self.sessions.data_slot(i);
+                    let conn = self.sessions.get(cx, slot).await.ok()?;
+                    let h = self.handle(cx, &conn, f, node).await.ok()?;
+                    Some((conn, h))
+                };
+                Box::pin(fut) as Pin<Box<dyn Future<Output = Option<Leg>> + '_>>
+            })
+            .collect();
+        let legs = join_all(legs).await;
+        if legs[f.base].is_none() {
+            // The session the file lives on is gone: that one's error.
+            self.file_conn(cx, f, node).await?;
+            return Err(Errno::EIO);
         }
+        Ok(Route::new(legs, f.base))
     }
 
-    async fn reconnect(&self, cx: &Cx<Self>) -> Result<Rc<Conn>, Errno> {
-        self.reconnecting.set(true);
-        // The old session's process is ended before a new one starts.
-        drop(self.conn.borrow_mut().take());
-        let generation = self.generation.get() + 1;
-        let argv = self.cfg.launch.argv();
-        log::info!("sftpfs: reconnecting (session {generation})");
-        let r = Conn::start(cx, &argv, self.cfg.timeout, generation).await;
-        self.reconnecting.set(false);
-        match r {
-            Ok(c) => {
-                self.generation.set(generation);
-                self.last_failed.set(None);
-                *self.conn.borrow_mut() = Some(Rc::clone(&c));
-                Ok(c)
-            }
-            Err(e) => {
-                log::warn!("sftpfs: reconnect failed: {e}");
-                self.last_failed.set(Some(Instant::now()));
-                Err(Errno::ENOTCONN)
-            }
-        }
+    /// Closes the file's handles on the sessions that are still the ones they were
+    /// opened on (a handle of an ended session is gone with it).
+    pub async fn close_handles(&self, f: &OpenFile) {
+        let handles: Vec<(Rc<Conn>, Rc<[u8]>)> = (0..self.sessions.len())
+            .filter_map(|slot| {
+                let conn = self.sessions.current(slot)?;
+                let h = f.handle_on(&conn)?;
+                Some((conn, h))
+            })
+            .collect();
+        let closes: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = handles
+            .iter()
+            .map(|(conn, h)| {
+                Box::pin(async move {
+                    if let Err(e) = conn
+                        .call(Request::Close { handle: h }, |r| r.into_status())
+                        .await
+                    {
+                        log::debug!("sftpfs: close: {e}");
+                    }
+                }) as Pin<Box<dyn Future<Output = ()> + '_>>
+            })
+            .collect();
+        join_all(closes).await;
     }
 
-    /// The live session, if there is one; never starts one (for closing handles,
-    /// which a new session does not have).
-    pub fn current_conn(&self) -> Option<Rc<Conn>> {
-        self.conn
-            .borrow()
-            .as_ref()
-            .filter(|c| !c.is_closed())
-            .cloned()
-    }
-
-    /// Ends the session (unmount).
+    /// Ends every session (unmount).
     pub fn disconnect(&self) {
-        if let Some(c) = self.conn.borrow_mut().take() {
-            c.close();
-        }
-        self.first.borrow_mut().take();
+        self.sessions.close_all();
     }
 
     /// One request on the live session.
@@ -375,8 +421,8 @@ impl SftpFs {
         }
     }
 
-    /// The handle of an open file on the live session, reopening it on a new session
-    /// after a reconnect.
+    /// The handle of an open file on `conn`'s session: opened there now if the file
+    /// has none on it yet, or reopened after that session was restarted.
     pub async fn handle(
         &self,
         cx: &Cx<Self>,
@@ -384,8 +430,8 @@ impl SftpFs {
         f: &OpenFile,
         node: &SftpNode,
     ) -> Result<Rc<[u8]>, Errno> {
-        if f.generation.get() == conn.generation {
-            return Ok(Rc::clone(&f.handle.borrow()));
+        if let Some(h) = f.handle_on(conn) {
+            return Ok(h);
         }
         let path = node.live_path().map_err(|_| Errno::EIO)?;
         let once = OpenFlags::CREAT | OpenFlags::EXCL | OpenFlags::TRUNC;
@@ -398,18 +444,23 @@ impl SftpFs {
         let h: Rc<[u8]> = conn
             .call(req, |r| r.into_handle().map(Rc::from))
             .await
-            .inspect_err(|e| log::warn!("sftpfs: reopening {path:?}: {e}"))?;
-        if f.generation.get() == conn.generation {
-            // Another request reopened it meanwhile: ours is closed again.
+            .inspect_err(|e| {
+                log::warn!("sftpfs: opening {path:?} on session {}: {e}", conn.slot)
+            })?;
+        if let Some(theirs) = f.handle_on(conn) {
+            // Another request opened it meanwhile: ours is closed again.
             let _ = conn
                 .call(Request::Close { handle: &h }, |r| r.into_status())
                 .await;
-            return Ok(Rc::clone(&f.handle.borrow()));
+            return Ok(theirs);
         }
         let _ = cx;
-        *f.handle.borrow_mut() = Rc::clone(&h);
-        f.generation.set(conn.generation);
-        log::info!("sftpfs: reopened {path:?} on session {}", conn.generation);
+        f.set_handle(conn, Rc::clone(&h));
+        log::debug!(
+            "sftpfs: opened {path:?} on session {} (start {})",
+            conn.slot,
+            conn.generation
+        );
         Ok(h)
     }
 

@@ -13,6 +13,7 @@ mod join;
 mod names;
 mod ops;
 mod readahead;
+mod sessions;
 mod writeback;
 
 use puffs::PuffsUserMount;
@@ -37,23 +38,41 @@ fn main() {
 }
 
 fn run(args: &puffs::cli::Args, config: Config) -> Result<(), puffs::Error> {
-    // The session is set up before mounting (and before forking into the background),
-    // so a wrong host, key or directory fails the mount command with its reason.
+    // The sessions are set up before mounting (and before forking into the
+    // background), so a wrong host, key or directory fails the mount command with its
+    // reason. All are started first, so their ssh logins overlap.
     let argv = config.launch.argv();
-    let (mut server, mut stream) = conn::Server::spawn(&argv)?;
-    let hello =
-        conn::handshake(&mut stream, &config.dir, config.timeout).map_err(|e| {
-            match server.failure() {
+    let mut started = Vec::new();
+    for _ in 0..config.connections {
+        started.push(conn::Server::spawn(&argv)?);
+    }
+    let mut hello = None;
+    let mut first = Vec::new();
+    for (mut server, mut stream) in started {
+        let h =
+            conn::handshake(&mut stream, &config.dir, config.timeout).map_err(|e| match server
+                .failure()
+            {
                 said if said.is_empty() => e,
                 said => std::io::Error::new(e.kind(), format!("{e}; {} said: {said}", argv[0])),
-            }
-        })?;
-    log::debug!("sftpfs: server offers {:?}", hello.extensions);
+            })?;
+        hello.get_or_insert(h);
+        first.push((stream, server));
+    }
+    let hello = hello.ok_or_else(|| std::io::Error::other("no session"))?;
+    log::debug!(
+        "sftpfs: {} session(s); server offers {:?}",
+        first.len(),
+        hello.extensions
+    );
     let source = args.source.clone().unwrap_or_else(|| "sftpfs".into());
-    let fs = fs::SftpFs::new(config, hello, stream, server);
+    let fs = fs::SftpFs::new(config, hello, first);
     let mut pu = PuffsUserMount::new(fs, "sftpfs", &source)
         .options(&args.options)
-        .max_write(1 << 20);
+        .max_write(1 << 20)
+        // READs of 1 MiB (four SFTP requests at once), several in flight: fewer
+        // round trips through the kernel than its default 128 KiB window.
+        .max_readahead(4 << 20);
     if !args.foreground {
         pu = pu.daemon()?;
     }

@@ -46,8 +46,7 @@ impl SftpFs {
         }
         let attrs = match file {
             Some(f) => {
-                let conn = self.conn(cx).await?;
-                let h = self.handle(cx, &conn, f, node).await?;
+                let (conn, h) = self.file_conn(cx, f, node).await?;
                 conn.call(Request::Fstat { handle: &h }, |r| r.into_attrs())
                     .await?
             }
@@ -93,7 +92,7 @@ impl SftpFs {
         self.changed();
         match file {
             Some(f) => {
-                let h = self.handle(cx, &conn, f, node).await?;
+                let (conn, h) = self.file_conn(cx, f, node).await?;
                 conn.call(
                     Request::Fsetstat {
                         handle: &h,

@@ -8,13 +8,15 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::future::Future;
+use std::pin::Pin;
 
 use puffs::{Cx, Errno, JoinHandle};
 
-use crate::conn::Conn;
 use crate::data::read_at;
 use crate::fs::SftpFs;
+use crate::join::join_all;
+use crate::sessions::Route;
 
 /// Reads kept in flight ahead of a sequential reader.
 const DEPTH: u64 = 16;
@@ -61,12 +63,18 @@ impl ReadAhead {
         pending.await.ok()?.ok()
     }
 
+    /// How far the reads sent ahead of a read of `offset`/`size` may reach (the
+    /// sessions they go on are opened up to there).
+    pub fn reach(offset: u64, size: u32) -> u64 {
+        offset + (DEPTH + 1) * u64::from(size)
+    }
+
     /// After a read of `offset`/`size` that returned `got` bytes: a full read where
     /// the last one ended, or one that was sent ahead, keeps the window ahead full.
     pub fn advance(
         this: &RefCell<Self>,
         cx: &Cx<SftpFs>,
-        (conn, handle): (&Rc<Conn>, &Rc<[u8]>),
+        (route, max): (&Route, u32),
         (offset, size, got): (u64, u32, usize),
         hit: bool,
     ) {
@@ -89,11 +97,38 @@ impl ReadAhead {
         let end = ra.last_end + DEPTH * size as u64;
         let mut at = ra.sent_to.max(ra.last_end);
         while at < end {
-            let (conn, handle) = (Rc::clone(conn), Rc::clone(handle));
-            let pending = cx.spawn(async move { read_at(&conn, &handle, at, size).await });
+            let route = route.clone();
+            let pending = cx.spawn(async move { read_ahead(&route, at, size, max).await });
             ra.ahead.insert(at, (size, pending));
             at += size as u64;
         }
         ra.sent_to = at;
     }
 }
+
+/// `size` bytes at `offset` in requests of at most `max` bytes, each on the session of
+/// its stripe. A piece short before the end (not the end of the file) is EIO: the
+/// reader then reads itself rather than take it for the end.
+async fn read_ahead(route: &Route, offset: u64, size: u32, max: u32) -> Result<Vec<u8>, Errno> {
+    let parts: Vec<Part<'_>> = route
+        .pieces(offset, size, max)
+        .into_iter()
+        .map(|(at, len)| {
+            let (conn, h) = route.at(at);
+            Box::pin(async move { read_at(conn, h, at, len).await.map(|d| (d, len)) }) as Part<'_>
+        })
+        .collect();
+    let mut out = Vec::with_capacity(size as usize);
+    let mut ended = false;
+    for part in join_all(parts).await {
+        let (data, want) = part?;
+        if ended && !data.is_empty() {
+            return Err(Errno::EIO);
+        }
+        ended = data.len() < want as usize;
+        out.extend_from_slice(&data);
+    }
+    Ok(out)
+}
+
+type Part<'a> = Pin<Box<dyn Future<Output = Result<(Vec<u8>, u32), Errno>> + 'a>>;

@@ -41,6 +41,8 @@ pub(crate) struct Settings {
     pub root_attr: Attr,
     pub statvfs: Statvfs,
     pub max_write: u32,
+    /// The kernel's readahead window (`PuffsUserMount::max_readahead`).
+    pub max_readahead: Option<u32>,
     pub entry_timeout: Duration,
     pub attr_timeout: Duration,
     pub flags: MountFlags,
@@ -68,6 +70,7 @@ impl Default for Settings {
             root_attr: Attr::new(crate::attr::FileType::Directory, 0o755),
             statvfs: Statvfs::default(),
             max_write: 1 << 20,
+            max_readahead: None,
             entry_timeout: Duration::from_secs(1),
             attr_timeout: Duration::from_secs(1),
             flags: MountFlags::default(),

@@ -179,6 +179,17 @@ impl<F: Ops> PuffsUserMount<F> {
         self
     }
 
+    /// The kernel's readahead window for the mount: how far ahead of a sequential
+    /// reader it sends READs (default: the kernel's, 128 KiB). FUSE's INIT can only
+    /// lower the kernel's default; a larger window is written to the mount's
+    /// `/sys/class/bdi/MAJOR:MINOR/read_ahead_kb` once it is up, which needs root
+    /// (otherwise a warning is logged and the default stays). Each READ is at most
+    /// [`max_write`](Self::max_write) bytes: fuser derives FUSE's `max_pages` from it.
+    pub fn max_readahead(mut self, bytes: u32) -> Self {
+        self.settings.max_readahead = Some(bytes);
+        self
+    }
+
     /// How long the kernel caches names (default 1 s).
     pub fn entry_timeout(mut self, d: Duration) -> Self {
         self.settings.entry_timeout = d;
@@ -512,6 +523,7 @@ fn mount_kernel<F: Ops>(rt: &Runtime<F>, dir: &Path, inbox: &Arc<Inbox>) -> Resu
         statvfs: s.statvfs,
         root_attr: s.root_attr,
         max_write: s.max_write,
+        max_readahead: s.max_readahead,
         writeback_cache: s.writeback_cache,
         kills_suidgid: F::KILLS_SUIDGID,
         export_support: s.export_support,

@@ -1,7 +1,9 @@
 //! sftp-relay: runs a server command and forwards its stdin and stdout with a fixed one-way
 //! delay per chunk, in place of a network with latency (these machines have no netem).
 //!
-//! `sftp-relay DELAY_MS SERVER [ARGS...]`. Each direction has a reader thread that stamps every
+//! `sftp-relay DELAY_MS SERVER [ARGS...]`, or `sftp-relay DELAY_MS --tcp HOST:PORT` to relay a
+//! TCP connection instead (as ssh's ProxyCommand, so the delay sits inside ssh, under its
+//! channel window, as a network's would). Each direction has a reader thread that stamps every
 //! chunk with the time it may leave and a writer thread that holds it until then, so the delay
 //! is added once per direction, chunks stay in order, and there is no bandwidth cap. Used by
 //! puffs-bench's sftpfs suite as the ssh command of both sftpfs and sshfs.
@@ -48,6 +50,25 @@ fn forward(mut from: impl Read + Send + 'static, mut to: impl Write, delay: Dura
     let _ = reader.join();
 }
 
+/// Relays our stdin and stdout to a TCP connection to `addr`, with `delay` each way.
+fn relay_tcp(addr: &str, delay: Duration) -> ExitCode {
+    let stream = match std::net::TcpStream::connect(addr) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sftp-relay: cannot connect to {addr:?}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok(down) = stream.try_clone() else {
+        return ExitCode::from(1);
+    };
+    let upstream = thread::spawn(move || forward(std::io::stdin(), stream, delay));
+    forward(down, std::io::stdout(), delay);
+    drop(upstream);
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(ms), Some(server)) = (args.first(), args.get(1)) else {
@@ -59,6 +80,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let delay = Duration::from_millis(ms);
+    if server == "--tcp" {
+        return relay_tcp(args.get(2).map_or("", String::as_str), delay);
+    }
     let mut child = match Command::new(server)
         .args(&args[2..])
         .stdin(Stdio::piped())

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::mount::Fs;
+
 pub struct Config {
     pub sftpfs: PathBuf,
     pub relay: PathBuf,
@@ -17,6 +19,12 @@ pub struct Config {
     pub list_entries: usize,
     pub tree: PathBuf,
     pub dir: PathBuf,
+    /// `-o connections=N` for sftpfs (None: its default, 1).
+    pub connections: Option<usize>,
+    /// Which file systems run (both by default).
+    pub fses: Vec<Fs>,
+    /// The small sizes (--quick) were asked for.
+    pub quick: bool,
 }
 
 pub const USAGE: &str = "\
@@ -28,11 +36,14 @@ usage: puffs-bench --suite sftpfs [options]   (as root; see docs/performance.md)
                         on 127.0.0.1 (keys made for the run); the relay sits in front either way
   --sftpfs-opts OPTS    extra -o options for sftpfs
   --sshfs-opts OPTS     extra -o options for sshfs
+  --connections N       sftpfs -o connections=N (default: sftpfs's, 1)
+  --fs both|sftpfs|sshfs  which file systems run (default both; ratios need both)
   --rounds N            interleaved rounds per delay (default 3)
   --delays LIST         one-way delays in ms, comma list (default 0,5,25)
-  --seq-mib N           sequential file size in MiB (default 32; the issue's figure is 256)
-  --files N             small files to create (default 100; the issue's figure is 2000)
-  --list-entries N      entries in the ls -lR tree (default 1000; the issue's figure is 10000)
+  --seq-mib N           sequential file size in MiB (default 256, the issue's figure)
+  --files N             small files to create (default 2000, the issue's figure)
+  --list-entries N      entries in the ls -lR tree (default 10000, the issue's figure)
+  --quick               small sizes (32 MiB, 100 files, 1000 entries) unless given
   --tree PATH           source tree to copy (default: this workspace's libpuffs/src)
   --dir PATH            work directory (default /tmp/puffs-bench-sftp.PID)
 ";
@@ -51,11 +62,14 @@ pub fn parse(args: &[String]) -> Result<Config, String> {
         sshfs_opts: None,
         rounds: 3,
         delays: vec![0, 5, 25],
-        seq_mib: 32,
-        files: 100,
-        list_entries: 1000,
+        seq_mib: 0,
+        files: 0,
+        list_entries: 0,
         tree: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../libpuffs/src")),
         dir: PathBuf::from(format!("/tmp/puffs-bench-sftp.{}", std::process::id())),
+        connections: None,
+        fses: Fs::ALL.to_vec(),
+        quick: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -93,7 +107,32 @@ pub fn parse(args: &[String]) -> Result<Config, String> {
             "--tree" => c.tree = PathBuf::from(value()?),
             "--dir" => c.dir = PathBuf::from(value()?),
             "--delays" => c.delays = delays(&value()?)?,
+            "--quick" => c.quick = true,
+            "--connections" => c.connections = Some(positive(flag, &value()?)?),
+            "--fs" => {
+                c.fses = match value()?.as_str() {
+                    "both" => Fs::ALL.to_vec(),
+                    "sftpfs" => vec![Fs::Sftpfs],
+                    "sshfs" => vec![Fs::Sshfs],
+                    f => return Err(format!("--fs: expected both, sftpfs or sshfs, got {f:?}")),
+                }
+            }
             _ => return Err(format!("unknown argument {a:?}\n{USAGE}")),
+        }
+    }
+    // Sizes not given: the issue's, or the small ones with --quick.
+    let (seq, files, entries) = if c.quick {
+        (32, 100, 1000)
+    } else {
+        (256, 2000, 10_000)
+    };
+    for (v, d) in [
+        (&mut c.seq_mib, seq),
+        (&mut c.files, files),
+        (&mut c.list_entries, entries),
+    ] {
+        if *v == 0 {
+            *v = d;
         }
     }
     Ok(c)
@@ -172,6 +211,18 @@ mod tests {
         let c = parse(&args("--delays 0,5,25 --seq-mib=256 --files 2000")).unwrap();
         assert_eq!(c.delays, vec![0, 5, 25]);
         assert_eq!((c.seq_mib, c.files), (256, 2000));
+    }
+
+    #[test]
+    fn full_sizes_by_default_small_with_quick() {
+        let c = parse(&args("")).unwrap();
+        assert_eq!((c.seq_mib, c.files, c.list_entries), (256, 2000, 10_000));
+        let c = parse(&args("--quick --files 7 --connections 4 --fs sftpfs")).unwrap();
+        assert_eq!((c.seq_mib, c.files, c.list_entries), (32, 7, 1000));
+        assert_eq!(c.connections, Some(4));
+        assert_eq!(c.fses, vec![Fs::Sftpfs]);
+        assert!(parse(&args("--connections 0")).is_err());
+        assert!(parse(&args("--fs nfs")).is_err());
     }
 
     #[test]

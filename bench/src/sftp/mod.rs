@@ -50,11 +50,17 @@ fn run(c: &Config) -> Result<bool, String> {
         Some(d) => d.argv(),
         None => vec![c.server.to_string_lossy().into_owned()],
     };
+    let sftpfs_opts = match (c.connections, &c.sftpfs_opts) {
+        (Some(n), Some(o)) => Some(format!("connections={n},{o}")),
+        (Some(n), None) => Some(format!("connections={n}")),
+        (None, o) => o.clone(),
+    };
     let t = Transport {
         relay: c.relay.clone(),
         server_argv,
+        sshd_port: sshd.as_ref().map(|d| d.port),
         sftpfs: c.sftpfs.clone(),
-        sftpfs_opts: c.sftpfs_opts.clone(),
+        sftpfs_opts,
         sshfs_opts: c.sshfs_opts.clone(),
         remote: remote.clone(),
         base: c.dir.clone(),
@@ -65,7 +71,7 @@ fn run(c: &Config) -> Result<bool, String> {
     println!(
         "transport: {} through sftp-relay",
         if c.ssh {
-            "ssh to a private sshd on 127.0.0.1"
+            "ssh to a private sshd on 127.0.0.1, its TCP connection"
         } else {
             "the sftp-server run directly"
         }
@@ -74,11 +80,10 @@ fn run(c: &Config) -> Result<bool, String> {
         let mut s = Samples::default();
         for round in 0..c.rounds {
             // Alternate who goes first so drift on the shared machine hits both alike.
-            let order = if round % 2 == 0 {
-                Fs::ALL
-            } else {
-                [Fs::Sshfs, Fs::Sftpfs]
-            };
+            let mut order = c.fses.clone();
+            if round % 2 == 1 {
+                order.reverse();
+            }
             for fs in order {
                 eprintln!("puffs-bench: {delay} ms, round {}, {fs}", round + 1);
                 if let Err(e) = run_one(&t, c, fs, delay, &mut s) {
@@ -89,9 +94,12 @@ fn run(c: &Config) -> Result<bool, String> {
             }
         }
         print!("{}", verdict::table(&s, delay, c, entries));
+        print!("{}", verdict::window_line(&s, delay, c));
         all.push((delay, s));
     }
-    print!("{}", verdict::verdict_table(&verdict::verdicts(&all)));
+    let verdicts = verdict::verdicts(&all, c);
+    print!("{}", verdict::verdict_table(&verdicts));
+    println!("{}", verdict::json(&all, &verdicts, c));
     drop(sshd);
     clean_up(&c.dir, &c.delays);
     Ok(ok)
@@ -126,6 +134,7 @@ fn run_one(t: &Transport, c: &Config, fs: Fs, delay: u64, s: &mut Samples) -> Re
 }
 
 fn workloads(mnt: &Path, c: &Config, fs: Fs, s: &mut Samples) -> Result<(), String> {
+    s.add("rtt", fs, work::round_trip(mnt)?);
     s.add("list", fs, work::list(&mnt.join("list"))?);
     let work = mnt.join("work");
     let big = work.join("seq");

@@ -37,6 +37,9 @@ pub struct Transport {
     pub relay: PathBuf,
     /// The command behind the relay: the sftp-server itself, or ssh to a local sshd.
     pub server_argv: Vec<String>,
+    /// Over ssh: the sshd's port, and the relay goes inside ssh (its ProxyCommand, relaying
+    /// the TCP connection), so the delay is under ssh's channel window as a network's is.
+    pub sshd_port: Option<u16>,
     pub sftpfs: PathBuf,
     pub sftpfs_opts: Option<String>,
     pub sshfs_opts: Option<String>,
@@ -52,11 +55,22 @@ impl Transport {
     fn wrapper(&self, delay_ms: u64) -> Result<PathBuf, String> {
         let path = self.base.join(format!("server-{delay_ms}ms.sh"));
         let server: Vec<String> = self.server_argv.iter().map(|a| quote(a)).collect();
-        let script = format!(
-            "#!/bin/sh\nexec {} {delay_ms} {}\n",
-            quote(&self.relay.to_string_lossy()),
-            server.join(" ")
-        );
+        let relay = quote(&self.relay.to_string_lossy());
+        let script = match self.sshd_port {
+            Some(port) => {
+                let proxy = format!(
+                    "ProxyCommand={} {delay_ms} --tcp 127.0.0.1:{port}",
+                    self.relay.display()
+                );
+                format!(
+                    "#!/bin/sh\nexec {} -o {} {}\n",
+                    server[0],
+                    quote(&proxy),
+                    server[1..].join(" ")
+                )
+            }
+            None => format!("#!/bin/sh\nexec {relay} {delay_ms} {}\n", server.join(" ")),
+        };
         fs::write(&path, script).map_err(|e| format!("write {}: {e}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755))

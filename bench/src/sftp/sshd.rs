@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 pub struct Sshd {
     child: Child,
-    port: u16,
+    pub port: u16,
     key: PathBuf,
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::config::Config;
 use super::mount::Fs;
-use crate::report::median;
+use crate::report::{json_str, median};
 
 /// Workload names in table order; the bool marks the metadata ones (target ≥ 1.0x everywhere).
 pub const WORKLOADS: [(&str, bool); 5] = [
@@ -98,11 +98,59 @@ pub struct Verdict {
     pub goal: f64,
 }
 
+/// OpenSSH's channel window: at most this much data is on its way per round trip on one
+/// ssh connection, so one connection reads at most `WINDOW / RTT`.
+pub const WINDOW: f64 = (2 << 20) as f64;
+
+impl Samples {
+    /// The window-limited rate (bytes/s) from sftpfs's measured round trip, and sftpfs's
+    /// sequential read rate as a fraction of it.
+    pub fn window(&self, seq_mib: usize) -> Option<(f64, f64, f64)> {
+        let rtt = self.median("rtt", Fs::Sftpfs)?;
+        let read = self.median("seq_read", Fs::Sftpfs)?;
+        let limit = WINDOW / rtt;
+        let rate = (seq_mib << 20) as f64 / read;
+        Some((rtt, limit, rate / limit))
+    }
+}
+
+/// The window check of one delay: sftpfs's round trip, what OpenSSH's window allows at
+/// that round trip, and the share of it sftpfs's sequential read reached.
+pub fn window_line(s: &Samples, delay: u64, c: &Config) -> String {
+    let Some((rtt, limit, fraction)) = s.window(c.seq_mib) else {
+        return String::new();
+    };
+    format!(
+        "window: sftpfs round trip {:.1} ms (2 x {delay} ms + base {:.1} ms); 2 MiB / RTT = {:.1} MB/s; \
+         seq_read {:.1} MB/s = {:.0}% of it with {} connection(s){}\n",
+        rtt * 1e3,
+        (rtt * 1e3 - 2.0 * delay as f64).max(0.0),
+        limit / 1e6,
+        fraction * limit / 1e6,
+        fraction * 100.0,
+        c.connections.unwrap_or(1),
+        if c.ssh {
+            ""
+        } else {
+            " (no ssh here: the window applies over --transport ssh)"
+        }
+    )
+}
+
 /// Issue 10's targets: sequential read and write ≥ 1.0x sshfs at 0 ms and ≥ 3x at 25 ms;
-/// metadata workloads ≥ 1.0x at every delay. Delays without a target give no verdict.
-pub fn verdicts(runs: &[(u64, Samples)]) -> Vec<Verdict> {
+/// metadata workloads ≥ 1.0x at every delay; over ssh at 25 ms with one connection,
+/// sequential read ≥ 50% of the window-limited rate. Delays without a target give no
+/// verdict.
+pub fn verdicts(runs: &[(u64, Samples)], c: &Config) -> Vec<Verdict> {
     let mut v = Vec::new();
     for (delay, s) in runs {
+        if *delay == 25 && c.ssh && c.connections.unwrap_or(1) == 1 {
+            v.push(Verdict {
+                name: "seq_read of window at 25 ms".into(),
+                value: s.window(c.seq_mib).map(|w| w.2),
+                goal: 0.5,
+            });
+        }
         for (w, meta) in WORKLOADS {
             let goal = match (meta, delay) {
                 (true, _) => 1.0,
@@ -118,6 +166,61 @@ pub fn verdicts(runs: &[(u64, Samples)]) -> Vec<Verdict> {
         }
     }
     v
+}
+
+/// One JSON line: the run's settings, medians (seconds) per delay, workload and file
+/// system, the window check per delay, and the verdicts.
+pub fn json(runs: &[(u64, Samples)], verdicts: &[Verdict], c: &Config) -> String {
+    let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.6}"));
+    let mut out = format!(
+        "{{\"suite\":\"sftpfs\",\"config\":{{\"transport\":\"{}\",\"connections\":{},\"rounds\":{},\"seq_mib\":{},\"files\":{},\"list_entries\":{}}},\"median_s\":{{",
+        if c.ssh { "ssh" } else { "local" },
+        c.connections.unwrap_or(1),
+        c.rounds,
+        c.seq_mib,
+        c.files,
+        c.list_entries
+    );
+    let per_delay: Vec<String> = runs
+        .iter()
+        .map(|(delay, s)| {
+            let rows: Vec<String> = std::iter::once("rtt")
+                .chain(WORKLOADS.iter().map(|(w, _)| *w))
+                .map(|w| {
+                    let cells: Vec<String> = Fs::ALL
+                        .iter()
+                        .filter_map(|fs| {
+                            s.median(w, *fs)
+                                .map(|t| format!("{}:{t:.6}", json_str(fs.name())))
+                        })
+                        .collect();
+                    format!("{}:{{{}}}", json_str(w), cells.join(","))
+                })
+                .collect();
+            format!("\"{delay}\":{{{}}}", rows.join(","))
+        })
+        .collect();
+    out.push_str(&per_delay.join(","));
+    out.push_str("},\"window_fraction\":{");
+    let windows: Vec<String> = runs
+        .iter()
+        .map(|(delay, s)| format!("\"{delay}\":{}", num(s.window(c.seq_mib).map(|w| w.2))))
+        .collect();
+    out.push_str(&windows.join(","));
+    out.push_str("},\"verdicts\":{");
+    let vs: Vec<String> = verdicts
+        .iter()
+        .map(|x| format!("{}:{}", json_str(&x.name), num(x.value)))
+        .collect();
+    out.push_str(&vs.join(","));
+    out.push_str("},\"errors\":[");
+    let errs: Vec<String> = runs
+        .iter()
+        .flat_map(|(_, s)| s.errors.iter().map(|e| json_str(e)))
+        .collect();
+    out.push_str(&errs.join(","));
+    out.push_str("]}");
+    out
 }
 
 pub fn verdict_table(v: &[Verdict]) -> String {
@@ -156,12 +259,25 @@ mod tests {
         let mut s = Samples::default();
         s.add("seq_read", Fs::Sftpfs, 1.0);
         s.add("seq_read", Fs::Sshfs, 2.0);
-        let v = verdicts(&[(5, Samples::default()), (25, s)]);
+        let c = super::super::config::parse(&[]).unwrap();
+        let v = verdicts(&[(5, Samples::default()), (25, s)], &c);
         // 5 ms: only the three metadata workloads have a target.
         assert_eq!(v.iter().filter(|x| x.name.ends_with("at 5 ms")).count(), 3);
         let read = v.iter().find(|x| x.name == "seq_read at 25 ms").unwrap();
         assert_eq!((read.value, read.goal), (Some(2.0), 3.0));
         assert!(verdict_table(&v).contains("seq_read at 25 ms"));
         assert!(verdict_table(&v).contains("FAIL"));
+        assert!(json(&[], &v, &c).starts_with("{\"suite\":\"sftpfs\""));
+    }
+
+    #[test]
+    fn window_fraction_from_the_round_trip() {
+        let mut s = Samples::default();
+        // 50 ms round trip: 2 MiB per 50 ms is 40 MiB/s; 32 MiB read in 1 s is 80% of it.
+        s.add("rtt", Fs::Sftpfs, 0.05);
+        s.add("seq_read", Fs::Sftpfs, 1.0);
+        let (_, limit, fraction) = s.window(32).unwrap();
+        assert!((limit - WINDOW * 20.0).abs() < 1.0);
+        assert!((fraction - 0.8).abs() < 1e-9, "{fraction}");
     }
 }

@@ -48,6 +48,22 @@ pub fn seq_read(file: &Path, mib: usize) -> Result<f64, String> {
     Ok(t)
 }
 
+/// The round trip to the server as the file system sees it: the median time of `stat` on
+/// names that do not exist (each an uncached lookup, one request and its answer).
+pub fn round_trip(dir: &Path) -> Result<f64, String> {
+    let mut times = Vec::new();
+    for i in 0..21 {
+        let p = dir.join(format!("no-such-file-{i}"));
+        let start = Instant::now();
+        match fs::symlink_metadata(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => return Err(format!("stat {}: {other:?}", p.display())),
+        }
+        times.push(start.elapsed().as_secs_f64());
+    }
+    crate::report::median(&times).ok_or_else(|| "no round trip timed".into())
+}
+
 /// Creates `n` files of 1 KiB each (create, write, close) in a new directory.
 pub fn create(dir: &Path, n: usize) -> Result<f64, String> {
     let data = [b'x'; 1024];

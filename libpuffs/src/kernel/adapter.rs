@@ -28,6 +28,9 @@ use crate::op::{Cred, Op, OpMask, RenameFlags};
 /// What the INIT handshake asks of the kernel.
 pub(crate) struct InitParams {
     pub max_write: u32,
+    /// The readahead window asked for; INIT can only lower the kernel's (see
+    /// `super::readahead`).
+    pub max_readahead: Option<u32>,
     pub writeback_cache: bool,
     /// The fs clears set-uid/set-gid itself (`Ops::KILLS_SUIDGID`).
     pub kills_suidgid: bool,
@@ -239,6 +242,12 @@ impl Filesystem for Adapter {
         }
         if let Err(max) = config.set_max_write(self.init.max_write) {
             let _ = config.set_max_write(max);
+        }
+        if let Some(ra) = self.init.max_readahead {
+            if let Err(offered) = config.set_max_readahead(ra) {
+                // Larger than the kernel's default: set after the mount is up.
+                let _ = config.set_max_readahead(offered);
+            }
         }
         let _ = config.set_max_background(64);
         if self.init.passthrough {
@@ -1068,6 +1077,7 @@ mod tests {
         let inbox = Arc::new(Inbox::new(Arc::new(wakeup)));
         let init = InitParams {
             max_write: 4096,
+            max_readahead: None,
             writeback_cache: false,
             kills_suidgid: false,
             export_support: false,

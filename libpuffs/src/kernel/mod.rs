@@ -1,7 +1,7 @@
 //! The kernel channel: the only module that knows fuser. `adapter` runs on fuser's
 //! reader thread and turns each request into an owned `Request` frame on the inbox
 //! (`crate::dispatch`, on the mainloop, runs it); `session` mounts and unmounts;
-//! `notify` writes kernel notifications;
+//! `notify` writes kernel notifications; `readahead` sets the kernel's window;
 //! `quiet_log` keeps fuser's benign shutdown message out of the error log.
 
 mod adapter;
@@ -10,6 +10,7 @@ mod notify;
 mod passthrough;
 #[cfg(feature = "logging")]
 mod quiet_log;
+mod readahead;
 pub(crate) mod reply;
 pub(crate) mod request;
 mod session;

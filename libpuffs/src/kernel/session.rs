@@ -33,8 +33,10 @@ pub(crate) struct MountParams<'a> {
     pub statvfs: Statvfs,
     /// The root's attributes when the fs does not implement getattr.
     pub root_attr: Attr,
-    /// The largest write the kernel sends.
+    /// The largest write the kernel sends (and, through fuser, the largest read).
     pub max_write: u32,
+    /// The kernel's readahead window for the mount (None: the kernel's default).
+    pub max_readahead: Option<u32>,
     pub writeback_cache: bool,
     /// The fs clears set-uid/set-gid itself (`Ops::KILLS_SUIDGID`).
     pub kills_suidgid: bool,
@@ -177,6 +179,7 @@ pub(crate) fn mount(
         .map_err(|e| mount_error(dir, "cannot resolve the mount point", e))?;
     let init = InitParams {
         max_write: p.max_write,
+        max_readahead: p.max_readahead,
         writeback_cache: p.writeback_cache,
         kills_suidgid: p.kills_suidgid,
         export_support: p.export_support,
@@ -200,6 +203,14 @@ pub(crate) fn mount(
         let unmounter = session.unmount_callable();
         (session, Unmount::Fuser(unmounter))
     };
+    if let Some(ra) = p.max_readahead {
+        // After INIT (done when the session exists), which would lower it again.
+        match super::readahead::set_window(&dir, ra) {
+            Ok(now) => log::debug!("readahead window of {}: {now} bytes", dir.display()),
+            // Not root, say: the kernel's default stays, which works, only slower.
+            Err(e) => log::info!("cannot set the readahead window to {ra} bytes: {e}"),
+        }
+    }
     notifier.connect(super::notify::sender(session.notifier()))?;
     let reader = std::thread::Builder::new()
         .name("puffs-kernel".into())
