@@ -1518,3 +1518,75 @@ fn inline_meta_keeps_the_semantics_and_starts_no_worker() {
         .count();
     assert_eq!(workers, 0, "inline_meta started worker threads");
 }
+
+/// A nullfs mount over a directory on the disk file system under /var/tmp (ext4 or
+/// the like: O_DIRECT there wants aligned memory, unlike tmpfs). Fields drop in
+/// order: the mount first, then the directory.
+struct DiskNull {
+    mnt: MountPoint,
+    dir: tempfile::TempDir,
+}
+
+impl DiskNull {
+    /// None (with the reason printed) when the disk fs under /var/tmp has no O_DIRECT.
+    fn new(opts: &str) -> Option<DiskNull> {
+        let dir = tempfile::Builder::new()
+            .prefix("puffs-nullfs-direct-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let probe = dir.path().join("probe");
+        let opened = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&probe);
+        if let Err(e) = opened {
+            println!("skipping: /var/tmp does not support O_DIRECT ({e})");
+            return None;
+        }
+        fs::remove_file(&probe).unwrap();
+        let (mnt, _) = mount("nullfs", opts, dir.path());
+        Some(DiskNull { mnt, dir })
+    }
+}
+
+/// `len` bytes of `raw` starting at a page boundary (O_DIRECT wants aligned memory).
+fn page_aligned(raw: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    raw.resize(len + 4096, 0);
+    let start = raw.as_ptr().align_offset(4096);
+    &mut raw[start..start + len]
+}
+
+#[test]
+fn o_direct_write_and_read_on_a_disk_backing_work_with_every_backend() {
+    puffs_tests::require_fuse!();
+    const LEN: usize = 1 << 20;
+    let data: Vec<u8> = (0..LEN).map(|i| (i * 13 % 251) as u8).collect();
+    for backend in BACKENDS {
+        let Some(m) = DiskNull::new(&format!("nopassthrough,aio={backend}")) else {
+            return;
+        };
+        let p = m.mnt.join("direct");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&p)
+            .unwrap_or_else(|e| panic!("aio={backend}: O_DIRECT open: {e}"));
+        let mut raw = Vec::new();
+        let out = page_aligned(&mut raw, LEN);
+        out.copy_from_slice(&data);
+        f.write_all_at(out, 0)
+            .unwrap_or_else(|e| panic!("aio={backend}: O_DIRECT write: {e}"));
+        let mut raw = Vec::new();
+        let back = page_aligned(&mut raw, LEN);
+        f.read_exact_at(back, 0)
+            .unwrap_or_else(|e| panic!("aio={backend}: O_DIRECT read: {e}"));
+        assert!(back == &data[..], "aio={backend}: read back differs");
+        drop(f);
+        let on_disk = fs::read(m.dir.path().join("direct")).unwrap();
+        assert!(on_disk == data, "aio={backend}: the backing file differs");
+    }
+}

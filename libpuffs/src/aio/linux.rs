@@ -10,8 +10,8 @@
 //! block, buffer, fd and permit until its event is reaped; teardown calls io_destroy,
 //! which cancels what it can and waits for the rest, before anything is freed.
 //!
-//! O_DIRECT wants the buffer aligned (as the offset and length, which are the
-//! caller's): buffers are over-allocated and the I/O uses an aligned window of them.
+//! O_DIRECT wants the buffer aligned: the front (`window.rs`) hands this backend an
+//! aligned window of an over-allocated buffer, as it does every backend.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -29,8 +29,6 @@ use super::kind::Kind;
 use super::semaphore::Permit;
 use crate::event::{Interest, Poller, Token};
 
-/// Alignment of O_DIRECT buffers (the page size covers every logical block size).
-const ALIGN: usize = 4096;
 /// Events taken per io_getevents call.
 const EVENTS: usize = 64;
 
@@ -58,8 +56,6 @@ struct InFlight {
     _fd: Arc<OwnedFd>,
     _permit: Permit,
     buf: Vec<u8>,
-    /// Where the aligned window the kernel uses starts in `buf`.
-    start: usize,
     result: Option<i64>,
     waker: Option<Waker>,
     /// The future was dropped: free the entry when the event comes.
@@ -101,17 +97,17 @@ impl Kaio {
         })
     }
 
-    /// Builds one op; it reaches the kernel at the next `flush`.
+    /// Builds one op on `buf[start..]`; it reaches the kernel at the next `flush`.
     pub(crate) fn submit(
         &self,
         kind: Kind,
         fd: Arc<OwnedFd>,
         offset: u64,
-        buf: Vec<u8>,
+        mut buf: Vec<u8>,
+        start: usize,
         permit: Permit,
     ) -> Op {
         let mut c = self.inner.borrow_mut();
-        let (mut buf, start) = aligned(kind, buf);
         let len = buf.len() - start;
         let key = c.slots.vacant_key();
         // SAFETY: an all-zero iocb is its documented initial state.
@@ -138,7 +134,6 @@ impl Kaio {
             _fd: fd,
             _permit: permit,
             buf,
-            start,
             result: None,
             waker: None,
             abandoned: false,
@@ -237,23 +232,6 @@ fn complete(slots: &mut Slab<InFlight>, key: usize, res: i64) {
     }
 }
 
-/// A buffer whose window from the returned start is ALIGN-aligned and as long as
-/// `buf` was: `buf` itself when it already is, else a copy (writes) or a fresh
-/// zeroed one (reads).
-fn aligned(kind: Kind, buf: Vec<u8>) -> (Vec<u8>, usize) {
-    let len = buf.len();
-    if matches!(kind, Kind::Fsync { .. }) || buf.as_ptr().align_offset(ALIGN) == 0 {
-        return (buf, 0);
-    }
-    let mut out = vec![0u8; len + ALIGN];
-    let start = out.as_ptr().align_offset(ALIGN);
-    out.truncate(start + len);
-    if matches!(kind, Kind::Write) {
-        out[start..].copy_from_slice(&buf);
-    }
-    (out, start)
-}
-
 impl Drop for Ctx {
     fn drop(&mut self) {
         // io_destroy cancels what it can and waits for every other op, so the
@@ -289,18 +267,13 @@ impl std::future::Future for Op {
             op.waker = Some(cx.waker().clone());
             return Poll::Pending;
         };
-        let mut op = c.slots.remove(key);
+        let op = c.slots.remove(key);
         self.key = None;
-        if res < 0 {
-            return Poll::Ready(Err(io::Error::from_raw_os_error(-res as i32)));
-        }
-        let n = res as usize;
-        if op.start > 0 {
-            op.buf.copy_within(op.start..op.start + n, 0);
-        }
-        let len = op.buf.len() - op.start;
-        op.buf.truncate(len);
-        Poll::Ready(Ok((n, op.buf)))
+        Poll::Ready(if res < 0 {
+            Err(io::Error::from_raw_os_error(-res as i32))
+        } else {
+            Ok((res as usize, op.buf))
+        })
     }
 }
 

@@ -13,6 +13,10 @@
 //! - `threads.rs`, a few worker threads doing pread/pwrite: the last resort, and what a
 //!   backend that cannot start falls back to.
 //!
+//! O_DIRECT: for a file opened O_DIRECT the front gives every backend an aligned
+//! window of an over-allocated buffer (`window.rs`), since Linux refuses O_DIRECT I/O
+//! on unaligned memory.
+//!
 //! Ownership: the buffer and a reference to the fd belong to the in-flight operation
 //! until its completion is reaped, so dropping the future (cancelling the op) never
 //! frees memory the kernel may still write, nor closes an fd it still uses. Tearing the
@@ -46,6 +50,7 @@ mod semaphore;
 mod threads;
 #[cfg(target_os = "linux")]
 mod uring;
+mod window;
 
 use kind::Kind;
 #[cfg(target_os = "linux")]
@@ -295,20 +300,28 @@ impl Aio {
         let (backend, fd) = (self.backend.clone(), Arc::clone(fd));
         async move {
             let permit = slot.await;
-            match backend {
+            let direct = is_direct(&fd);
+            // Every backend does its I/O on `buf[start..]`, aligned for O_DIRECT.
+            let (buf, start) = window::open(kind, direct, buf);
+            let (n, buf) = match backend {
                 #[cfg(target_os = "linux")]
-                Backend::Uring(u) => Pending::Uring(u.submit(kind, fd, offset, buf, permit)),
+                Backend::Uring(u) => Pending::Uring(u.submit(kind, fd, offset, buf, start, permit)),
                 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
-                Backend::Posix(p) => Pending::Posix(p.submit(kind, fd, offset, buf, permit)),
+                Backend::Posix(p) => Pending::Posix(p.submit(kind, fd, offset, buf, start, permit)),
                 #[cfg(target_os = "linux")]
-                Backend::Linux(k, _) if is_direct(&fd) => {
-                    Pending::Linux(k.submit(kind, fd, offset, buf, permit))
+                Backend::Linux(k, _) if direct => {
+                    Pending::Linux(k.submit(kind, fd, offset, buf, start, permit))
                 }
                 #[cfg(target_os = "linux")]
-                Backend::Linux(_, p) => Pending::Threads(p.submit(kind, fd, offset, buf, permit)),
-                Backend::Threads(p) => Pending::Threads(p.submit(kind, fd, offset, buf, permit)),
+                Backend::Linux(_, p) => {
+                    Pending::Threads(p.submit(kind, fd, offset, buf, start, permit))
+                }
+                Backend::Threads(p) => {
+                    Pending::Threads(p.submit(kind, fd, offset, buf, start, permit))
+                }
             }
-            .await
+            .await?;
+            Ok((n, window::close(buf, start, n)))
         }
     }
 
@@ -409,10 +422,17 @@ pub(crate) fn prepare(choice: AioBackend, signal: Option<i32>) -> io::Result<()>
     Ok(())
 }
 
-/// Whether `fd` was opened O_DIRECT (kernel AIO is asynchronous only then).
+/// Whether `fd` was opened O_DIRECT: its I/O then needs an aligned buffer
+/// (`window.rs`), and kernel AIO is asynchronous only then.
 #[cfg(target_os = "linux")]
 fn is_direct(fd: &OwnedFd) -> bool {
     nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|fl| fl & libc::O_DIRECT != 0)
+}
+
+/// FreeBSD's O_DIRECT asks for no alignment, and there is no kernel AIO backend.
+#[cfg(not(target_os = "linux"))]
+fn is_direct(_fd: &OwnedFd) -> bool {
+    false
 }
 
 /// An I/O under way: resolves to (bytes, buffer).
@@ -607,6 +627,11 @@ mod every_backend {
     /// A file on the root file system (O_DIRECT works there; not on every tmpfs),
     /// unlinked at once. `direct`: opened O_DIRECT.
     fn scratch(direct: bool) -> Arc<OwnedFd> {
+        try_scratch(direct).unwrap()
+    }
+
+    /// `scratch`, or the open's error (EINVAL: the file system has no O_DIRECT).
+    fn try_scratch(direct: bool) -> io::Result<Arc<OwnedFd>> {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let path = format!("/var/tmp/puffs-aio-{}-{n}", std::process::id());
@@ -615,10 +640,9 @@ mod every_backend {
             .write(true)
             .create_new(true)
             .custom_flags(if direct { libc::O_DIRECT } else { 0 })
-            .open(&path)
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
-        Arc::new(f.into())
+            .open(&path);
+        let _ = std::fs::remove_file(&path);
+        Ok(Arc::new(f?.into()))
     }
 
     fn pattern(len: usize, seed: usize) -> Vec<u8> {
@@ -629,10 +653,16 @@ mod every_backend {
     fn every_backend_writes_syncs_and_reads_back() {
         for backend in ALL {
             let (aio, mut poller) = start(backend);
-            // O_DIRECT needs aligned buffers, which only the kernel AIO backend
-            // arranges (it is the backend for O_DIRECT files).
-            for direct in [false, backend == AioBackend::Linux] {
-                let fd = scratch(direct);
+            // O_DIRECT wants aligned buffers: the front arranges them for every backend.
+            for direct in [false, true] {
+                let fd = match try_scratch(direct) {
+                    Ok(fd) => fd,
+                    Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                        println!("skipping O_DIRECT: /var/tmp does not support it ({e})");
+                        continue;
+                    }
+                    Err(e) => panic!("scratch file: {e}"),
+                };
                 let data = pattern(256 * 1024, direct as usize);
                 let n = run(&aio, &mut poller, aio.write_at(&fd, 8192, data.clone()));
                 assert_eq!(n.unwrap(), data.len(), "{backend:?} direct={direct}");

@@ -133,13 +133,14 @@ impl Posix {
         None
     }
 
-    /// Builds one op; it reaches the C library at the next `flush`.
+    /// Builds one op on `buf[start..]`; it reaches the C library at the next `flush`.
     pub(crate) fn submit(
         &self,
         kind: Kind,
         fd: Arc<OwnedFd>,
         offset: u64,
         mut buf: Vec<u8>,
+        start: usize,
         permit: Permit,
     ) -> Op {
         let mut st = self.inner.borrow_mut();
@@ -152,8 +153,9 @@ impl Posix {
         cb.aio_fildes = fd.as_raw_fd();
         cb.aio_offset = offset;
         // The Vec's heap buffer does not move when the Vec is moved into the slab.
-        cb.aio_buf = buf.as_mut_ptr().cast();
-        cb.aio_nbytes = buf.len();
+        let window = &mut buf[start..];
+        cb.aio_buf = window.as_mut_ptr().cast();
+        cb.aio_nbytes = window.len();
         cb.aio_lio_opcode = match kind {
             Kind::Read => libc::LIO_READ,
             Kind::Write => libc::LIO_WRITE,

@@ -34,6 +34,8 @@ struct Job {
     fd: Arc<OwnedFd>,
     offset: u64,
     buf: Vec<u8>,
+    /// The I/O is on `buf[start..]`.
+    start: usize,
     done: Arc<Mutex<Done>>,
     /// Given back when the job is dropped, after the result is in place.
     _permit: Permit,
@@ -61,12 +63,14 @@ impl Pool {
         Pool { jobs: tx }
     }
 
+    /// Queues one op on `buf[start..]` for the workers.
     pub(crate) fn submit(
         &self,
         kind: Kind,
         fd: Arc<OwnedFd>,
         offset: u64,
         buf: Vec<u8>,
+        start: usize,
         permit: Permit,
     ) -> Op {
         let done = Arc::new(Mutex::new(Done::default()));
@@ -75,6 +79,7 @@ impl Pool {
             fd,
             offset,
             buf,
+            start,
             done: Arc::clone(&done),
             _permit: permit,
         };
@@ -160,7 +165,7 @@ fn work(jobs: &Mutex<Receiver<Work>>) {
             }
             Err(_) => return, // the pool is gone
         };
-        let outcome = run(job.kind, &job.fd, job.offset, job.buf);
+        let outcome = run(job.kind, &job.fd, job.offset, job.buf, job.start);
         let mut done = job.done.lock().unwrap_or_else(|e| e.into_inner());
         done.outcome = Some(outcome);
         if let Some(w) = done.waker.take() {
@@ -169,11 +174,11 @@ fn work(jobs: &Mutex<Receiver<Work>>) {
     }
 }
 
-fn run(kind: Kind, fd: &OwnedFd, offset: u64, mut buf: Vec<u8>) -> Outcome {
+fn run(kind: Kind, fd: &OwnedFd, offset: u64, mut buf: Vec<u8>, start: usize) -> Outcome {
     let off = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
     let n = match kind {
-        Kind::Read => nix::sys::uio::pread(fd.as_fd(), &mut buf, off)?,
-        Kind::Write => nix::sys::uio::pwrite(fd.as_fd(), &buf, off)?,
+        Kind::Read => nix::sys::uio::pread(fd.as_fd(), &mut buf[start..], off)?,
+        Kind::Write => nix::sys::uio::pwrite(fd.as_fd(), &buf[start..], off)?,
         Kind::Fsync { datasync: false } => nix::unistd::fsync(fd.as_fd()).map(|_| 0)?,
         #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "netbsd"))]
         Kind::Fsync { datasync: true } => nix::unistd::fdatasync(fd.as_fd()).map(|_| 0)?,

@@ -158,22 +158,24 @@ impl Uring {
         self.queue(sqe, fd, buf, Some(meta), permit)
     }
 
-    /// Queues one op; it reaches the kernel at the next `flush`.
+    /// Queues one op on `buf[start..]`; it reaches the kernel at the next `flush`.
     pub(crate) fn submit(
         &self,
         kind: Kind,
         fd: Arc<OwnedFd>,
         offset: u64,
         mut buf: Vec<u8>,
+        start: usize,
         permit: Permit,
     ) -> Op {
         let raw = types::Fd(fd.as_raw_fd());
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let window = &mut buf[start..];
+        let len = u32::try_from(window.len()).unwrap_or(u32::MAX);
         let sqe = match kind {
-            Kind::Read => opcode::Read::new(raw, buf.as_mut_ptr(), len)
+            Kind::Read => opcode::Read::new(raw, window.as_mut_ptr(), len)
                 .offset(offset)
                 .build(),
-            Kind::Write => opcode::Write::new(raw, buf.as_ptr(), len)
+            Kind::Write => opcode::Write::new(raw, window.as_ptr(), len)
                 .offset(offset)
                 .build(),
             Kind::Fsync { datasync } => {
