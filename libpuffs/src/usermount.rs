@@ -128,6 +128,9 @@ impl<F: Ops> PuffsUserMount<F> {
         if let Some(w) = o.max_write {
             s.max_write = w;
         }
+        if let Some(r) = o.max_readahead {
+            s.max_readahead = Some(r);
+        }
         if let Some(t) = o.entry_timeout {
             s.entry_timeout = t;
         }

@@ -78,6 +78,10 @@ pub const STANDARD_OPTIONS: &[FsOption] = &[
         "largest write request in bytes (K/M suffix allowed)",
     ),
     FsOption::value(
+        "max_readahead",
+        "the kernel's read-ahead window in bytes (K/M suffix allowed)",
+    ),
+    FsOption::value(
         "entry_timeout",
         "seconds the kernel caches names (e.g. 1.5)",
     ),
@@ -145,6 +149,8 @@ pub struct MountOptions {
     pub subtype: Option<String>,
     /// `max_write=BYTES`: the largest write request.
     pub max_write: Option<u32>,
+    /// `max_readahead=BYTES`: the kernel's read-ahead window.
+    pub max_readahead: Option<u32>,
     /// `entry_timeout=SECONDS`: how long the kernel caches names.
     pub entry_timeout: Option<Duration>,
     /// `attr_timeout=SECONDS`: how long the kernel caches attributes.
@@ -313,7 +319,11 @@ impl MountOptions {
                 Ok(true)
             }
             "max_write" => {
-                self.max_write = Some(parse_max_write(needs_value(name, value)?)?);
+                self.max_write = Some(parse_bytes_u32(name, needs_value(name, value)?)?);
+                Ok(true)
+            }
+            "max_readahead" => {
+                self.max_readahead = Some(parse_bytes_u32(name, needs_value(name, value)?)?);
                 Ok(true)
             }
             "entry_timeout" => {
@@ -410,6 +420,7 @@ impl MountOptions {
         push("fsname", self.fsname.clone());
         push("subtype", self.subtype.clone());
         push("max_write", self.max_write.map(|n| n.to_string()));
+        push("max_readahead", self.max_readahead.map(|n| n.to_string()));
         push("entry_timeout", self.entry_timeout.map(format_seconds));
         push("attr_timeout", self.attr_timeout.map(format_seconds));
         push("logfile", self.logfile.clone());
@@ -463,16 +474,13 @@ pub fn parse_size(s: &str) -> Result<u64, OptionError> {
     n.checked_mul(1u64 << shift).ok_or_else(|| bad("too large"))
 }
 
-fn parse_max_write(value: &str) -> Result<u32, OptionError> {
-    let bytes = parse_size(value).map_err(|e| e.for_option("max_write", value))?;
+/// A positive byte count that fits in 32 bits (max_write, max_readahead).
+fn parse_bytes_u32(name: &str, value: &str) -> Result<u32, OptionError> {
+    let bytes = parse_size(value).map_err(|e| e.for_option(name, value))?;
     match u32::try_from(bytes) {
-        Ok(0) => Err(OptionError::bad_value(
-            "max_write",
-            value,
-            "must be positive",
-        )),
+        Ok(0) => Err(OptionError::bad_value(name, value, "must be positive")),
         Ok(n) => Ok(n),
-        Err(_) => Err(OptionError::bad_value("max_write", value, "too large")),
+        Err(_) => Err(OptionError::bad_value(name, value, "too large")),
     }
 }
 
@@ -605,6 +613,15 @@ mod tests {
     }
 
     #[test]
+    fn max_readahead_is_a_standard_option_with_a_size() {
+        let o = MountOptions::parse("max_readahead=4M,max_write=1M", MEMFS).unwrap();
+        assert_eq!(o.max_readahead, Some(4 << 20));
+        assert_eq!(o.max_write, Some(1 << 20));
+        let again = MountOptions::parse(&o.to_option_string(), MEMFS).unwrap();
+        assert_eq!(again, o, "it survives the helper's round trip");
+    }
+
+    #[test]
     fn later_options_override_earlier_ones() {
         let mut o = MountOptions::parse("ro,nosuid,noatime,size=1M", MEMFS).unwrap();
         o.merge("rw,relatime,size=2M", MEMFS).unwrap();
@@ -639,6 +656,7 @@ mod tests {
         assert!(err("entry_timeout=-1").contains("'entry_timeout'"));
         assert!(err("max_write=0").contains("'max_write'"));
         assert!(err("max_write=8G").contains("too large"));
+        assert!(err("max_readahead=0").contains("'max_readahead'"));
         assert_eq!(err("=x"), "unknown mount option '=x'");
     }
 
