@@ -480,11 +480,19 @@ fn panics_in_hooks_and_reclaim_do_not_end_the_mount() {
 
 /// Runs `f` on a thread of its own and waits up to 5 s for its result (None: it hung).
 fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    bounded_for(Duration::from_secs(5), f)
+}
+
+/// [`bounded`] with its own limit.
+fn bounded_for<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(Duration::from_secs(5)).ok()
+    rx.recv_timeout(limit).ok()
 }
 
 #[test]
@@ -495,32 +503,41 @@ fn a_request_arriving_as_the_loop_goes_to_sleep_is_answered_at_once() {
     // decides to. Gaps of a few to a few hundred microseconds sweep that window.
     let p = ProbeMount::new(false, Box::new(|pu| pu.spin(Duration::ZERO)));
     let path = p.path("fast");
-    let mut lat = Vec::new();
-    for i in 0..3000u64 {
-        let t = Instant::now();
-        std::fs::metadata(&path).expect("stat");
-        lat.push(t.elapsed());
-        let gap = Instant::now() + Duration::from_micros((i * 37) % 300);
-        while Instant::now() < gap {
-            std::hint::spin_loop();
+    // A lost wake leaves a request until some unrelated event, and this mount has none
+    // (no loop timeout, one client waiting for each answer): the stat hangs. So the
+    // check is that every stat is answered, each well within a second; how many are
+    // slow is only reported: scheduling on a busy machine (a CI box building in
+    // parallel) makes some take milliseconds, which says nothing about wakes.
+    let lat = bounded_for(Duration::from_secs(60), move || {
+        let mut lat = Vec::new();
+        for i in 0..3000u64 {
+            let t = Instant::now();
+            std::fs::metadata(&path).expect("stat");
+            lat.push(t.elapsed());
+            let gap = Instant::now() + Duration::from_micros((i * 37) % 300);
+            while Instant::now() < gap {
+                std::hint::spin_loop();
+            }
         }
-    }
+        lat
+    });
+    // (A hung stat is freed when `p` drops: it aborts the connection.)
+    let Some(mut lat) = lat else {
+        panic!("a stat was not answered within 60 s: a wake was lost");
+    };
     lat.sort();
     let median = lat[lat.len() / 2];
+    let max = lat[lat.len() - 1];
     let slow = lat
         .iter()
         .filter(|d| **d > Duration::from_millis(2))
         .count();
     eprintln!(
-        "stat latency: median {median:?}, p99 {:?}, max {:?}, over 2 ms: {slow}",
+        "stat latency: median {median:?}, p99 {:?}, max {max:?}, over 2 ms: {slow}",
         lat[lat.len() * 99 / 100],
-        lat[lat.len() - 1]
     );
     assert!(median < Duration::from_millis(1), "median {median:?}");
-    // A lost wake leaves a request until some unrelated event: milliseconds or forever.
-    // Scheduling on a busy machine makes some slow ones (up to ~1% seen while other
-    // builds ran); a lost wake makes many, or hangs the stat outright.
-    assert!(slow < 150, "{slow} of 3000 stats took over 2 ms");
+    assert!(max < Duration::from_millis(500), "a stat took {max:?}");
 }
 
 /// Not a check: measures a 4 KiB O_DIRECT read served through `Cx::aio` (io_uring),

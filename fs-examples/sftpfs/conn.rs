@@ -328,6 +328,21 @@ impl Conn {
         decode(&reply, kind(&req), take)
     }
 
+    /// One READ of `len` bytes at `offset` of the open file `handle`; a server sending
+    /// more than asked is cut to what was asked.
+    pub async fn read_at(&self, handle: &[u8], offset: u64, len: u32) -> Result<Vec<u8>, Errno> {
+        let req = Request::Read {
+            handle,
+            offset,
+            len,
+        };
+        self.call(req, |r| {
+            r.into_data()
+                .map(|d| d[..d.len().min(len as usize)].to_vec())
+        })
+        .await
+    }
+
     /// Queues `req` (after waiting for room in the channel's queue) and returns; `done`
     /// gets what `take` makes of the reply later, or the channel's error if the session
     /// ends first. No deadline applies: the caller bounds its waiting.

@@ -10,7 +10,6 @@ use std::rc::Rc;
 use puffs::{Cx, EntryOf, Errno, FileAt, OpResult, Open, OpenFlags};
 use sftp_codec::{Attrs, Request};
 
-use crate::conn::Conn;
 use crate::fs::{OpenFile, SftpFs, SftpNode};
 use crate::join::{join2, join_all};
 use crate::readahead::ReadAhead;
@@ -32,25 +31,6 @@ fn created_as_seen(a: &Attrs, flags: OpenFlags) -> bool {
 const MAX_COPY: u64 = 64 << 20;
 
 type Part<'a, T> = Pin<Box<dyn Future<Output = Result<T, Errno>> + 'a>>;
-
-pub(crate) async fn read_at(
-    conn: &Conn,
-    handle: &[u8],
-    offset: u64,
-    len: u32,
-) -> Result<Vec<u8>, Errno> {
-    let req = Request::Read {
-        handle,
-        offset,
-        len,
-    };
-    // A server sending more than asked is cut to what was asked.
-    conn.call(req, |r| {
-        r.into_data()
-            .map(|d| d[..d.len().min(len as usize)].to_vec())
-    })
-    .await
-}
 
 impl SftpFs {
     pub async fn open(
@@ -155,7 +135,7 @@ impl SftpFs {
         let mut want = Vec::new();
         for (at, len) in route.pieces(offset, size, self.hello.read_len) {
             let (conn, h) = route.at(at);
-            parts.push(Box::pin(read_at(conn, h, at, len)));
+            parts.push(Box::pin(conn.read_at(h, at, len)));
             want.push(len);
         }
         let mut out = Vec::with_capacity(size as usize);
@@ -186,7 +166,7 @@ impl SftpFs {
             let at = offset + out.len() as u64;
             let (at, len) = route.pieces(at, size - out.len() as u32, self.hello.read_len)[0];
             let (conn, h) = route.at(at);
-            let data = read_at(conn, h, at, len).await?;
+            let data = conn.read_at(h, at, len).await?;
             if data.is_empty() {
                 break;
             }

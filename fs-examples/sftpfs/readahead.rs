@@ -13,8 +13,6 @@ use std::pin::Pin;
 
 use puffs::{Cx, Errno, JoinHandle};
 
-use crate::data::read_at;
-use crate::fs::SftpFs;
 use crate::join::join_all;
 use crate::sessions::Route;
 
@@ -71,9 +69,9 @@ impl ReadAhead {
 
     /// After a read of `offset`/`size` that returned `got` bytes: a full read where
     /// the last one ended, or one that was sent ahead, keeps the window ahead full.
-    pub fn advance(
+    pub fn advance<F: puffs::Ops>(
         this: &RefCell<Self>,
-        cx: &Cx<SftpFs>,
+        cx: &Cx<F>,
         (route, max): (&Route, u32),
         (offset, size, got): (u64, u32, usize),
         hit: bool,
@@ -115,7 +113,7 @@ async fn read_ahead(route: &Route, offset: u64, size: u32, max: u32) -> Result<V
         .into_iter()
         .map(|(at, len)| {
             let (conn, h) = route.at(at);
-            Box::pin(async move { read_at(conn, h, at, len).await.map(|d| (d, len)) }) as Part<'_>
+            Box::pin(async move { conn.read_at(h, at, len).await.map(|d| (d, len)) }) as Part<'_>
         })
         .collect();
     let mut out = Vec::with_capacity(size as usize);
