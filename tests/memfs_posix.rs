@@ -25,32 +25,6 @@ fn errno<T>(r: std::io::Result<T>) -> i32 {
     errno_or_zero(&r)
 }
 
-/// The errno of a libc call returning -1 on failure, 0 for success.
-fn sys(ret: libc::c_int) -> i32 {
-    if ret == -1 {
-        last_errno()
-    } else {
-        0
-    }
-}
-
-fn cstr(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn lstat(p: &Path) -> fs::Metadata {
-    fs::symlink_metadata(p).unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()))
-}
-
 fn rename2(from: &Path, to: &Path, flags: libc::c_uint) -> i32 {
     let (f, t) = (cpath(from), cpath(to));
     // SAFETY: both strings are valid NUL-terminated paths for the call's duration.

@@ -93,31 +93,6 @@ fn errno<T>(r: std::io::Result<T>) -> i32 {
     errno_or_zero(&r)
 }
 
-fn sys(ret: libc::c_int) -> i32 {
-    if ret == -1 {
-        last_errno()
-    } else {
-        0
-    }
-}
-
-fn cstr(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn lstat(p: &Path) -> fs::Metadata {
-    fs::symlink_metadata(p).unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()))
-}
-
 /// What of a stat must be the same through the mount and in the backing directory.
 fn seen(p: &Path) -> Option<(u64, u32, u64, u64, u32, u32, i64)> {
     let m = fs::symlink_metadata(p).ok()?;

@@ -338,6 +338,35 @@ pub fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// The errno of a libc call returning -1 on failure, 0 for success.
+pub fn sys(ret: libc::c_int) -> i32 {
+    if ret == -1 {
+        last_errno()
+    } else {
+        0
+    }
+}
+
+/// A C string, for libc calls.
+pub fn cstr(s: &str) -> std::ffi::CString {
+    std::ffi::CString::new(s).unwrap()
+}
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// lstat(2) of `p`, which must exist.
+pub fn lstat(p: &Path) -> std::fs::Metadata {
+    std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()))
+}
+
 /// A C string of a path, for libc calls.
 pub fn cpath(p: &Path) -> std::ffi::CString {
     use std::os::unix::ffi::OsStrExt;
