@@ -1,12 +1,13 @@
-//! Watching the backing directory itself: when it is removed, moved or the file
-//! system under it goes away, the null layer keeps answering (requests on a removed
-//! directory fail with ENOENT, on a moved one they follow it), and the daemon says
-//! once, in its log, what happened and what the caller will see. Without this, the
-//! only sign would be a stream of ENOENTs with no reason anywhere.
+//! Watching a directory a file system serves from (a layer's backing directory):
+//! when it is removed, moved or the file system under it goes away, the file system
+//! keeps answering (requests on a removed directory fail with ENOENT, on a moved one
+//! they follow it), and the daemon says once, in its log, what happened and what the
+//! caller will see. Without this, the only sign would be a stream of ENOENTs with no
+//! reason anywhere.
 //!
 //! The watch is a pollable fd on the loop: inotify on Linux, a kqueue with an
 //! EVFILT_VNODE filter on the BSDs and macOS (the `kqueue` crate's `Watcher`).
-//! It is started by the null layer's `Ops::started` hook and ends with the mount.
+//! Start it from `Ops::started` (the null layer does); it ends with the mount.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -16,7 +17,7 @@ use crate::ops::Ops;
 
 /// What happened to the backing directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackingEvent {
+pub enum DirEvent {
     /// It was removed: every request on it now fails with ENOENT.
     Removed,
     /// It was renamed or moved: the mount keeps serving it at its new place.
@@ -25,20 +26,20 @@ pub enum BackingEvent {
     Gone,
 }
 
-impl BackingEvent {
+impl DirEvent {
     /// The log line for this event about the backing directory `dir`.
     pub fn describe(self, dir: &Path) -> String {
         let dir = dir.display();
         match self {
-            BackingEvent::Removed => format!(
+            DirEvent::Removed => format!(
                 "backing directory {dir} was removed: requests on the mount fail with \
                  ENOENT until it is unmounted"
             ),
-            BackingEvent::Moved => format!(
+            DirEvent::Moved => format!(
                 "backing directory {dir} was moved or renamed: the mount keeps serving it \
                  at its new place"
             ),
-            BackingEvent::Gone => format!(
+            DirEvent::Gone => format!(
                 "the file system holding backing directory {dir} was unmounted: requests \
                  on the mount fail until it is unmounted"
             ),
@@ -49,7 +50,7 @@ impl BackingEvent {
 /// Logs what happens to the backing directory `root` (opened as `dir`) until the
 /// watch ends (the directory is gone) or the mount stops. A watch that cannot be set
 /// up is logged at debug level and skipped: it only explains errors, it causes none.
-pub async fn watch_backing<F: Ops>(cx: &Cx<F>, dir: &OwnedFd, root: &Path) {
+pub async fn watch_dir<F: Ops>(cx: &Cx<F>, dir: &OwnedFd, root: &Path) {
     let watch = match sys::Watch::new(dir, root) {
         Ok(w) => w,
         Err(e) => {
@@ -74,7 +75,7 @@ pub async fn watch_backing<F: Ops>(cx: &Cx<F>, dir: &OwnedFd, root: &Path) {
         };
         for ev in events {
             match ev {
-                BackingEvent::Moved => log::warn!("{}", ev.describe(root)),
+                DirEvent::Moved => log::warn!("{}", ev.describe(root)),
                 _ => log::error!("{}", ev.describe(root)),
             }
         }
@@ -93,7 +94,7 @@ mod sys {
 
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-    use super::BackingEvent;
+    use super::DirEvent;
 
     /// An inotify instance watching one directory, and its parent for its name.
     pub struct Watch {
@@ -133,7 +134,7 @@ mod sys {
         }
 
         /// The events queued now, and whether the watch has ended.
-        pub fn events(&self) -> io::Result<(Vec<BackingEvent>, bool)> {
+        pub fn events(&self) -> io::Result<(Vec<DirEvent>, bool)> {
             let mut out = Vec::new();
             for ev in self.ino.read_events()? {
                 let m = ev.mask;
@@ -145,15 +146,15 @@ mod sys {
                     // Its name was removed or renamed over: that matters only when the
                     // directory the layer holds is linked nowhere any more.
                     if self.unlinked()? {
-                        out.push(BackingEvent::Removed);
+                        out.push(DirEvent::Removed);
                     }
                 } else if m.contains(AddWatchFlags::IN_MOVE_SELF) {
-                    out.push(BackingEvent::Moved);
+                    out.push(DirEvent::Moved);
                 } else if m.contains(AddWatchFlags::IN_UNMOUNT) {
-                    out.push(BackingEvent::Gone);
+                    out.push(DirEvent::Gone);
                 }
             }
-            let ended = out.iter().any(|e| *e != BackingEvent::Moved);
+            let ended = out.iter().any(|e| *e != DirEvent::Moved);
             Ok((out, ended))
         }
 
@@ -178,7 +179,7 @@ mod sys {
 
     use kqueue::{EventData, EventFilter, FilterFlag, Vnode, Watcher};
 
-    use super::BackingEvent;
+    use super::DirEvent;
 
     /// A kqueue with an EVFILT_VNODE filter on one directory.
     pub struct Watch {
@@ -200,18 +201,18 @@ mod sys {
         }
 
         /// The events queued now, and whether the watch has ended.
-        pub fn events(&self) -> io::Result<(Vec<BackingEvent>, bool)> {
+        pub fn events(&self) -> io::Result<(Vec<DirEvent>, bool)> {
             let mut out = Vec::new();
             let mut ended = false;
             while let Some(ev) = self.watcher.poll(None) {
                 match ev.data {
                     EventData::Vnode(Vnode::Delete) => {
-                        out.push(BackingEvent::Removed);
+                        out.push(DirEvent::Removed);
                         ended = true;
                     }
-                    EventData::Vnode(Vnode::Rename) => out.push(BackingEvent::Moved),
+                    EventData::Vnode(Vnode::Rename) => out.push(DirEvent::Moved),
                     EventData::Vnode(Vnode::Revoke) => {
-                        out.push(BackingEvent::Gone);
+                        out.push(DirEvent::Gone);
                         ended = true;
                     }
                     EventData::Error(e) => return Err(e),
@@ -241,12 +242,12 @@ mod tests {
     #[test]
     fn each_event_names_the_directory_and_what_the_caller_sees() {
         let d = Path::new("/srv/data");
-        assert!(BackingEvent::Removed
+        assert!(DirEvent::Removed
             .describe(d)
             .contains("/srv/data was removed"));
-        assert!(BackingEvent::Removed.describe(d).contains("ENOENT"));
-        assert!(BackingEvent::Moved.describe(d).contains("new place"));
-        assert!(BackingEvent::Gone.describe(d).contains("unmounted"));
+        assert!(DirEvent::Removed.describe(d).contains("ENOENT"));
+        assert!(DirEvent::Moved.describe(d).contains("new place"));
+        assert!(DirEvent::Gone.describe(d).contains("unmounted"));
     }
 
     #[cfg(target_os = "linux")]
@@ -265,7 +266,7 @@ mod tests {
         // the directory itself): two moves, no removal.
         std::fs::rename(&dir, base.join("e")).unwrap();
         std::fs::rename(base.join("e"), &dir).unwrap();
-        let moved = (vec![BackingEvent::Moved, BackingEvent::Moved], false);
+        let moved = (vec![DirEvent::Moved, DirEvent::Moved], false);
         assert_eq!(w.events().unwrap(), moved);
         // Replaced by another directory renamed onto its name, and that one
         // removed: ours is removed only by the first.
@@ -273,12 +274,12 @@ mod tests {
         std::fs::rename(&dir, base.join("e")).unwrap();
         std::fs::rename(base.join("f"), &dir).unwrap();
         std::fs::remove_dir(&dir).unwrap();
-        assert_eq!(w.events().unwrap(), (vec![BackingEvent::Moved], false));
+        assert_eq!(w.events().unwrap(), (vec![DirEvent::Moved], false));
         std::fs::rename(base.join("e"), &dir).unwrap();
         let _ = w.events();
         // Removed while the fd is open: seen through the parent, at once.
         std::fs::remove_dir(&dir).unwrap();
-        assert_eq!(w.events().unwrap(), (vec![BackingEvent::Removed], true));
+        assert_eq!(w.events().unwrap(), (vec![DirEvent::Removed], true));
         std::fs::remove_dir(&base).unwrap();
     }
 }

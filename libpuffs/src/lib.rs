@@ -45,6 +45,7 @@ mod cx;
 mod daemon;
 mod data;
 pub mod dirbuf;
+pub mod dirwatch;
 mod dispatch;
 mod errno;
 mod error;

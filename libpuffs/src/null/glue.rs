@@ -87,6 +87,20 @@ impl<T: Transform> NullLayer<T> {
         cx.aio().meta(call).await.map_err(errno)
     }
 
+    /// unlink and rmdir (`flags` 0 or AT_REMOVEDIR): one unlinkat of `name` in `dir`.
+    async fn remove(
+        &self,
+        cx: &Cx<Self>,
+        dir: &Node<Self>,
+        name: &OsStr,
+        flags: i32,
+    ) -> OpResult<()> {
+        let dir = self.fd(cx, dir).await?;
+        let name = self.backing_name(name).map_err(errno)?;
+        let call = MetaCall::Unlink { dir, name, flags };
+        self.meta(cx, call).await.map(drop)
+    }
+
     /// Looks `name` up in `dir` (not in the name cache: that was tried first): the
     /// open through io_uring and the fstat of the new fd here when both may be
     /// (`inline_stat`), else the whole of it on the worker pool.
@@ -299,9 +313,9 @@ impl<T: Transform> Ops for NullLayer<T> {
         self.fds.borrow_mut().remove(node.key());
     }
 
-    /// Watches the backing directory for the life of the mount (`watch.rs`).
+    /// Watches the backing directory for the life of the mount (`crate::dirwatch`).
     async fn started(&self, cx: &Cx<Self>) {
-        super::watch::watch_backing(cx, &self.mount.1, &self.backing).await;
+        crate::dirwatch::watch_dir(cx, &self.mount.1, &self.backing).await;
     }
 
     async fn statvfs(&self, cx: &Cx<Self>) -> OpResult<Statvfs> {
@@ -460,35 +474,11 @@ impl<T: Transform> Ops for NullLayer<T> {
     }
 
     async fn unlink(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
-        let dirfd = self.fd(cx, dir).await?;
-        let name = self.backing_name(name).map_err(errno)?;
-        let flags = 0;
-        self.meta(
-            cx,
-            MetaCall::Unlink {
-                dir: dirfd,
-                name,
-                flags,
-            },
-        )
-        .await
-        .map(drop)
+        self.remove(cx, dir, name, 0).await
     }
 
     async fn rmdir(&self, cx: &Cx<Self>, dir: &Node<Self>, name: &OsStr) -> OpResult<()> {
-        let dirfd = self.fd(cx, dir).await?;
-        let name = self.backing_name(name).map_err(errno)?;
-        let flags = libc::AT_REMOVEDIR;
-        self.meta(
-            cx,
-            MetaCall::Unlink {
-                dir: dirfd,
-                name,
-                flags,
-            },
-        )
-        .await
-        .map(drop)
+        self.remove(cx, dir, name, libc::AT_REMOVEDIR).await
     }
 
     async fn symlink(

@@ -18,15 +18,14 @@
 //!   and, where the kernel offers it, kernel passthrough (`open.rs`).
 //!
 //! Layout: `node.rs` (keys, handles, the fd cache), `ops.rs` (the system calls as
-//! plain functions), `open.rs` (open files and passthrough), `watch.rs` (what happens
-//! to the backing directory itself), `glue.rs` (the `Ops` impl that unpacks each
-//! request and calls the rest).
+//! plain functions), `open.rs` (open files and passthrough), `glue.rs` (the `Ops` impl
+//! that unpacks each request and calls the rest). The backing directory itself is
+//! watched through `crate::dirwatch`.
 
 mod glue;
 pub mod node;
 mod open;
 pub mod ops;
-mod watch;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -43,7 +42,6 @@ use nix::sys::stat::Mode;
 use node::FdCache;
 pub use node::{BackingKey, NullNode};
 pub use open::{NullDir, NullFile};
-pub use watch::BackingEvent;
 
 /// How a layered file system changes names and data on their way to and from the
 /// backing directory. Every method defaults to passing things through unchanged, so a
